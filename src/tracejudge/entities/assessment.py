@@ -1,0 +1,249 @@
+"""Assessments: verdicts (Feedback) and ground truth (Expectation) attached to a trace.
+
+A ``Feedback`` is a judgement of a response (by a person, an LLM judge or code); an
+``Expectation`` is what the response should have been. Both may be attached to one span.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+import uuid
+from dataclasses import KW_ONLY, dataclass, field
+from typing import Any, ClassVar
+
+from tracejudge.entities._json import to_jsonable
+from tracejudge.errors import InvalidArgumentError
+
+
+class AssessmentSourceType:
+    HUMAN = "HUMAN"
+    LLM_JUDGE = "LLM_JUDGE"
+    CODE = "CODE"
+
+    ALL: ClassVar[tuple[str, ...]] = (HUMAN, LLM_JUDGE, CODE)
+
+    @classmethod
+    def validate(cls, value: str) -> str:
+        upper = str(value).upper()
+        if upper == "AI_JUDGE":  # the older MLflow spelling
+            upper = cls.LLM_JUDGE
+        if upper not in cls.ALL:
+            raise InvalidArgumentError(
+                f"Unknown assessment source type {value!r}; expected one of {', '.join(cls.ALL)}."
+            )
+        return upper
+
+
+@dataclass(frozen=True)
+class AssessmentSource:
+    """Who gave an assessment: ``source_type`` HUMAN | LLM_JUDGE | CODE and an id (user, model, function)."""
+
+    source_type: str = AssessmentSourceType.CODE
+    source_id: str = "default"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "source_type", AssessmentSourceType.validate(self.source_type))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"source_type": self.source_type, "source_id": self.source_id}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AssessmentSource:
+        return cls(
+            data.get("source_type", AssessmentSourceType.CODE), data.get("source_id", "default")
+        )
+
+
+@dataclass(frozen=True)
+class AssessmentError:
+    """Why an assessment has no value: the judge failed, the input lacked what it needs, …"""
+
+    error_code: str
+    error_message: str | None = None
+    stack_trace: str | None = None
+
+    @classmethod
+    def coerce(
+        cls, value: AssessmentError | BaseException | str | dict[str, Any] | None
+    ) -> AssessmentError | None:
+        """An AssessmentError from an exception, a message, a dict, or one already made."""
+        if value is None or isinstance(value, AssessmentError):
+            return value
+        if isinstance(value, BaseException):
+            return cls.from_exception(value)
+        if isinstance(value, dict):
+            return cls.from_dict(value)
+        return cls("ERROR", str(value))
+
+    @classmethod
+    def from_exception(cls, exc: BaseException) -> AssessmentError:
+        stack = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        return cls(type(exc).__name__, str(exc), stack or None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "error_code": self.error_code,
+            "error_message": self.error_message,
+            "stack_trace": self.stack_trace,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AssessmentError:
+        return cls(
+            data.get("error_code", "UNKNOWN"), data.get("error_message"), data.get("stack_trace")
+        )
+
+
+_YES_NO = {"yes": 1.0, "no": 0.0, "true": 1.0, "false": 0.0, "pass": 1.0, "fail": 0.0}
+
+
+def numeric_value(value: Any) -> float | None:
+    """The number a verdict sorts, filters and averages by: numbers as they are,
+    true/yes/pass = 1, false/no/fail = 0, anything else none."""
+    if isinstance(value, bool):
+        return 1.0 if value else 0.0
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        return _YES_NO.get(value.strip().lower().rstrip("."))
+    return None
+
+
+def new_assessment_id() -> str:
+    return "a-" + uuid.uuid4().hex
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _check_value(value: Any) -> Any:
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (list, tuple, dict)):
+        return to_jsonable(value)
+    raise InvalidArgumentError(
+        f"An assessment value must be a bool, number, string, list or dict, not {type(value).__name__}."
+    )
+
+
+@dataclass
+class Assessment:
+    """Fields shared by Feedback and Expectation (all keyword-only)."""
+
+    kind: ClassVar[str] = "assessment"
+    default_source_type: ClassVar[str] = AssessmentSourceType.CODE
+
+    _: KW_ONLY
+    source: AssessmentSource | None = None
+    trace_id: str | None = None
+    span_id: str | None = None
+    run_id: str | None = None
+    rationale: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    error: AssessmentError | None = None
+    assessment_id: str | None = None
+    create_time_ms: int | None = None
+    last_update_time_ms: int | None = None
+    overrides: str | None = None
+    """Id of the assessment this one replaces (``override_feedback``)."""
+    valid: bool = True
+
+    def __post_init__(self) -> None:
+        name = getattr(self, "name", None)
+        if not isinstance(name, str) or not name.strip():
+            raise InvalidArgumentError("An assessment needs a non-empty string name.")
+        self.value = _check_value(getattr(self, "value", None))
+        if self.source is None:
+            self.source = AssessmentSource(self.default_source_type)
+        elif isinstance(self.source, dict):
+            self.source = AssessmentSource.from_dict(self.source)
+        elif isinstance(self.source, str):
+            self.source = AssessmentSource(self.source)
+        self.error = AssessmentError.coerce(self.error)
+        self.metadata = dict(self.metadata or {})
+
+    def to_dict(self) -> dict[str, Any]:
+        source = self.source or AssessmentSource(self.default_source_type)
+        return {
+            "kind": self.kind,
+            "name": getattr(self, "name", None),
+            "value": getattr(self, "value", None),
+            "source": source.to_dict(),
+            "trace_id": self.trace_id,
+            "span_id": self.span_id,
+            "run_id": self.run_id,
+            "rationale": self.rationale,
+            "metadata": to_jsonable(self.metadata),
+            "error": self.error.to_dict() if self.error else None,
+            "assessment_id": self.assessment_id,
+            "create_time_ms": self.create_time_ms,
+            "last_update_time_ms": self.last_update_time_ms,
+            "overrides": self.overrides,
+            "valid": self.valid,
+        }
+
+    @staticmethod
+    def from_dict(data: dict[str, Any]) -> Assessment:
+        """Rebuild a Feedback or Expectation from :meth:`to_dict` output (``kind`` decides which)."""
+        kinds: dict[str, type[Feedback] | type[Expectation]] = {
+            "feedback": Feedback,
+            "expectation": Expectation,
+        }
+        cls = kinds.get(data.get("kind", "feedback"))
+        if cls is None:
+            raise InvalidArgumentError(f"Unknown assessment kind {data.get('kind')!r}.")
+        return cls(
+            data["name"],
+            data.get("value"),
+            source=AssessmentSource.from_dict(data["source"]) if data.get("source") else None,
+            trace_id=data.get("trace_id"),
+            span_id=data.get("span_id"),
+            run_id=data.get("run_id"),
+            rationale=data.get("rationale"),
+            metadata=dict(data.get("metadata") or {}),
+            error=AssessmentError.from_dict(data["error"]) if data.get("error") else None,
+            assessment_id=data.get("assessment_id"),
+            create_time_ms=data.get("create_time_ms"),
+            last_update_time_ms=data.get("last_update_time_ms"),
+            overrides=data.get("overrides"),
+            valid=bool(data.get("valid", True)),
+        )
+
+    def stamped(self, trace_id: str) -> Assessment:
+        """A copy ready to store: trace id, a fresh assessment id and timestamps filled in."""
+        now = _now_ms()
+        data = self.to_dict()
+        data.update(
+            trace_id=trace_id,
+            assessment_id=self.assessment_id or new_assessment_id(),
+            create_time_ms=self.create_time_ms or now,
+            last_update_time_ms=now,
+        )
+        return Assessment.from_dict(data)
+
+
+@dataclass
+class Feedback(Assessment):
+    """A verdict on a response: ``value`` (bool, number, string, list or dict) and its ``rationale``.
+
+    A Feedback with ``error`` set and no value records that the verdict could not be reached.
+    """
+
+    kind: ClassVar[str] = "feedback"
+    default_source_type: ClassVar[str] = AssessmentSourceType.CODE
+
+    name: str = "feedback"
+    value: Any = None
+
+
+@dataclass
+class Expectation(Assessment):
+    """Ground truth for a trace, e.g. ``expected_response`` or ``expected_facts``."""
+
+    kind: ClassVar[str] = "expectation"
+    default_source_type: ClassVar[str] = AssessmentSourceType.HUMAN
+
+    name: str = "expectation"
+    value: Any = None

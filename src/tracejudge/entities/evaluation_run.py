@@ -1,0 +1,68 @@
+"""An evaluation run: one pass of scorers over a set of traces, with its metrics and cost."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class RunStatus(str, enum.Enum):
+    RUNNING = "RUNNING"
+    FINISHED = "FINISHED"
+    FAILED = "FAILED"
+    INTERRUPTED = "INTERRUPTED"
+
+
+def new_run_id() -> str:
+    return "run-" + uuid.uuid4().hex
+
+
+@dataclass
+class EvaluationRun:
+    run_id: str
+    experiment_id: str
+    name: str
+    status: RunStatus = RunStatus.RUNNING
+    start_time: int = 0
+    """Milliseconds since the epoch."""
+    end_time: int | None = None
+    scorers: list[dict[str, Any]] = field(default_factory=list)
+    """What each scorer was and how it was configured (name, class, model, options)."""
+    judge_models: list[str] = field(default_factory=list)
+    usage: dict[str, Any] = field(default_factory=dict)
+    """Model calls, cached calls, tokens, cost in USD."""
+    metrics: dict[str, float] = field(default_factory=dict)
+    row_count: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "experiment_id": self.experiment_id,
+            "name": self.name,
+            "status": self.status.value,
+            "start_time": self.start_time,
+            "end_time": self.end_time,
+            "scorers": list(self.scorers),
+            "judge_models": list(self.judge_models),
+            "usage": dict(self.usage),
+            "metrics": dict(self.metrics),
+            "row_count": self.row_count,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EvaluationRun:
+        return cls(
+            run_id=data["run_id"],
+            experiment_id=str(data["experiment_id"]),
+            name=data["name"],
+            status=RunStatus(data.get("status") or "RUNNING"),
+            start_time=int(data.get("start_time") or 0),
+            end_time=data.get("end_time"),
+            scorers=list(data.get("scorers") or []),
+            judge_models=list(data.get("judge_models") or []),
+            usage=dict(data.get("usage") or {}),
+            metrics={k: float(v) for k, v in (data.get("metrics") or {}).items()},
+            row_count=int(data.get("row_count") or 0),
+        )

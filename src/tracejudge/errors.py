@@ -1,0 +1,130 @@
+"""The one exception hierarchy of tracejudge.
+
+Every error a user can cause or meet derives from :class:`TraceJudgeError`, so one
+``except TraceJudgeError`` catches them all, while the subclasses say what went wrong.
+This module imports nothing from the package so that every layer may use it.
+"""
+
+from __future__ import annotations
+
+
+class TraceJudgeError(Exception):
+    """Base class of every error raised by tracejudge."""
+
+
+class InvalidArgumentError(TraceJudgeError, ValueError):
+    """An argument has a value tracejudge cannot use."""
+
+
+class InvalidFilterError(InvalidArgumentError):
+    """A search filter string does not parse or names something that cannot be filtered.
+
+    ``position`` is the 1-based column where the problem starts (``None`` when the problem is
+    not tied to one place) and ``expected`` lists what would have been accepted there.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        filter_string: str | None = None,
+        position: int | None = None,
+        expected: list[str] | None = None,
+    ) -> None:
+        self.filter_string = filter_string
+        self.position = position
+        self.expected = list(expected or [])
+        text = message
+        if position is not None:
+            text = f"{message} (at column {position})"
+            if filter_string is not None:
+                caret = " " * (position - 1) + "^"
+                text = f"{text}\n  {filter_string}\n  {caret}"
+        super().__init__(text)
+
+
+class InvalidOrderByError(InvalidArgumentError):
+    """An ``order_by`` clause names an unknown field or direction."""
+
+
+class InvalidPageTokenError(InvalidArgumentError):
+    """A page token is malformed or belongs to a different search."""
+
+
+class InvalidTrackingURIError(InvalidArgumentError):
+    """A tracking URI has a scheme tracejudge does not support."""
+
+
+class NotFoundError(TraceJudgeError, LookupError):
+    """Base class for an entity that does not exist."""
+
+
+class TraceNotFoundError(NotFoundError):
+    """No trace has the given id."""
+
+
+class AssessmentNotFoundError(NotFoundError):
+    """No assessment has the given id on the given trace."""
+
+
+class ExperimentNotFoundError(NotFoundError):
+    """No experiment has the given id or name."""
+
+
+class StoreError(TraceJudgeError):
+    """The trace store failed (database down, disk full, migration failed)."""
+
+
+class ModelURIError(InvalidArgumentError):
+    """A model URI is malformed or names an unknown provider."""
+
+
+class ModelNotConfiguredError(TraceJudgeError):
+    """No judge model was given and none could be found (no API key, no local model)."""
+
+
+class ModelError(TraceJudgeError):
+    """A call to a model failed. ``retryable`` says whether trying again may help."""
+
+    retryable = False
+
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, status: int | None = None
+    ) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.status = status
+
+
+class ModelNotAvailableError(ModelError):
+    """The model cannot be loaded here (a package or model file is missing or corrupt)."""
+
+
+class ModelAuthenticationError(ModelError):
+    """The provider rejected the credentials (HTTP 401/403)."""
+
+
+class ModelBadRequestError(ModelError):
+    """The provider rejected the request itself (HTTP 400/404/422): retrying will not help."""
+
+
+class ModelRateLimitError(ModelError):
+    """HTTP 429 and its retries were exhausted."""
+
+    retryable = True
+
+
+class ModelUnavailableError(ModelError):
+    """The provider is down or failing (HTTP 5xx, connection refused) and retries were exhausted."""
+
+    retryable = True
+
+
+class ModelTimeoutError(ModelError):
+    """The call did not finish in time, on every attempt."""
+
+    retryable = True
+
+
+class RunNotFoundError(NotFoundError):
+    """No evaluation run has the given id."""

@@ -1,0 +1,3 @@
+"""Names shared by the migration environment and the store."""
+
+VERSION_TABLE = "tracejudge_alembic_version"

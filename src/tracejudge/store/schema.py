@@ -1,0 +1,178 @@
+"""The relational schema of the trace store, as SQLAlchemy Core tables.
+
+The same tables serve SQLite and PostgreSQL. Filterable fields live in indexed columns;
+span payloads live in ``spans.content`` and are read only when spans are asked for.
+Alembic migrations (``migrations/versions``) create and evolve these tables; this module
+is what the store's queries are written against.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+experiments = Table(
+    "experiments",
+    metadata,
+    Column("experiment_id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(256), nullable=False, unique=True),
+    Column("creation_time", BigInteger, nullable=False),
+    Column("tags", Text, nullable=True),
+)
+
+traces = Table(
+    "traces",
+    metadata,
+    Column("trace_id", String(64), primary_key=True),
+    Column(
+        "experiment_id",
+        Integer,
+        ForeignKey("experiments.experiment_id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("timestamp_ms", BigInteger, nullable=False),
+    Column("execution_time_ms", BigInteger, nullable=True),
+    Column("status", String(32), nullable=False),
+    Column("name", String(256), nullable=True),
+    Column("client_request_id", String(256), nullable=True),
+    Column("request_preview", String(1000), nullable=True),
+    Column("response_preview", String(1000), nullable=True),
+    Column("request", Text, nullable=True),
+    Column("response", Text, nullable=True),
+    Index("ix_traces_exp_time", "experiment_id", "timestamp_ms", "trace_id"),
+    Index("ix_traces_time", "timestamp_ms", "trace_id"),  # searches over every experiment
+    Index("ix_traces_exp_duration", "experiment_id", "execution_time_ms", "trace_id"),
+    Index("ix_traces_exp_name", "experiment_id", "name"),
+)
+
+spans = Table(
+    "spans",
+    metadata,
+    Column(
+        "trace_id",
+        String(64),
+        ForeignKey("traces.trace_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("span_id", String(32), primary_key=True),
+    Column("parent_span_id", String(32), nullable=True),
+    Column("name", String(256), nullable=False),
+    Column("span_type", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("start_time_ns", BigInteger, nullable=False),
+    Column("end_time_ns", BigInteger, nullable=True),
+    Column("content", Text, nullable=False),
+)
+
+trace_tags = Table(
+    "trace_tags",
+    metadata,
+    Column(
+        "trace_id",
+        String(64),
+        ForeignKey("traces.trace_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("key", String(250), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+trace_metadata = Table(
+    "trace_metadata",
+    metadata,
+    Column(
+        "trace_id",
+        String(64),
+        ForeignKey("traces.trace_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("key", String(250), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+assessments = Table(
+    "assessments",
+    metadata,
+    Column("assessment_id", String(64), primary_key=True),
+    Column(
+        "trace_id",
+        String(64),
+        ForeignKey("traces.trace_id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("span_id", String(32), nullable=True),
+    Column("name", String(256), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("value_json", Text, nullable=True),
+    Column("string_value", Text, nullable=True),
+    Column("numeric_value", Float, nullable=True),
+    Column("rationale", Text, nullable=True),
+    Column("source_type", String(32), nullable=False),
+    Column("source_id", String(256), nullable=False),
+    Column("run_id", String(64), nullable=True),
+    Column("error_json", Text, nullable=True),
+    Column("metadata_json", Text, nullable=True),
+    Column("valid", Boolean, nullable=False),
+    Column("latest", Boolean, nullable=False, default=False),
+    Column("overrides", String(64), nullable=True),
+    Column("create_time_ms", BigInteger, nullable=False),
+    Column("last_update_time_ms", BigInteger, nullable=False),
+    Index("ix_assessments_trace", "trace_id", "kind", "name", "latest"),
+    Index("ix_assessments_run", "run_id"),
+    # "least trustworthy first": walk the current verdicts of one name in value order
+    Index("ix_assessments_sort", "kind", "name", "latest", "numeric_value", "trace_id"),
+)
+"""``latest`` marks, per (trace, kind, name), the newest valid assessment: the current verdict
+that filters and ``order_by`` look at. The store keeps it up to date on every write."""
+
+llm_cache = Table(
+    "llm_cache",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("model", String(512), nullable=False),
+    Column("response", Text, nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+)
+"""Model calls by a hash of (model, messages, parameters, sample index): a re-run is free."""
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column(
+        "experiment_id",
+        Integer,
+        ForeignKey("experiments.experiment_id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("name", String(256), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("start_time", BigInteger, nullable=False),
+    Column("end_time", BigInteger, nullable=True),
+    Column("scorers", Text, nullable=False),
+    Column("judge_models", Text, nullable=False),
+    Column("usage", Text, nullable=False),
+    Column("row_count", Integer, nullable=False),
+    Index("ix_runs_exp_start", "experiment_id", "start_time"),
+)
+
+run_metrics = Table(
+    "run_metrics",
+    metadata,
+    Column("run_id", String(64), ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True),
+    Column("key", String(256), primary_key=True),
+    Column("value", Float, nullable=False),
+)

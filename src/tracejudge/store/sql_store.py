@@ -1,0 +1,594 @@
+"""The SQL trace store (SQLite and PostgreSQL) on SQLAlchemy Core."""
+
+from __future__ import annotations
+
+import functools
+import math
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, TypeVar
+
+from sqlalchemy import (
+    Connection,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    false,
+    func,
+    insert,
+    select,
+    true,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from tracejudge.entities import Assessment, EvaluationRun, Experiment, Span, Trace, TraceData
+from tracejudge.entities.experiment import DEFAULT_EXPERIMENT_ID
+from tracejudge.errors import (
+    AssessmentNotFoundError,
+    ExperimentNotFoundError,
+    InvalidArgumentError,
+    RunNotFoundError,
+    StoreError,
+    TraceJudgeError,
+    TraceNotFoundError,
+)
+from tracejudge.query import parse_filter
+from tracejudge.store import keyset, rows
+from tracejudge.store import schema as s
+from tracejudge.store.base import PagedList
+from tracejudge.store.engine import create_store_engine, migrate
+from tracejudge.store.filter_sql import to_sql
+
+F = TypeVar("F", bound=Callable[..., Any])
+_IN_CHUNK = 500  # ids per IN (...) list, well under SQLite's bound-parameter limit
+_UPDATABLE = {"value", "rationale", "metadata", "valid", "error", "source", "span_id", "run_id"}
+
+
+def _wrap_db_errors(fn: F) -> F:
+    """Database failures surface as :class:`StoreError`; tracejudge's own errors pass through."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except TraceJudgeError:
+            raise
+        except SQLAlchemyError as exc:
+            raise StoreError(f"{fn.__name__} failed: {exc.__class__.__name__}: {exc}") from exc
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
+    for i in range(0, len(items), _IN_CHUNK):
+        yield items[i : i + _IN_CHUNK]
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class SqlTraceStore:
+    """A :class:`~tracejudge.store.base.TraceStore` on SQLite (default) or PostgreSQL.
+
+    Opening a store applies any pending Alembic migration, so an empty file or database is
+    ready to use.
+    """
+
+    def __init__(self, uri: str) -> None:
+        self.uri = uri
+        self.engine = create_store_engine(uri)
+        self.dialect = self.engine.dialect.name
+        try:
+            migrate(self.engine)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"Cannot open tracking store {uri!r}: {exc}") from exc
+
+    def __repr__(self) -> str:
+        return f"SqlTraceStore({self.engine.url.render_as_string(hide_password=True)!r})"
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # ---------------------------------------------------------------- helpers
+
+    def _upsert(
+        self, conn: Connection, table: Table, values: list[dict[str, Any]], keys: list[str]
+    ) -> None:
+        if not values:
+            return
+        dialect_insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+        stmt = dialect_insert(table)
+        updates = {c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys}
+        conn.execute(stmt.on_conflict_do_update(index_elements=keys, set_=updates), values)
+
+    @staticmethod
+    def _refresh_latest(conn: Connection, changed: Iterable[Assessment]) -> None:
+        """Re-mark the newest valid assessment of each (trace, kind, name) touched as ``latest``."""
+        keys = {(a.trace_id, a.kind, getattr(a, "name", None)) for a in changed}
+        if not keys:
+            return
+        a, peer = s.assessments, s.assessments.alias("peer")
+        same_key = and_(
+            peer.c.trace_id == bindparam("p_trace"),
+            peer.c.kind == bindparam("p_kind"),
+            peer.c.name == bindparam("p_name"),
+        )
+        newest = (
+            select(peer.c.assessment_id)
+            .where(same_key, peer.c.valid == true())
+            .order_by(peer.c.create_time_ms.desc(), peer.c.assessment_id.desc())
+            .limit(1)
+            .scalar_subquery()
+        )
+        stmt = (
+            update(a)
+            .where(
+                a.c.trace_id == bindparam("p_trace"),
+                a.c.kind == bindparam("p_kind"),
+                a.c.name == bindparam("p_name"),
+            )
+            .values(latest=func.coalesce(a.c.assessment_id == newest, false()))
+        )
+        conn.execute(stmt, [{"p_trace": t, "p_kind": k, "p_name": n} for t, k, n in sorted(keys)])
+
+    def _require_trace(self, conn: Connection, trace_id: str) -> None:
+        found = conn.execute(
+            select(s.traces.c.trace_id).where(s.traces.c.trace_id == trace_id)
+        ).first()
+        if found is None:
+            raise TraceNotFoundError(f"No trace with id {trace_id!r} in {self.uri}.")
+
+    # ------------------------------------------------------------ experiments
+
+    @_wrap_db_errors
+    def create_experiment(self, name: str) -> Experiment:
+        if not isinstance(name, str) or not name.strip():
+            raise InvalidArgumentError("An experiment needs a non-empty name.")
+        with self.engine.begin() as conn:
+            try:
+                conn.execute(insert(s.experiments).values(name=name, creation_time=_now_ms()))
+            except IntegrityError:
+                raise InvalidArgumentError(
+                    f"An experiment named {name!r} already exists."
+                ) from None
+        found = self.get_experiment_by_name(name)
+        assert found is not None
+        return found
+
+    @_wrap_db_errors
+    def get_experiment(self, experiment_id: str) -> Experiment:
+        try:
+            key = int(experiment_id)
+        except (TypeError, ValueError):
+            raise ExperimentNotFoundError(f"No experiment with id {experiment_id!r}.") from None
+        with self.engine.connect() as conn:
+            row = (
+                conn.execute(select(s.experiments).where(s.experiments.c.experiment_id == key))
+                .mappings()
+                .first()
+            )
+        if row is None:
+            raise ExperimentNotFoundError(f"No experiment with id {experiment_id!r}.")
+        return rows.experiment_from_row(row)
+
+    @_wrap_db_errors
+    def get_experiment_by_name(self, name: str) -> Experiment | None:
+        with self.engine.connect() as conn:
+            row = (
+                conn.execute(select(s.experiments).where(s.experiments.c.name == name))
+                .mappings()
+                .first()
+            )
+        return rows.experiment_from_row(row) if row else None
+
+    def get_or_create_experiment(self, name: str) -> Experiment:
+        found = self.get_experiment_by_name(name)
+        if found is not None:
+            return found
+        try:
+            return self.create_experiment(name)
+        except InvalidArgumentError:  # created meanwhile by another process
+            again = self.get_experiment_by_name(name)
+            if again is None:
+                raise
+            return again
+
+    @_wrap_db_errors
+    def list_experiments(self) -> list[Experiment]:
+        with self.engine.connect() as conn:
+            result = conn.execute(
+                select(s.experiments).order_by(s.experiments.c.experiment_id)
+            ).mappings()
+            return [rows.experiment_from_row(r) for r in result]
+
+    # ----------------------------------------------------------------- traces
+
+    @_wrap_db_errors
+    def log_traces(self, traces: Sequence[Trace]) -> None:
+        trace_rows: list[dict[str, Any]] = []
+        span_rows: list[dict[str, Any]] = []
+        tag_rows: list[dict[str, Any]] = []
+        meta_rows: list[dict[str, Any]] = []
+        assessment_rows: list[dict[str, Any]] = []
+        stamped: list[Assessment] = []
+        for trace in traces:
+            info = trace.info
+            trace_rows.append(rows.trace_row(trace))
+            span_rows.extend(rows.span_row(sp) for sp in trace.data.spans)
+            tag_rows.extend(
+                {"trace_id": info.trace_id, "key": k, "value": v} for k, v in info.tags.items()
+            )
+            meta_rows.extend(
+                {"trace_id": info.trace_id, "key": k, "value": v}
+                for k, v in info.trace_metadata.items()
+            )
+            stamped.extend(a.stamped(info.trace_id) for a in info.assessments)
+        assessment_rows = [rows.assessment_row(a) for a in stamped]
+        with self.engine.begin() as conn:
+            self._upsert(conn, s.traces, trace_rows, ["trace_id"])
+            self._upsert(conn, s.spans, span_rows, ["trace_id", "span_id"])
+            self._upsert(conn, s.trace_tags, tag_rows, ["trace_id", "key"])
+            self._upsert(conn, s.trace_metadata, meta_rows, ["trace_id", "key"])
+            self._upsert(conn, s.assessments, assessment_rows, ["assessment_id"])
+            self._refresh_latest(conn, stamped)
+
+    @_wrap_db_errors
+    def log_spans(self, trace_id: str, spans: Sequence[Span]) -> None:
+        with self.engine.begin() as conn:
+            self._require_trace(conn, trace_id)
+            self._upsert(
+                conn, s.spans, [rows.span_row(sp) for sp in spans], ["trace_id", "span_id"]
+            )
+
+    def _load_details(
+        self, conn: Connection, trace_rows: Sequence[Any], include_spans: bool
+    ) -> list[Trace]:
+        ids = [r["trace_id"] for r in trace_rows]
+        tags: dict[str, dict[str, str]] = defaultdict(dict)
+        meta: dict[str, dict[str, str]] = defaultdict(dict)
+        found: dict[str, list[Assessment]] = defaultdict(list)
+        spans: dict[str, list[Span]] = defaultdict(list)
+        for chunk in _chunks(ids):
+            for table, target in ((s.trace_tags, tags), (s.trace_metadata, meta)):
+                for r in conn.execute(select(table).where(table.c.trace_id.in_(chunk))).mappings():
+                    target[r["trace_id"]][r["key"]] = r["value"]
+            query = (
+                select(s.assessments)
+                .where(s.assessments.c.trace_id.in_(chunk))
+                .order_by(s.assessments.c.create_time_ms, s.assessments.c.assessment_id)
+            )
+            for r in conn.execute(query).mappings():
+                found[r["trace_id"]].append(rows.assessment_from_row(r))
+            if include_spans:
+                query = (
+                    select(s.spans.c.trace_id, s.spans.c.content)
+                    .where(s.spans.c.trace_id.in_(chunk))
+                    .order_by(s.spans.c.start_time_ns, s.spans.c.span_id)
+                )
+                for r in conn.execute(query).mappings():
+                    spans[r["trace_id"]].append(rows.span_from_row(r))
+        out = []
+        for r in trace_rows:
+            tid = r["trace_id"]
+            info = rows.trace_info_from_row(r, tags[tid], meta[tid], found[tid])
+            out.append(Trace(info, TraceData(spans[tid], r["request"], r["response"])))
+        return out
+
+    @_wrap_db_errors
+    def get_trace(self, trace_id: str, include_spans: bool = True) -> Trace | None:
+        with self.engine.connect() as conn:
+            row = (
+                conn.execute(select(s.traces).where(s.traces.c.trace_id == trace_id))
+                .mappings()
+                .first()
+            )
+            if row is None:
+                return None
+            return self._load_details(conn, [row], include_spans)[0]
+
+    @_wrap_db_errors
+    def search_traces(
+        self,
+        experiment_ids: Sequence[str] | None = None,
+        filter_string: str | None = None,
+        order_by: Sequence[str] | None = None,
+        max_results: int = 100,
+        page_token: str | None = None,
+        include_spans: bool = True,
+    ) -> PagedList[Trace]:
+        if not isinstance(max_results, int) or max_results < 1:
+            raise InvalidArgumentError(
+                f"max_results must be a positive integer, not {max_results!r}."
+            )
+        if isinstance(order_by, str):
+            order_by = [order_by]
+        where = [to_sql(parse_filter(filter_string))]
+        if experiment_ids:
+            keys_in = [self._experiment_key(e) for e in experiment_ids]
+            where.append(s.traces.c.experiment_id.in_(keys_in))
+        keys = keyset.sort_keys(order_by)
+        digest = keyset.search_digest(experiment_ids, filter_string, order_by)
+        values = keyset.decode_token(page_token, digest, len(keys)) if page_token else None
+        feedback_key = keyset.single_feedback_order(order_by)
+        if feedback_key is not None:
+            queries = keyset.feedback_ordered_queries(feedback_key, where, values)
+        else:
+            sort_columns = [k.expr.label(f"_sort{i}") for i, k in enumerate(keys[:-1])]
+            query = select(s.traces, *sort_columns).where(*where)
+            if values is not None:
+                query = query.where(keyset.after_condition(keys, values))
+            queries = [query.order_by(*keyset.order_clauses(keys))]
+        with self.engine.connect() as conn:
+            result: list[Any] = []
+            for query in queries:  # later queries continue where earlier ones ran out
+                wanted = max_results + 1 - len(result)
+                result.extend(conn.execute(query.limit(wanted)).mappings())
+                if len(result) > max_results:
+                    break
+            page_rows = result[:max_results]
+            traces = self._load_details(conn, page_rows, include_spans)
+        token = None
+        if len(result) > max_results and page_rows:
+            last = page_rows[-1]
+            last_values = [last[f"_sort{i}"] for i in range(len(keys) - 1)] + [last["trace_id"]]
+            token = keyset.encode_token(last_values, digest)
+        return PagedList(traces, token)
+
+    @staticmethod
+    def _experiment_key(experiment_id: str) -> int:
+        try:
+            return int(experiment_id)
+        except (TypeError, ValueError):
+            raise ExperimentNotFoundError(f"No experiment with id {experiment_id!r}.") from None
+
+    @_wrap_db_errors
+    def delete_traces(self, trace_ids: Sequence[str]) -> int:
+        deleted = 0
+        with self.engine.begin() as conn:
+            for chunk in _chunks(list(trace_ids)):
+                for table in (s.spans, s.trace_tags, s.trace_metadata, s.assessments):
+                    conn.execute(delete(table).where(table.c.trace_id.in_(chunk)))
+                deleted += conn.execute(
+                    delete(s.traces).where(s.traces.c.trace_id.in_(chunk))
+                ).rowcount
+        return deleted
+
+    # ------------------------------------------------------------------- tags
+
+    @_wrap_db_errors
+    def set_trace_tag(self, trace_id: str, key: str, value: str) -> None:
+        if not isinstance(key, str) or not key or len(key) > 250:
+            raise InvalidArgumentError(
+                "A tag key must be a non-empty string of at most 250 characters."
+            )
+        with self.engine.begin() as conn:
+            self._require_trace(conn, trace_id)
+            self._upsert(
+                conn,
+                s.trace_tags,
+                [{"trace_id": trace_id, "key": key, "value": str(value)}],
+                ["trace_id", "key"],
+            )
+
+    @_wrap_db_errors
+    def delete_trace_tag(self, trace_id: str, key: str) -> None:
+        with self.engine.begin() as conn:
+            self._require_trace(conn, trace_id)
+            t = s.trace_tags.c
+            if (
+                conn.execute(
+                    delete(s.trace_tags).where(t.trace_id == trace_id, t.key == key)
+                ).rowcount
+                == 0
+            ):
+                raise InvalidArgumentError(f"Trace {trace_id!r} has no tag {key!r}.")
+
+    # ------------------------------------------------------------ assessments
+
+    @_wrap_db_errors
+    def log_assessments(self, assessments: Sequence[Assessment]) -> list[Assessment]:
+        stored = []
+        for a in assessments:
+            if not a.trace_id:
+                raise InvalidArgumentError("An assessment to log needs its trace_id.")
+            stored.append(a.stamped(a.trace_id))
+        with self.engine.begin() as conn:
+            for trace_id in {a.trace_id for a in stored}:
+                assert trace_id is not None
+                self._require_trace(conn, trace_id)
+            if stored:
+                conn.execute(insert(s.assessments), [rows.assessment_row(a) for a in stored])
+                self._refresh_latest(conn, stored)
+        return stored
+
+    def log_assessment(self, assessment: Assessment) -> Assessment:
+        return self.log_assessments([assessment])[0]
+
+    def _fetch_assessment(self, conn: Connection, trace_id: str, assessment_id: str) -> Assessment:
+        a = s.assessments.c
+        row = (
+            conn.execute(
+                select(s.assessments).where(
+                    a.trace_id == trace_id, a.assessment_id == assessment_id
+                )
+            )
+            .mappings()
+            .first()
+        )
+        if row is None:
+            self._require_trace(conn, trace_id)
+            raise AssessmentNotFoundError(
+                f"Trace {trace_id!r} has no assessment {assessment_id!r}."
+            )
+        return rows.assessment_from_row(row)
+
+    @_wrap_db_errors
+    def get_assessment(self, trace_id: str, assessment_id: str) -> Assessment:
+        with self.engine.connect() as conn:
+            return self._fetch_assessment(conn, trace_id, assessment_id)
+
+    @_wrap_db_errors
+    def update_assessment(
+        self, trace_id: str, assessment_id: str, changes: dict[str, Any]
+    ) -> Assessment:
+        unknown = set(changes) - _UPDATABLE
+        if unknown:
+            raise InvalidArgumentError(
+                f"Cannot update {', '.join(sorted(unknown))}; updatable fields: {', '.join(sorted(_UPDATABLE))}."
+            )
+        with self.engine.begin() as conn:
+            current = self._fetch_assessment(conn, trace_id, assessment_id)
+            data = current.to_dict()
+            for key, value in changes.items():
+                data[key] = value.to_dict() if hasattr(value, "to_dict") else value
+            data["last_update_time_ms"] = _now_ms()
+            updated = Assessment.from_dict(data)  # validates the new values
+            a = s.assessments.c
+            conn.execute(
+                update(s.assessments)
+                .where(a.assessment_id == assessment_id)
+                .values(rows.assessment_row(updated))
+            )
+            self._refresh_latest(conn, [updated])
+        return updated
+
+    @_wrap_db_errors
+    def delete_assessment(self, trace_id: str, assessment_id: str) -> None:
+        with self.engine.begin() as conn:
+            gone = self._fetch_assessment(conn, trace_id, assessment_id)
+            conn.execute(
+                delete(s.assessments).where(s.assessments.c.assessment_id == assessment_id)
+            )
+            self._refresh_latest(conn, [gone])
+
+    @_wrap_db_errors
+    def override_assessment(
+        self, trace_id: str, assessment_id: str, replacement: Assessment
+    ) -> Assessment:
+        """Store ``replacement`` and mark the old assessment invalid, in one transaction."""
+        with self.engine.begin() as conn:
+            old = self._fetch_assessment(conn, trace_id, assessment_id)
+            if old.kind != replacement.kind:
+                raise InvalidArgumentError(
+                    f"Cannot override a {old.kind} with a {replacement.kind}."
+                )
+            data = replacement.to_dict()
+            data.update(
+                name=getattr(old, "name", None),
+                overrides=assessment_id,
+                valid=True,
+                assessment_id=None,
+                span_id=data["span_id"] or old.span_id,
+            )
+            new = Assessment.from_dict(data).stamped(trace_id)
+            conn.execute(
+                update(s.assessments)
+                .where(s.assessments.c.assessment_id == assessment_id)
+                .values(valid=False, last_update_time_ms=_now_ms())
+            )
+            conn.execute(insert(s.assessments), [rows.assessment_row(new)])
+            self._refresh_latest(conn, [new])
+        return new
+
+    # ------------------------------------------------------------------ runs
+
+    @_wrap_db_errors
+    def create_run(self, run: EvaluationRun) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(insert(s.runs).values(rows.run_row(run)))
+            self._write_run_metrics(conn, run)
+
+    @_wrap_db_errors
+    def update_run(self, run: EvaluationRun) -> None:
+        """Write a run's status, times, usage, scorers and metrics (the metrics are replaced)."""
+        with self.engine.begin() as conn:
+            values = rows.run_row(run)
+            values.pop("run_id")
+            result = conn.execute(
+                update(s.runs).where(s.runs.c.run_id == run.run_id).values(values)
+            )
+            if result.rowcount == 0:
+                raise RunNotFoundError(f"No evaluation run {run.run_id!r}.")
+            conn.execute(delete(s.run_metrics).where(s.run_metrics.c.run_id == run.run_id))
+            self._write_run_metrics(conn, run)
+
+    @staticmethod
+    def _write_run_metrics(conn: Connection, run: EvaluationRun) -> None:
+        metric_rows = [
+            {"run_id": run.run_id, "key": k[:256], "value": float(v)}
+            for k, v in run.metrics.items()
+            if v is not None and not math.isnan(float(v))
+        ]
+        if metric_rows:
+            conn.execute(insert(s.run_metrics), metric_rows)
+
+    def _runs(self, conn: Connection, query: Any) -> list[EvaluationRun]:
+        found = list(conn.execute(query).mappings())
+        metrics: dict[str, dict[str, float]] = defaultdict(dict)
+        ids = [r["run_id"] for r in found]
+        for chunk in _chunks(ids):
+            query = select(s.run_metrics).where(s.run_metrics.c.run_id.in_(chunk))
+            for m in conn.execute(query).mappings():
+                metrics[m["run_id"]][m["key"]] = m["value"]
+        return [rows.run_from_row(r, metrics[r["run_id"]]) for r in found]
+
+    @_wrap_db_errors
+    def get_run(self, run_id: str) -> EvaluationRun:
+        with self.engine.connect() as conn:
+            found = self._runs(conn, select(s.runs).where(s.runs.c.run_id == run_id))
+        if not found:
+            raise RunNotFoundError(f"No evaluation run {run_id!r}.")
+        return found[0]
+
+    @_wrap_db_errors
+    def search_runs(
+        self, experiment_ids: Sequence[str] | None = None, max_results: int = 1000
+    ) -> list[EvaluationRun]:
+        """Runs, newest first."""
+        query = select(s.runs).order_by(s.runs.c.start_time.desc(), s.runs.c.run_id.desc())
+        if experiment_ids:
+            query = query.where(
+                s.runs.c.experiment_id.in_([self._experiment_key(e) for e in experiment_ids])
+            )
+        with self.engine.connect() as conn:
+            return self._runs(conn, query.limit(max_results))
+
+    @_wrap_db_errors
+    def get_run_assessments(self, run_id: str) -> list[Assessment]:
+        """Every assessment an evaluation run wrote, oldest first."""
+        a = s.assessments.c
+        query = (
+            select(s.assessments)
+            .where(a.run_id == run_id)
+            .order_by(a.create_time_ms, a.assessment_id)
+        )
+        with self.engine.connect() as conn:
+            return [rows.assessment_from_row(r) for r in conn.execute(query).mappings()]
+
+    # -------------------------------------------------------------- llm cache
+
+    @_wrap_db_errors
+    def get_cached_call(self, key: str) -> str | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(s.llm_cache.c.response).where(s.llm_cache.c.key == key)
+            ).first()
+        return None if row is None else str(row[0])
+
+    @_wrap_db_errors
+    def put_cached_calls(self, entries: Sequence[tuple[str, str, str]]) -> None:
+        """Store (key, model, response) entries in one transaction; a key already there is replaced."""
+        now = _now_ms()
+        cache_rows = [
+            {"key": k, "model": m[:512], "response": r, "created_ms": now} for k, m, r in entries
+        ]
+        with self.engine.begin() as conn:
+            self._upsert(conn, s.llm_cache, cache_rows, ["key"])
+
+
+__all__ = ["DEFAULT_EXPERIMENT_ID", "SqlTraceStore"]
