@@ -1,0 +1,1 @@
+"""Automatic tracing of LLM client libraries (``tracejudge.openai.autolog()``)."""

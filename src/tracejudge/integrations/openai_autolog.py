@@ -1,0 +1,299 @@
+"""Trace every chat completion made with the official ``openai`` client (v1 and later).
+
+``autolog()`` patches ``chat.completions.create`` on the sync and async resource classes,
+so clients created before or after the call are traced. Each call becomes a CHAT_MODEL span
+holding the whole request (every message, the system prompt included, model and
+parameters), the response and the token usage, nested under the current span. A streamed
+response is passed through chunk by chunk and recorded, once consumed, as one completion.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+from tracejudge.entities import SpanType
+from tracejudge.entities._json import to_jsonable
+from tracejudge.tracing import constants as c
+from tracejudge.tracing.fluent import open_detached_span
+from tracejudge.tracing.live_span import LiveSpan
+
+logger = logging.getLogger("tracejudge.integrations.openai")
+
+SPAN_NAME = "chat.completions.create"
+_PRIVATE_KWARGS = ("extra_headers", "extra_query", "timeout")
+_originals: dict[tuple[type, str], Any] = {}
+
+
+def _resource_classes() -> tuple[type, type]:
+    from openai.resources.chat.completions import AsyncCompletions, Completions
+
+    return Completions, AsyncCompletions
+
+
+def _provider(resource: Any) -> str:
+    client = getattr(resource, "_client", None)
+    base_url = str(getattr(client, "base_url", "") or "")
+    return "openai" if "api.openai.com" in base_url or not base_url else base_url
+
+
+def _start(resource: Any, kwargs: dict[str, Any]) -> LiveSpan:
+    span = open_detached_span(SPAN_NAME, SpanType.CHAT_MODEL)
+    span.set_inputs({k: v for k, v in kwargs.items() if k not in _PRIVATE_KWARGS})
+    span.set_attribute(c.LLM_MODEL, kwargs.get("model"))
+    span.set_attribute(c.LLM_PROVIDER, _provider(resource))
+    return span
+
+
+def _usage_dict(usage: Any) -> dict[str, int] | None:
+    if usage is None:
+        return None
+    data = to_jsonable(usage)
+    if not isinstance(data, dict):
+        return None
+    prompt = int(data.get("prompt_tokens") or 0)
+    completion = int(data.get("completion_tokens") or 0)
+    return {
+        "input_tokens": prompt,
+        "output_tokens": completion,
+        "total_tokens": int(data.get("total_tokens") or prompt + completion),
+    }
+
+
+def _finish(span: LiveSpan, response: Any) -> None:
+    span.set_outputs(response)
+    usage = _usage_dict(
+        response.get("usage") if isinstance(response, dict) else getattr(response, "usage", None)
+    )
+    if usage:
+        span.set_attribute(c.CHAT_TOKEN_USAGE, usage)
+    span.end()
+
+
+def _fail(span: LiveSpan, exc: BaseException) -> None:
+    span.record_exception(exc)
+    span.end()
+
+
+class _ChunkCollector:
+    """Gathers streamed chunks into the one completion they add up to."""
+
+    def __init__(self) -> None:
+        self.content: dict[int, list[str]] = {}
+        self.finish: dict[int, str | None] = {}
+        self.role: dict[int, str] = {}
+        self.tool_calls: dict[int, dict[int, dict[str, Any]]] = {}
+        self.meta: dict[str, Any] = {}
+        self.usage: Any = None
+
+    def add(self, chunk: Any) -> None:
+        try:
+            for key in ("id", "model", "created", "system_fingerprint"):
+                if getattr(chunk, key, None) is not None:
+                    self.meta[key] = getattr(chunk, key)
+            if getattr(chunk, "usage", None) is not None:
+                self.usage = chunk.usage
+            for choice in getattr(chunk, "choices", None) or []:
+                delta = choice.delta
+                i = choice.index
+                if getattr(delta, "role", None):
+                    self.role[i] = delta.role
+                if getattr(delta, "content", None):
+                    self.content.setdefault(i, []).append(delta.content)
+                for call in getattr(delta, "tool_calls", None) or []:
+                    slot = self.tool_calls.setdefault(i, {}).setdefault(
+                        call.index,
+                        {"id": None, "type": "function", "function": {"name": "", "arguments": ""}},
+                    )
+                    if call.id:
+                        slot["id"] = call.id
+                    if call.function is not None:
+                        slot["function"]["name"] += call.function.name or ""
+                        slot["function"]["arguments"] += call.function.arguments or ""
+                if choice.finish_reason is not None:
+                    self.finish[i] = choice.finish_reason
+        except Exception:
+            logger.debug("tracejudge could not read a streamed chunk", exc_info=True)
+
+    def completion(self) -> dict[str, Any]:
+        indexes = sorted(
+            set(self.content) | set(self.finish) | set(self.role) | set(self.tool_calls)
+        )
+        choices = []
+        for i in indexes:
+            message: dict[str, Any] = {
+                "role": self.role.get(i, "assistant"),
+                "content": "".join(self.content.get(i, [])),
+            }
+            if i in self.tool_calls:
+                message["tool_calls"] = [self.tool_calls[i][k] for k in sorted(self.tool_calls[i])]
+            choices.append({"index": i, "message": message, "finish_reason": self.finish.get(i)})
+        out = {**self.meta, "object": "chat.completion", "choices": choices}
+        if self.usage is not None:
+            out["usage"] = to_jsonable(self.usage)
+        return out
+
+
+class _TracedStream:
+    """Wraps a sync ``Stream``: yields its chunks unchanged and ends the span when it is done."""
+
+    def __init__(self, stream: Any, span: LiveSpan) -> None:
+        self._stream = stream
+        self._span: LiveSpan | None = span
+        self._chunks = _ChunkCollector()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+    def __iter__(self) -> Iterator[Any]:
+        try:
+            for chunk in self._stream:
+                self._chunks.add(chunk)
+                yield chunk
+        except BaseException as exc:
+            self._end(exc)
+            raise
+        self._end()
+
+    def __next__(self) -> Any:
+        try:
+            chunk = next(self._stream)
+        except StopIteration:
+            self._end()
+            raise
+        except BaseException as exc:
+            self._end(exc)
+            raise
+        self._chunks.add(chunk)
+        return chunk
+
+    def __enter__(self) -> _TracedStream:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        try:
+            self._stream.close()
+        finally:
+            self._end()
+
+    def _end(self, exc: BaseException | None = None) -> None:
+        span, self._span = self._span, None
+        if span is None:
+            return
+        if exc is not None:
+            _fail(span, exc)
+        else:
+            _finish(span, self._chunks.completion())
+
+
+class _TracedAsyncStream:
+    """The async twin of :class:`_TracedStream`."""
+
+    def __init__(self, stream: Any, span: LiveSpan) -> None:
+        self._stream = stream
+        self._span: LiveSpan | None = span
+        self._chunks = _ChunkCollector()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+    async def __aiter__(self) -> AsyncIterator[Any]:
+        try:
+            async for chunk in self._stream:
+                self._chunks.add(chunk)
+                yield chunk
+        except BaseException as exc:
+            self._end(exc)
+            raise
+        self._end()
+
+    async def __anext__(self) -> Any:
+        try:
+            chunk = await self._stream.__anext__()
+        except StopAsyncIteration:
+            self._end()
+            raise
+        except BaseException as exc:
+            self._end(exc)
+            raise
+        self._chunks.add(chunk)
+        return chunk
+
+    async def __aenter__(self) -> _TracedAsyncStream:
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        try:
+            await self._stream.close()
+        finally:
+            self._end()
+
+    def _end(self, exc: BaseException | None = None) -> None:
+        span, self._span = self._span, None
+        if span is None:
+            return
+        if exc is not None:
+            _fail(span, exc)
+        else:
+            _finish(span, self._chunks.completion())
+
+
+def _patched_sync(original: Any) -> Any:
+    @functools.wraps(original)
+    def create(self: Any, *args: Any, **kwargs: Any) -> Any:
+        span = _start(self, kwargs)
+        try:
+            result = original(self, *args, **kwargs)
+        except BaseException as exc:
+            _fail(span, exc)
+            raise
+        if kwargs.get("stream"):
+            return _TracedStream(result, span)
+        _finish(span, result)
+        return result
+
+    create.__tracejudge_patched__ = True  # type: ignore[attr-defined]
+    return create
+
+
+def _patched_async(original: Any) -> Any:
+    @functools.wraps(original)
+    async def create(self: Any, *args: Any, **kwargs: Any) -> Any:
+        span = _start(self, kwargs)
+        try:
+            result = await original(self, *args, **kwargs)
+        except BaseException as exc:
+            _fail(span, exc)
+            raise
+        if kwargs.get("stream"):
+            return _TracedAsyncStream(result, span)
+        _finish(span, result)
+        return result
+
+    create.__tracejudge_patched__ = True  # type: ignore[attr-defined]
+    return create
+
+
+def autolog(disable: bool = False) -> None:
+    """Trace every ``chat.completions.create`` call (``disable=True`` removes the patch)."""
+    sync_cls, async_cls = _resource_classes()
+    for cls, patch in ((sync_cls, _patched_sync), (async_cls, _patched_async)):
+        key = (cls, "create")
+        if disable:
+            if key in _originals:
+                cls.create = _originals.pop(key)  # type: ignore[attr-defined]
+        elif key not in _originals:
+            _originals[key] = cls.create  # type: ignore[attr-defined]
+            cls.create = patch(cls.create)  # type: ignore[attr-defined]
+
+
+def is_enabled() -> bool:
+    return bool(_originals)

@@ -1,0 +1,36 @@
+"""The tracing SDK: spans on OpenTelemetry, background export, search and assessments."""
+
+from tracejudge.tracing.client import Client, search_traces
+from tracejudge.tracing.experiment import get_experiment_by_name, set_experiment
+from tracejudge.tracing.export import ExportStats
+from tracejudge.tracing.fluent import (
+    flush,
+    get_current_active_span,
+    get_export_stats,
+    get_last_active_trace_id,
+    start_span,
+    trace,
+    tracing_disabled,
+    update_current_trace,
+)
+from tracejudge.tracing.live_span import LiveSpan, NoOpSpan
+from tracejudge.tracing.provider import get_tracer_provider
+
+__all__ = [
+    "Client",
+    "ExportStats",
+    "LiveSpan",
+    "NoOpSpan",
+    "flush",
+    "get_current_active_span",
+    "get_experiment_by_name",
+    "get_export_stats",
+    "get_last_active_trace_id",
+    "get_tracer_provider",
+    "search_traces",
+    "set_experiment",
+    "start_span",
+    "trace",
+    "tracing_disabled",
+    "update_current_trace",
+]

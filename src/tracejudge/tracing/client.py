@@ -1,0 +1,241 @@
+"""The client API over a trace store: search, traces, tags and assessments.
+
+``Client()`` uses the current tracking URI; ``Client("postgresql+psycopg://…")`` another store.
+Reads first flush traces still waiting in the export queue, so a trace recorded a moment ago
+is found.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Literal, TypeVar
+
+import pandas as pd
+
+from tracejudge.entities import (
+    Assessment,
+    AssessmentError,
+    AssessmentSource,
+    Expectation,
+    Experiment,
+    Feedback,
+    Trace,
+)
+from tracejudge.errors import InvalidArgumentError, TraceNotFoundError
+from tracejudge.store import PagedList, TraceStore, get_store
+from tracejudge.tracing.dataframe import traces_to_dataframe
+from tracejudge.tracing.experiment import resolve_experiment_ids
+from tracejudge.tracing.export import get_exporter
+
+R = TypeVar("R")
+_ALL_PAGE_SIZE = 1000
+
+
+def _source(source: AssessmentSource | str | dict[str, Any] | None) -> AssessmentSource | None:
+    if source is None or isinstance(source, AssessmentSource):
+        return source
+    if isinstance(source, dict):
+        return AssessmentSource.from_dict(source)
+    return AssessmentSource(str(source))
+
+
+class Client:
+    def __init__(self, tracking_uri: str | None = None) -> None:
+        self._uri = tracking_uri
+
+    @property
+    def store(self) -> TraceStore:
+        return get_store(self._uri)
+
+    def _retry_after_flush(self, call: Callable[[], R]) -> R:
+        """Run ``call``; if the trace is not there yet, write pending traces and try once more."""
+        try:
+            return call()
+        except TraceNotFoundError:
+            if not get_exporter().flush(timeout=30):
+                raise
+            return call()
+
+    # ------------------------------------------------------------ experiments
+
+    def create_experiment(self, name: str) -> Experiment:
+        return self.store.create_experiment(name)
+
+    def get_experiment_by_name(self, name: str) -> Experiment | None:
+        return self.store.get_experiment_by_name(name)
+
+    def list_experiments(self) -> list[Experiment]:
+        return self.store.list_experiments()
+
+    # ----------------------------------------------------------------- search
+
+    def search_traces(
+        self,
+        experiment_ids: Sequence[str] | str | None = None,
+        filter_string: str | None = None,
+        max_results: int = 100,
+        order_by: Sequence[str] | str | None = None,
+        page_token: str | None = None,
+        include_spans: bool = True,
+    ) -> PagedList[Trace]:
+        """One page of traces; pass ``page.token`` back as ``page_token`` for the next one."""
+        get_exporter().flush(timeout=30)
+        ids = resolve_experiment_ids(experiment_ids, self.store)
+        orders = [order_by] if isinstance(order_by, str) else order_by
+        return self.store.search_traces(
+            ids, filter_string, orders, max_results, page_token, include_spans
+        )
+
+    def search_all(
+        self,
+        experiment_ids: Sequence[str] | str | None = None,
+        filter_string: str | None = None,
+        max_results: int | None = None,
+        order_by: Sequence[str] | str | None = None,
+        include_spans: bool = True,
+    ) -> list[Trace]:
+        """Every matching trace (or the first ``max_results``), fetched page by page."""
+        found: list[Trace] = []
+        token: str | None = None
+        while max_results is None or len(found) < max_results:
+            size = (
+                _ALL_PAGE_SIZE
+                if max_results is None
+                else min(_ALL_PAGE_SIZE, max_results - len(found))
+            )
+            page = self.search_traces(
+                experiment_ids, filter_string, size, order_by, token, include_spans
+            )
+            found.extend(page)
+            token = page.token
+            if token is None:
+                break
+        return found
+
+    def get_trace(self, trace_id: str, include_spans: bool = True) -> Trace | None:
+        trace = self.store.get_trace(trace_id, include_spans)
+        if trace is None and get_exporter().flush(timeout=30):
+            trace = self.store.get_trace(trace_id, include_spans)
+        return trace
+
+    # ------------------------------------------------------------------- tags
+
+    def set_trace_tag(self, trace_id: str, key: str, value: str) -> None:
+        self._retry_after_flush(lambda: self.store.set_trace_tag(trace_id, key, value))
+
+    def delete_trace_tag(self, trace_id: str, key: str) -> None:
+        self._retry_after_flush(lambda: self.store.delete_trace_tag(trace_id, key))
+
+    # ------------------------------------------------------------ assessments
+
+    def log_assessment(self, trace_id: str, assessment: Assessment) -> Assessment:
+        assessment.trace_id = trace_id
+        return self._retry_after_flush(lambda: self.store.log_assessment(assessment))
+
+    def log_feedback(
+        self,
+        trace_id: str,
+        name: str = "feedback",
+        value: Any = None,
+        source: AssessmentSource | str | None = None,
+        error: AssessmentError | Exception | str | None = None,
+        rationale: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        span_id: str | None = None,
+        run_id: str | None = None,
+    ) -> Feedback:
+        if value is None and error is None:
+            raise InvalidArgumentError("log_feedback needs a value or an error.")
+        feedback = Feedback(
+            name,
+            value,
+            source=_source(source),
+            error=AssessmentError.coerce(error),
+            rationale=rationale,
+            metadata=metadata or {},
+            span_id=span_id,
+            run_id=run_id,
+        )
+        return self.log_assessment(trace_id, feedback)  # type: ignore[return-value]
+
+    def log_expectation(
+        self,
+        trace_id: str,
+        name: str,
+        value: Any,
+        source: AssessmentSource | str | None = None,
+        metadata: dict[str, Any] | None = None,
+        span_id: str | None = None,
+    ) -> Expectation:
+        expectation = Expectation(
+            name, value, source=_source(source), metadata=metadata or {}, span_id=span_id
+        )
+        return self.log_assessment(trace_id, expectation)  # type: ignore[return-value]
+
+    def get_assessment(self, trace_id: str, assessment_id: str) -> Assessment:
+        return self._retry_after_flush(lambda: self.store.get_assessment(trace_id, assessment_id))
+
+    def update_assessment(
+        self,
+        trace_id: str,
+        assessment_id: str,
+        assessment: Assessment | None = None,
+        **changes: Any,
+    ) -> Assessment:
+        """Change an assessment in place: pass a Feedback/Expectation with the new content, or fields
+        (``value=``, ``rationale=``, ``metadata=``, ``valid=``, …)."""
+        if assessment is not None:
+            changes = {
+                "value": getattr(assessment, "value", None),
+                "rationale": assessment.rationale,
+                "metadata": assessment.metadata,
+                **({"source": assessment.source} if assessment.source else {}),
+                **changes,
+            }
+        if "source" in changes:
+            changes["source"] = _source(changes["source"])
+        return self.store.update_assessment(trace_id, assessment_id, changes)
+
+    def delete_assessment(self, trace_id: str, assessment_id: str) -> None:
+        self.store.delete_assessment(trace_id, assessment_id)
+
+    def override_feedback(
+        self,
+        trace_id: str,
+        assessment_id: str,
+        value: Any,
+        rationale: str | None = None,
+        source: AssessmentSource | str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Feedback:
+        """Replace a feedback (a judge's, say) with a corrected one; the old one is kept, marked invalid."""
+        old = self.store.get_assessment(trace_id, assessment_id)
+        new = Feedback(
+            getattr(old, "name", "feedback"),
+            value,
+            source=_source(source) or AssessmentSource("HUMAN"),
+            rationale=rationale,
+            metadata=metadata or {},
+        )
+        return self.store.override_assessment(trace_id, assessment_id, new)  # type: ignore[return-value]
+
+
+def search_traces(
+    experiment_ids: Sequence[str] | str | None = None,
+    filter_string: str | None = None,
+    order_by: Sequence[str] | str | None = None,
+    max_results: int | None = None,
+    return_type: Literal["pandas", "list"] = "pandas",
+    include_spans: bool = True,
+) -> pd.DataFrame | list[Trace]:
+    """Traces of the given experiments (default: the active one) matching ``filter_string``.
+
+    >>> search_traces(filter_string="tag.env = 'prod' AND (feedback.trustworthiness < 0.5 OR status = 'ERROR')",
+    ...               order_by=["feedback.trustworthiness ASC"])
+    """
+    if return_type not in ("pandas", "list"):
+        raise InvalidArgumentError(f"return_type must be 'pandas' or 'list', not {return_type!r}.")
+    traces = Client().search_all(
+        experiment_ids, filter_string, max_results, order_by, include_spans
+    )
+    return traces if return_type == "list" else traces_to_dataframe(traces)

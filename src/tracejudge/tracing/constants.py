@@ -1,0 +1,22 @@
+"""Names of the OpenTelemetry attributes and trace metadata keys tracejudge writes.
+
+Span attribute values are stored JSON-encoded (as MLflow does), so any JSON value survives
+an OTLP round trip and decoding is unambiguous.
+"""
+
+SPAN_TYPE = "tracejudge.spanType"
+SPAN_INPUTS = "tracejudge.spanInputs"
+SPAN_OUTPUTS = "tracejudge.spanOutputs"
+SPAN_FUNCTION_NAME = "tracejudge.spanFunctionName"
+CHAT_TOKEN_USAGE = "tracejudge.chat.tokenUsage"
+LLM_MODEL = "tracejudge.llm.model"
+LLM_PROVIDER = "tracejudge.llm.provider"
+
+RESERVED_ATTRIBUTES = frozenset({SPAN_TYPE, SPAN_INPUTS, SPAN_OUTPUTS})
+
+TRACE_TOKEN_USAGE = "tracejudge.trace.tokenUsage"
+TRACE_SESSION = "tracejudge.trace.session"
+TRACE_USER = "tracejudge.trace.user"
+SOURCE_RUN = "tracejudge.sourceRun"
+
+EXCEPTION_EVENT = "exception"

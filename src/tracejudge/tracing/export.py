@@ -1,0 +1,243 @@
+"""Background export of finished traces to the store.
+
+The caller's thread only appends to a bounded queue; one daemon thread drains it in
+batches and writes each batch in one transaction. Nothing here raises into user code: a
+full queue or a failing store drops traces, counts them and warns (rate-limited), and the
+count is kept for :func:`get_export_stats`.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import logging
+import os
+import queue
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from tracejudge.entities import Trace
+from tracejudge.store import get_store
+from tracejudge.tracing.otel_convert import SpanRecord, assemble_trace, span_from_record
+from tracejudge.tracing.payload import SpanPayload
+
+logger = logging.getLogger("tracejudge.tracing")
+
+QUEUE_SIZE_ENV = "TRACEJUDGE_TRACE_QUEUE_SIZE"
+BATCH_SIZE = 200
+LINGER_S = 0.01
+"""After the first trace of a batch arrives, wait this long for more: fewer wake-ups of the
+writer (each one takes the GIL from the traced application) and larger transactions."""
+_WARN_EVERY_S = 5.0
+
+
+@dataclass
+class ExportItem:
+    """The finished spans of one trace bound for one store, with what the trace was given.
+
+    When ``late_trace_id`` is set the spans belong to a trace already written (children that
+    ended after their root) and are appended to it.
+    """
+
+    store_uri: str
+    experiment_name: str | None
+    spans: list[SpanRecord]
+    payloads: dict[int, SpanPayload] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    metadata: dict[str, str] = field(default_factory=dict)
+    overrides: dict[str, Any] = field(default_factory=dict)
+    late_trace_id: str | None = None
+
+    @property
+    def size(self) -> int:
+        return 0 if self.late_trace_id else 1
+
+    def to_trace(self) -> Trace:
+        spans = [span_from_record(s, self.payloads.get(s.span_id)) for s in self.spans]
+        return assemble_trace(spans, "0", self.tags, self.metadata, self.overrides)
+
+
+@dataclass
+class ExportStats:
+    exported: int = 0
+    dropped_queue_full: int = 0
+    dropped_store_error: int = 0
+    last_error: str | None = None
+
+    @property
+    def dropped(self) -> int:
+        return self.dropped_queue_full + self.dropped_store_error
+
+
+class TraceExporter:
+    """A bounded queue plus one writer thread (started on first use, restarted after fork)."""
+
+    def __init__(self, max_queue: int | None = None, batch_size: int = BATCH_SIZE) -> None:
+        size = max_queue or int(os.environ.get(QUEUE_SIZE_ENV, "10000"))
+        self._queue: queue.Queue[ExportItem] = queue.Queue(maxsize=size)
+        self._batch_size = batch_size
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+        self._experiment_ids: dict[tuple[str, str], str] = {}
+        self.stats = ExportStats()
+        self._last_warning = 0.0
+        self._resumed = threading.Event()
+        self._resumed.set()
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """Hold the writer for the block: traces queue up (or drop when full) but none are written.
+
+        For measuring the caller's own cost apart from the writer's, and for testing a full queue.
+        """
+        self._resumed.clear()
+        try:
+            yield
+        finally:
+            self._resumed.set()
+
+    # ------------------------------------------------------------- caller side
+
+    def submit(self, item: ExportItem) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            self._start()
+        try:
+            self._queue.put_nowait(item)
+        except queue.Full:
+            self.stats.dropped_queue_full += max(item.size, 1)
+            self._warn_dropped("the export queue is full (the store cannot keep up)")
+
+    def flush(self, timeout: float | None = 30.0) -> bool:
+        """Wait until every submitted trace is written or dropped; False if ``timeout`` passed first."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        done = self._queue.all_tasks_done
+        with done:
+            while self._queue.unfinished_tasks:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                done.wait(remaining)
+        return True
+
+    # ------------------------------------------------------------ writer side
+
+    def _start(self) -> None:
+        with self._start_lock:
+            if self._thread is not None and self._thread.is_alive():
+                return
+            self._thread = threading.Thread(target=self._run, name="tracejudge-export", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            self._resumed.wait()
+            first = self._queue.get()
+            self._resumed.wait()
+            if self._queue.qsize() < self._batch_size:
+                time.sleep(LINGER_S)
+            batch = [first]
+            while len(batch) < self._batch_size:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                self._write(batch)
+            finally:
+                for _ in batch:
+                    self._queue.task_done()
+
+    def _experiment_id(self, store: Any, uri: str, name: str | None) -> str:
+        if name is None:
+            return "0"
+        key = (uri, name)
+        if key not in self._experiment_ids:
+            self._experiment_ids[key] = store.get_or_create_experiment(name).experiment_id
+        return self._experiment_ids[key]
+
+    def _write(self, batch: list[ExportItem]) -> None:
+        by_store: dict[str, list[ExportItem]] = defaultdict(list)
+        for item in batch:
+            by_store[item.store_uri].append(item)
+        for uri, items in by_store.items():
+            whole = [i for i in items if i.late_trace_id is None]
+            try:
+                store = get_store(uri)
+                traces = []
+                for item in whole:
+                    trace = item.to_trace()
+                    trace.info.experiment_id = self._experiment_id(store, uri, item.experiment_name)
+                    traces.append(trace)
+                if traces:
+                    store.log_traces(traces)
+                    self.stats.exported += len(traces)
+            except Exception as exc:
+                self.stats.dropped_store_error += len(whole)
+                self.stats.last_error = f"{type(exc).__name__}: {exc}"
+                self._warn_dropped(f"writing to {uri} failed: {self.stats.last_error}")
+            for item in items:
+                if item.late_trace_id is not None:
+                    self._write_late_spans(uri, item)
+
+    def _write_late_spans(self, uri: str, item: ExportItem) -> None:
+        assert item.late_trace_id is not None
+        try:
+            spans = [span_from_record(s, item.payloads.get(s.span_id)) for s in item.spans]
+            get_store(uri).log_spans(item.late_trace_id, spans)
+        except Exception as exc:
+            self.stats.last_error = f"{type(exc).__name__}: {exc}"
+            logger.warning(
+                "tracejudge dropped %d late span(s) of trace %s: %s",
+                len(item.spans),
+                item.late_trace_id,
+                self.stats.last_error,
+            )
+
+    def _warn_dropped(self, reason: str) -> None:
+        now = time.monotonic()
+        if not self._last_warning or now - self._last_warning > _WARN_EVERY_S:
+            self._last_warning = now
+            logger.warning(
+                "tracejudge dropped traces because %s; %d dropped so far (%d queue full, %d store errors)",
+                reason,
+                self.stats.dropped,
+                self.stats.dropped_queue_full,
+                self.stats.dropped_store_error,
+            )
+
+
+_exporter = TraceExporter()
+
+
+def get_exporter() -> TraceExporter:
+    return _exporter
+
+
+def _reset_after_fork() -> None:
+    """A forked child gets a fresh queue and thread (the parent's thread does not exist there)."""
+    global _exporter
+    _exporter = TraceExporter()
+
+
+def _flush_at_exit() -> None:
+    exporter = _exporter
+    if not exporter.flush(timeout=float(os.environ.get("TRACEJUDGE_EXIT_FLUSH_TIMEOUT", "30"))):
+        logger.warning(
+            "tracejudge: traces still unwritten at exit after the flush timeout were lost"
+        )
+    if exporter.stats.dropped:
+        logger.warning(
+            "tracejudge dropped %d trace(s) in this process (%d queue full, %d store errors; last error: %s)",
+            exporter.stats.dropped,
+            exporter.stats.dropped_queue_full,
+            exporter.stats.dropped_store_error,
+            exporter.stats.last_error,
+        )
+
+
+os.register_at_fork(after_in_child=_reset_after_fork)
+atexit.register(_flush_at_exit)

@@ -1,0 +1,441 @@
+"""The tracing API users call: ``@trace``, ``start_span``, ``update_current_trace``, ``flush``.
+
+Spans nest through OpenTelemetry's context, which lives in ``contextvars``: asyncio tasks
+inherit their parent's span; a new thread starts a new trace unless it runs in a copied
+context (``contextvars.copy_context().run(...)``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import functools
+import inspect
+import logging
+from collections.abc import AsyncGenerator, Callable, Generator, Iterator
+from types import TracebackType
+from typing import Any, TypeVar, overload
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace as otel_trace
+
+from tracejudge.entities import SpanStatusCode, SpanType, TraceState
+from tracejudge.tracing import constants as c
+from tracejudge.tracing.export import ExportStats, get_exporter
+from tracejudge.tracing.live_span import NO_INPUTS, LiveSpan, NoOpSpan, encode_attributes
+from tracejudge.tracing.provider import get_assembler, get_tracer
+
+logger = logging.getLogger("tracejudge.tracing")
+
+F = TypeVar("F", bound=Callable[..., Any])
+_LIVE_SPAN_KEY = otel_context.create_key("tracejudge-live-span")
+_disabled: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "tracejudge_tracing_disabled", default=False
+)
+
+
+@contextlib.contextmanager
+def tracing_disabled() -> Iterator[None]:
+    """Record no spans in this block (and in tasks it starts): traced functions just run.
+
+    tracejudge's own judge calls run in such a block, so autologged clients do not add the
+    judges' traffic to the application's traces.
+    """
+    token = _disabled.set(True)
+    try:
+        yield
+    finally:
+        _disabled.reset(token)
+
+
+def is_tracing_disabled() -> bool:
+    return _disabled.get()
+
+
+class _SpanScope:
+    """Opens a span, makes it current for the block, and ends it with the block's outcome."""
+
+    __slots__ = ("_attributes", "_inputs", "_name", "_span_type", "_token", "span")
+
+    def __init__(
+        self, name: str, span_type: str, attributes: dict[str, str], inputs: Any = NO_INPUTS
+    ) -> None:
+        self._name = name
+        self._span_type = span_type
+        self._attributes = attributes  # already encoded by encode_attributes()
+        self._inputs = inputs
+        self._token: object | None = None
+        self.span: LiveSpan | None = None
+
+    def __enter__(self) -> LiveSpan:
+        if _disabled.get():
+            self.span = NoOpSpan()
+            return self.span
+        try:
+            otel_span = get_tracer().start_span(self._name)
+            span = LiveSpan(otel_span, self._span_type, self._inputs, self._attributes)
+            ctx = otel_trace.set_span_in_context(otel_span)
+            self._token = otel_context.attach(otel_context.set_value(_LIVE_SPAN_KEY, span, ctx))
+            self.span = span
+        except Exception:
+            logger.exception("tracejudge could not start span %r; running untraced", self._name)
+            self.span = NoOpSpan()
+        return self.span
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        span = self.span
+        if span is None:
+            return
+        if exc is not None:
+            span.record_exception(exc)
+        span.end()
+        if self._token is not None:
+            try:
+                otel_context.detach(self._token)  # type: ignore[arg-type]
+            except Exception:
+                logger.debug("tracejudge could not detach span context", exc_info=True)
+            self._token = None
+
+
+def start_span(
+    name: str = "span",
+    span_type: str = SpanType.UNKNOWN,
+    attributes: dict[str, Any] | None = None,
+) -> _SpanScope:
+    """Open a span for a ``with`` block; it nests under the current span, or starts a trace.
+
+    >>> with tracejudge.start_span("retrieve", span_type="RETRIEVER") as span:
+    ...     span.set_inputs({"query": q})
+    ...     span.set_outputs(docs)
+    """
+    return _SpanScope(name, span_type, encode_attributes(attributes))
+
+
+def get_current_active_span() -> LiveSpan | None:
+    """The innermost open tracejudge span in this context, or ``None``."""
+    span = otel_context.get_value(_LIVE_SPAN_KEY)
+    return span if isinstance(span, LiveSpan) else None
+
+
+class _InputCapture:
+    """Turns a call's arguments into ``{parameter: value}`` (without ``self``/``cls``).
+
+    Built once per decorated function: plain positional-or-keyword signatures take a fast
+    path that avoids ``Signature.bind`` on every call.
+    """
+
+    __slots__ = ("_defaults", "_names", "_sig", "_simple", "_skip_first")
+
+    def __init__(self, fn: Callable[..., Any]) -> None:
+        try:
+            self._sig: inspect.Signature | None = inspect.signature(fn)
+        except (TypeError, ValueError):
+            self._sig = None
+        params = list(self._sig.parameters.values()) if self._sig else []
+        plain = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        self._simple = self._sig is not None and all(p.kind in plain for p in params)
+        self._names = tuple(
+            p.name for p in params if p.kind == inspect.Parameter.POSITIONAL_OR_KEYWORD
+        )
+        self._defaults = {
+            p.name: p.default for p in params if p.default is not inspect.Parameter.empty
+        }
+        self._skip_first = bool(params) and params[0].name in ("self", "cls")
+
+    def __call__(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        if self._simple and len(args) <= len(self._names):
+            inputs = dict(self._defaults)
+            inputs.update(zip(self._names, args, strict=False))  # args may be fewer
+            inputs.update(kwargs)
+        elif self._sig is None:
+            return {"args": list(args), "kwargs": kwargs}
+        else:
+            try:
+                bound = self._sig.bind(*args, **kwargs)
+            except TypeError:  # the call itself is wrong; the function will raise
+                return {"args": list(args), "kwargs": kwargs}
+            bound.apply_defaults()
+            inputs = dict(bound.arguments)
+        if self._skip_first:
+            inputs.pop(self._names[0], None)
+        return inputs
+
+
+@overload
+def trace(func: F) -> F: ...
+@overload
+def trace(
+    func: None = None,
+    *,
+    name: str | None = None,
+    span_type: str = SpanType.UNKNOWN,
+    attributes: dict[str, Any] | None = None,
+) -> Callable[[F], F]: ...
+
+
+def trace(
+    func: Any = None,
+    *,
+    name: str | None = None,
+    span_type: str = SpanType.UNKNOWN,
+    attributes: dict[str, Any] | None = None,
+) -> Any:
+    """Trace every call of a function as a span: inputs are its arguments, outputs its result.
+
+    Works bare (``@trace``) or configured (``@trace(name=..., span_type="RETRIEVER")``), on
+    sync and async functions, generators and async generators (outputs: the yielded items),
+    methods, classmethods and staticmethods. An exception marks the span ERROR, is recorded
+    as an ``exception`` event, and is re-raised unchanged.
+    """
+    if func is None:
+        return lambda f: trace(f, name=name, span_type=span_type, attributes=attributes)
+    if isinstance(func, (staticmethod, classmethod)):
+        inner = trace(name=name, span_type=span_type, attributes=attributes)(func.__func__)
+        return type(func)(inner)
+    span_name = str(name or getattr(func, "__name__", "span"))
+    capture = _InputCapture(func)
+    attrs = encode_attributes(attributes)  # encoded once, reused by every call
+    if inspect.isasyncgenfunction(func):
+        wrapper = _wrap_async_generator(func, span_name, span_type, attrs, capture)
+    elif inspect.isgeneratorfunction(func):
+        wrapper = _wrap_generator(func, span_name, span_type, attrs, capture)
+    elif inspect.iscoroutinefunction(func):
+        wrapper = _wrap_coroutine(func, span_name, span_type, attrs, capture)
+    else:
+        wrapper = _wrap_function(func, span_name, span_type, attrs, capture)
+    wrapper.__tracejudge_traced__ = True  # type: ignore[attr-defined]
+    return wrapper
+
+
+def _wrap_function(
+    fn: Any, name: str, span_type: str, attrs: dict[str, str], capture: _InputCapture
+) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with _SpanScope(name, span_type, attrs, capture(args, kwargs)) as span:
+            result = fn(*args, **kwargs)
+            if not span.outputs_set:
+                span.set_outputs(result)
+            return result
+
+    return wrapper
+
+
+def _wrap_coroutine(
+    fn: Any, name: str, span_type: str, attrs: dict[str, str], capture: _InputCapture
+) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with _SpanScope(name, span_type, attrs, capture(args, kwargs)) as span:
+            result = await fn(*args, **kwargs)
+            if not span.outputs_set:
+                span.set_outputs(result)
+            return result
+
+    return wrapper
+
+
+class _Reactivate:
+    """Makes an already-open span current again for one step of a generator."""
+
+    __slots__ = ("_span", "_token")
+
+    def __init__(self, span: LiveSpan) -> None:
+        self._span = span
+        self._token: object | None = None
+
+    def __enter__(self) -> None:
+        if isinstance(self._span, NoOpSpan):
+            return
+        ctx = otel_trace.set_span_in_context(self._span.otel_span)
+        self._token = otel_context.attach(otel_context.set_value(_LIVE_SPAN_KEY, self._span, ctx))
+
+    def __exit__(self, *exc: object) -> None:
+        if self._token is not None:
+            otel_context.detach(self._token)  # type: ignore[arg-type]
+            self._token = None
+
+
+def open_detached_span(name: str, span_type: str, attrs: dict[str, str] | None = None) -> LiveSpan:
+    """Start a span under the current one without making it current (the caller ends it).
+
+    Generators make it current per step; integrations use it for calls that end later.
+    ``attrs`` are encoded attributes (:func:`encode_attributes`).
+    """
+    if _disabled.get():
+        return NoOpSpan()
+    try:
+        return LiveSpan(get_tracer().start_span(name), span_type, attributes=attrs)
+    except Exception:
+        logger.exception("tracejudge could not start span %r; running untraced", name)
+        return NoOpSpan()
+
+
+def _wrap_generator(
+    fn: Any, name: str, span_type: str, attrs: dict[str, str], capture: _InputCapture
+) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
+        span = open_detached_span(name, span_type, attrs)
+        span.set_inputs(capture(args, kwargs))
+        items: list[Any] = []
+        step = _Reactivate(span)
+        try:
+            with step:
+                gen = fn(*args, **kwargs)
+                item = next(gen)
+            while True:
+                items.append(item)
+                try:
+                    sent = yield item
+                except GeneratorExit:
+                    with step:
+                        gen.close()
+                    raise
+                except BaseException as thrown:
+                    with step:
+                        item = gen.throw(thrown)
+                    continue
+                with step:
+                    item = gen.send(sent)
+        except StopIteration as stop:
+            if not span.outputs_set:
+                span.set_outputs(items)
+            span.end()
+            return stop.value
+        except GeneratorExit:
+            if not span.outputs_set:
+                span.set_outputs(items)
+            span.end()
+            raise
+        except BaseException as exc:
+            span.record_exception(exc)
+            if not span.outputs_set:
+                span.set_outputs(items)
+            span.end()
+            raise
+
+    return wrapper
+
+
+def _wrap_async_generator(
+    fn: Any, name: str, span_type: str, attrs: dict[str, str], capture: _InputCapture
+) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    async def wrapper(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, Any]:
+        span = open_detached_span(name, span_type, attrs)
+        span.set_inputs(capture(args, kwargs))
+        items: list[Any] = []
+        step = _Reactivate(span)
+        try:
+            with step:
+                agen = fn(*args, **kwargs)
+                item = await agen.__anext__()
+            while True:
+                items.append(item)
+                try:
+                    sent = yield item
+                except GeneratorExit:
+                    with step:
+                        await agen.aclose()
+                    raise
+                except BaseException as thrown:
+                    with step:
+                        item = await agen.athrow(thrown)
+                    continue
+                with step:
+                    item = await agen.asend(sent)
+        except StopAsyncIteration:
+            if not span.outputs_set:
+                span.set_outputs(items)
+            span.end()
+        except GeneratorExit:
+            if not span.outputs_set:
+                span.set_outputs(items)
+            span.end()
+            raise
+        except BaseException as exc:
+            span.record_exception(exc)
+            if not span.outputs_set:
+                span.set_outputs(items)
+            span.end()
+            raise
+
+    return wrapper
+
+
+def update_current_trace(
+    tags: dict[str, Any] | None = None,
+    metadata: dict[str, Any] | None = None,
+    client_request_id: str | None = None,
+    request_preview: str | None = None,
+    response_preview: str | None = None,
+    state: str | TraceState | None = None,
+    session_id: str | None = None,
+    user: str | None = None,
+) -> None:
+    """Add tags/metadata to, or override fields of, the trace being recorded in this context.
+
+    Values are stored as strings. Outside a trace this logs a warning and does nothing.
+    """
+    span = get_current_active_span()
+    buffer = (
+        get_assembler().buffer_for(span.otel_trace_id)
+        if span and not isinstance(span, NoOpSpan)
+        else None
+    )
+    if buffer is None:
+        logger.warning("tracejudge.update_current_trace called outside of a trace; ignored")
+        return
+    buffer.tags.update({str(k): str(v) for k, v in (tags or {}).items()})
+    buffer.metadata.update({str(k): str(v) for k, v in (metadata or {}).items()})
+    if session_id is not None:
+        buffer.metadata[c.TRACE_SESSION] = str(session_id)
+    if user is not None:
+        buffer.metadata[c.TRACE_USER] = str(user)
+    if client_request_id is not None:
+        buffer.overrides["client_request_id"] = str(client_request_id)
+    if request_preview is not None:
+        buffer.overrides["request_preview"] = str(request_preview)
+    if response_preview is not None:
+        buffer.overrides["response_preview"] = str(response_preview)
+    if state is not None:
+        value = state.value if isinstance(state, TraceState) else str(state).upper()
+        if value not in (TraceState.OK.value, TraceState.ERROR.value):
+            logger.warning(
+                "update_current_trace: state must be OK or ERROR, not %r; ignored", state
+            )
+        else:
+            buffer.overrides["state"] = value
+
+
+def get_last_active_trace_id() -> str | None:
+    """The id of the trace that finished most recently in this process."""
+    return get_assembler().last_trace_id
+
+
+def flush(timeout: float | None = 30.0) -> bool:
+    """Block until every finished trace is written to the store (or ``timeout`` seconds pass)."""
+    return get_exporter().flush(timeout)
+
+
+def get_export_stats() -> ExportStats:
+    """Counts of traces written and dropped (queue full, store errors) in this process."""
+    return get_exporter().stats
+
+
+__all__ = [
+    "SpanStatusCode",
+    "flush",
+    "get_current_active_span",
+    "get_export_stats",
+    "get_last_active_trace_id",
+    "start_span",
+    "trace",
+    "update_current_trace",
+]

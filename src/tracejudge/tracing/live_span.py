@@ -1,0 +1,231 @@
+"""The span a user holds while it is open: a thin wrapper over an OpenTelemetry SDK span.
+
+Every setter swallows its own failures (logged), because tracing must never break the
+traced application.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from typing import Any
+
+from opentelemetry.trace import Span as OtelSpan
+from opentelemetry.trace import Status, StatusCode
+
+from tracejudge.entities import SpanEvent, SpanStatusCode, SpanType
+from tracejudge.entities._json import dumps
+from tracejudge.entities.trace import trace_id_from_otel
+from tracejudge.tracing import constants as c
+from tracejudge.tracing.payload import SpanPayload
+from tracejudge.tracing.provider import attributes_mirrored, get_assembler
+
+logger = logging.getLogger("tracejudge.tracing")
+
+_OTEL_STATUS = {
+    SpanStatusCode.OK: StatusCode.OK,
+    SpanStatusCode.ERROR: StatusCode.ERROR,
+    SpanStatusCode.UNSET: StatusCode.UNSET,
+}
+_PRIMITIVE = (str, bool, int, float)
+NO_INPUTS: Any = object()
+"""Marks a span started without inputs (``None`` is a valid input)."""
+
+
+def encode_attributes(attributes: dict[str, Any] | None) -> dict[str, str]:
+    """User attributes as JSON text (reserved tracejudge keys are dropped)."""
+    return {
+        str(key): dumps(value)
+        for key, value in (attributes or {}).items()
+        if key not in c.RESERVED_ATTRIBUTES
+    }
+
+
+def _event_attribute(value: Any) -> Any:
+    """OpenTelemetry event attributes must be primitives; anything else is stored as JSON."""
+    return value if isinstance(value, _PRIMITIVE) else dumps(value)
+
+
+class LiveSpan:
+    """An open span: set its inputs, outputs, attributes and events, then it ends with its block."""
+
+    __slots__ = ("_inputs", "_otel", "_outputs", "_payload", "outputs_set")
+
+    def __init__(
+        self,
+        otel_span: OtelSpan,
+        span_type: str = SpanType.UNKNOWN,
+        inputs: Any = NO_INPUTS,
+        attributes: dict[str, str] | None = None,
+    ) -> None:
+        """Wrap ``otel_span``; ``attributes`` are already encoded (:func:`encode_attributes`)."""
+        self._otel = otel_span
+        has_inputs = inputs is not NO_INPUTS
+        self._inputs: Any = inputs if has_inputs else None
+        self._outputs: Any = None
+        self.outputs_set = False
+        self._payload = SpanPayload(
+            span_type, dumps(inputs) if has_inputs else None, dict(attributes) if attributes else {}
+        )
+
+    # identity ---------------------------------------------------------------
+    @property
+    def otel_span(self) -> OtelSpan:
+        """The OpenTelemetry span behind this one."""
+        return self._otel
+
+    @property
+    def trace_id(self) -> str:
+        return trace_id_from_otel(self._otel.get_span_context().trace_id)
+
+    @property
+    def otel_trace_id(self) -> int:
+        return self._otel.get_span_context().trace_id
+
+    @property
+    def span_id(self) -> str:
+        return f"{self._otel.get_span_context().span_id:016x}"
+
+    @property
+    def parent_id(self) -> str | None:
+        parent = getattr(self._otel, "parent", None)
+        return f"{parent.span_id:016x}" if parent is not None else None
+
+    @property
+    def name(self) -> str:
+        return getattr(self._otel, "name", "")
+
+    @property
+    def span_type(self) -> str:
+        return self._payload.span_type
+
+    @property
+    def inputs(self) -> Any:
+        return self._inputs
+
+    @property
+    def outputs(self) -> Any:
+        return self._outputs
+
+    # setters ----------------------------------------------------------------
+    def set_inputs(self, inputs: Any) -> None:
+        self._inputs = inputs
+        self._payload.inputs = dumps(inputs)  # encoded now: later mutation must not change it
+
+    def set_outputs(self, outputs: Any) -> None:
+        self._outputs = outputs
+        self.outputs_set = True
+        self._payload.outputs = dumps(outputs)
+
+    def set_attribute(self, key: str, value: Any) -> None:
+        if key in c.RESERVED_ATTRIBUTES:
+            logger.warning("tracejudge: %s is reserved (use set_inputs/set_outputs); ignored", key)
+            return
+        self._payload.attributes[str(key)] = dumps(value)
+
+    def set_attributes(self, attributes: dict[str, Any]) -> None:
+        for key, value in (attributes or {}).items():
+            self.set_attribute(key, value)
+
+    def set_span_type(self, span_type: str) -> None:
+        self._payload.span_type = str(span_type)
+
+    def add_event(self, event: SpanEvent | str, attributes: dict[str, Any] | None = None) -> None:
+        try:
+            if isinstance(event, SpanEvent):
+                name, attrs, ts = event.name, event.attributes, event.timestamp_ns
+            else:
+                name, attrs, ts = str(event), attributes or {}, time.time_ns()
+            self._otel.add_event(name, {k: _event_attribute(v) for k, v in attrs.items()}, ts)
+        except Exception:
+            logger.exception("tracejudge could not add a span event")
+
+    def set_status(self, status: SpanStatusCode | str, description: str = "") -> None:
+        try:
+            code = SpanStatusCode(
+                status.value if isinstance(status, SpanStatusCode) else str(status).upper()
+            )
+            self._otel.set_status(Status(_OTEL_STATUS[code], description or None))
+        except Exception:
+            logger.exception("tracejudge could not set span status %r", status)
+
+    def record_exception(self, exc: BaseException) -> None:
+        """Add an ``exception`` event (type, message, stack trace) and set status ERROR."""
+        try:
+            stack = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+            self._otel.add_event(
+                c.EXCEPTION_EVENT,
+                {
+                    "exception.type": type(exc).__name__,
+                    "exception.message": str(exc),
+                    "exception.stacktrace": stack,
+                },
+            )
+            self._otel.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+        except Exception:
+            logger.exception("tracejudge could not record an exception")
+
+    def end(self, end_time_ns: int | None = None) -> None:
+        try:
+            payload = self._payload
+            context = self._otel.get_span_context()
+            get_assembler().deposit(context.trace_id, context.span_id, payload)
+            if attributes_mirrored():
+                self._otel.set_attributes(payload.as_otel_attributes(dumps(payload.span_type)))
+            self._otel.end(end_time_ns)
+        except Exception:
+            logger.exception("tracejudge could not end a span")
+
+
+class NoOpSpan(LiveSpan):
+    """Stands in when a span could not be started, so user code calling span methods still runs."""
+
+    __slots__ = ()
+
+    def __init__(self) -> None:  # no OpenTelemetry span behind it
+        self._inputs = None
+        self._outputs = None
+        self._payload = SpanPayload(SpanType.UNKNOWN, None, {})
+        self.outputs_set = False
+
+    @property
+    def trace_id(self) -> str:
+        return ""
+
+    @property
+    def span_id(self) -> str:
+        return ""
+
+    @property
+    def parent_id(self) -> str | None:
+        return None
+
+    @property
+    def name(self) -> str:
+        return ""
+
+    def set_inputs(self, inputs: Any) -> None:
+        self._inputs = inputs
+
+    def set_outputs(self, outputs: Any) -> None:
+        self._outputs = outputs
+        self.outputs_set = True
+
+    def set_attribute(self, key: str, value: Any) -> None:
+        return None
+
+    def set_span_type(self, span_type: str) -> None:
+        return None
+
+    def add_event(self, event: SpanEvent | str, attributes: dict[str, Any] | None = None) -> None:
+        return None
+
+    def set_status(self, status: SpanStatusCode | str, description: str = "") -> None:
+        return None
+
+    def record_exception(self, exc: BaseException) -> None:
+        return None
+
+    def end(self, end_time_ns: int | None = None) -> None:
+        return None
