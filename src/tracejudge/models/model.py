@@ -1,0 +1,168 @@
+"""The one door every model call goes through: cache, concurrency limit, timeout and retries."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+from tracejudge.errors import ModelError, ModelRateLimitError, ModelTimeoutError
+from tracejudge.models import usage
+from tracejudge.models.cache import CallCache, cache_enabled_by_default, cache_key
+from tracejudge.models.limiter import AimdLimiter
+from tracejudge.models.pricing import cost_usd
+from tracejudge.models.providers.base import Provider
+from tracejudge.models.retry import RetryPolicy
+from tracejudge.models.sync import run_sync
+from tracejudge.models.types import ChatRequest, ChatResult, Message
+from tracejudge.tracing import tracing_disabled
+
+logger = logging.getLogger("tracejudge.models")
+
+
+class ChatModel:
+    """A model behind a URI. ``await model.achat(messages)`` or ``model.chat(messages)``.
+
+    Every call: looks in the call cache (unless ``use_cache=False``), waits for a slot of the
+    model's adaptive concurrency limit, runs under a timeout, and retries timeouts, 429 and
+    5xx with exponential backoff and jitter (honouring ``Retry-After``). Failures surface as
+    :class:`~tracejudge.errors.ModelError` subclasses.
+    """
+
+    def __init__(
+        self,
+        provider: Provider,
+        *,
+        cache: CallCache | None = None,
+        retry: RetryPolicy | None = None,
+        timeout: float | None = None,
+        max_concurrency: int | None = None,
+    ) -> None:
+        self.provider = provider
+        spec = provider.spec
+        self.uri = provider.model_id
+        self.cache = cache if cache is not None else CallCache()
+        self.retry = retry or RetryPolicy(max_retries=int(spec.float_param("max_retries", 5)))
+        self.timeout = timeout or spec.float_param("timeout", provider.default_timeout)
+        initial = max_concurrency or int(
+            spec.float_param("max_concurrency", provider.default_concurrency)
+        )
+        self.limiter = AimdLimiter(initial, maximum=max(initial, 64 if initial > 1 else 1))
+        self.provider_calls = 0
+        """Calls that reached the provider, retries included (cache hits are not calls)."""
+        self._in_flight: dict[str, asyncio.Future[ChatResult]] = {}
+
+    def __repr__(self) -> str:
+        return f"ChatModel({self.uri!r})"
+
+    @property
+    def supports_logprobs(self) -> bool:
+        return self.provider.supports_logprobs
+
+    async def achat(
+        self,
+        messages: Sequence[Message],
+        *,
+        temperature: float = 0.0,
+        max_tokens: int = 512,
+        seed: int | None = None,
+        logprobs: bool = False,
+        top_logprobs: int = 0,
+        json_schema: dict[str, Any] | None = None,
+        sample_index: int = 0,
+        use_cache: bool | None = None,
+    ) -> ChatResult:
+        request = ChatRequest(
+            messages=tuple(dict(m) for m in messages),
+            temperature=temperature,
+            max_tokens=max_tokens,
+            seed=seed,
+            logprobs=logprobs and self.supports_logprobs,
+            top_logprobs=top_logprobs if logprobs and self.supports_logprobs else 0,
+            json_schema=json_schema,
+            sample_index=sample_index,
+        )
+        caching = cache_enabled_by_default() if use_cache is None else use_cache
+        if not caching:
+            return await self._fresh(request)
+        key = cache_key(self.uri, request)
+        pending = self._in_flight.get(key)
+        if pending is not None and pending.get_loop() is asyncio.get_running_loop():
+            # the same call is already under way: share its answer instead of paying twice
+            result = (await asyncio.shield(pending)).with_(cached=True)
+            usage.record(result)
+            return result
+        hit = await self.cache.get(key)
+        if hit is not None:
+            usage.record(hit)
+            return hit
+        future: asyncio.Future[ChatResult] = asyncio.get_running_loop().create_future()
+        self._in_flight[key] = future
+        try:
+            result = await self._fresh(request)
+            self.cache.put(key, result)
+            future.set_result(result)
+            return result
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: waiters re-raise it, nobody else needs to
+            raise
+        finally:
+            self._in_flight.pop(key, None)
+
+    async def _fresh(self, request: ChatRequest) -> ChatResult:
+        try:
+            result = await self._call_with_retries(request)
+        except ModelError:
+            usage.record_failure()
+            raise
+        usage.record(result)
+        return result
+
+    def chat(self, messages: Sequence[Message], **kwargs: Any) -> ChatResult:
+        """Synchronous :meth:`achat` (works inside a running event loop too)."""
+        return run_sync(self.achat(messages, **kwargs))
+
+    async def _call_with_retries(self, request: ChatRequest) -> ChatResult:
+        attempt = 0
+        while True:
+            async with self.limiter.slot():
+                started = time.perf_counter()  # after the wait for a slot: the call's own time
+                try:
+                    self.provider_calls += 1
+                    with tracing_disabled():  # judge traffic stays out of the app's traces
+                        result = await asyncio.wait_for(
+                            self.provider.complete(request), self.timeout
+                        )
+                except asyncio.TimeoutError:
+                    error: ModelError = ModelTimeoutError(
+                        f"{self.uri}: no answer within {self.timeout:g} s"
+                    )
+                except ModelError as exc:
+                    error = exc
+                else:
+                    self.limiter.on_success()
+                    latency = time.perf_counter() - started
+                    spec = self.provider.spec
+                    price = cost_usd(
+                        spec.provider,
+                        spec.model,
+                        result.usage.input_tokens,
+                        result.usage.output_tokens,
+                    )
+                    return replace(result, latency_s=latency, cost_usd=price)
+            if isinstance(error, ModelRateLimitError):
+                self.limiter.on_rate_limited()
+            attempt += 1
+            delay = self.retry.delay(attempt, error.retry_after) if error.retryable else None
+            if delay is None:
+                if error.retryable:
+                    error.args = (f"{error.args[0]} (gave up after {attempt} attempt(s))",)
+                raise error
+            logger.info(
+                "%s: %s; retry %d in %.2f s", self.uri, type(error).__name__, attempt, delay
+            )
+            await asyncio.sleep(delay)
