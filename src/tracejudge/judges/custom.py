@@ -1,0 +1,215 @@
+"""``make_judge``: an LLM judge from natural-language instructions.
+
+The instructions refer to what is judged as ``{{ inputs }}``, ``{{ outputs }}``,
+``{{ expectations }}`` (and ``{{ trace }}``); each becomes a delimited data block.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import typing
+from collections.abc import Callable
+from typing import Any
+
+from tracejudge.entities import Feedback, Trace
+from tracejudge.errors import InvalidArgumentError
+from tracejudge.judges.builtin import ModelArg, missing_input
+from tracejudge.judges.engine import JudgeSpec, run_judge
+from tracejudge.judges.formatting import to_text
+from tracejudge.judges.parsing import parse_json_object, yes_no
+from tracejudge.models import run_sync
+
+VARIABLES = ("inputs", "outputs", "expectations", "trace")
+_VARIABLE = re.compile(r"\{\{\s*(\w+)\s*\}\}")
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+CUSTOM_PREAMBLE = (
+    "You are a meticulous, impartial evaluator of the outputs of an AI application. {{rules}}\n\n"
+    "Reason first, then decide. Reply with one JSON object and nothing else: "
+    '{{{{"rationale": "<your reasoning in one to three sentences>", "result": {shape}}}}}.'
+)
+
+
+def _value_kind(value_type: Any) -> tuple[dict[str, Any], str, Callable[[Any], Any]]:
+    """JSON schema, a description for the prompt, and a converter for the judge's value type."""
+    if typing.get_origin(value_type) is typing.Literal:
+        options = [str(o) for o in typing.get_args(value_type)]
+        lookup = {o.lower(): o for o in options}
+
+        def literal(raw: Any) -> Any:
+            word = str(raw).strip().strip("\"'.*").lower()
+            if word in lookup:
+                return lookup[word]
+            raise ValueError(f"{raw!r} is not one of {options}")
+
+        return (
+            {"type": "string", "enum": options},
+            " or ".join(json.dumps(o) for o in options),
+            literal,
+        )
+    if value_type is bool:
+
+        def boolean(raw: Any) -> bool:
+            verdict = yes_no(
+                raw
+                if not isinstance(raw, (int, float)) or isinstance(raw, bool)
+                else str(bool(raw))
+            )
+            if verdict is None:
+                raise ValueError(f"{raw!r} is not true or false")
+            return verdict == "yes"
+
+        return {"type": "boolean"}, "true or false", boolean
+    if value_type in (int, float):
+
+        def number(raw: Any) -> Any:
+            if isinstance(raw, bool):
+                raise ValueError("a boolean is not a number")
+            if isinstance(raw, (int, float)):
+                return value_type(raw)
+            match = _NUMBER.search(str(raw))
+            if match is None:
+                raise ValueError(f"{raw!r} is not a number")
+            return value_type(float(match.group()))
+
+        schema_type = "integer" if value_type is int else "number"
+        return {"type": schema_type}, f"<a {'whole ' if value_type is int else ''}number>", number
+    if value_type is str:
+        return {"type": "string"}, "<your answer as a short string>", str
+    raise InvalidArgumentError(
+        f"feedback_value_type must be bool, int, float, str or a Literal[...] of strings, not {value_type!r}"
+    )
+
+
+def _trace_text(trace: Trace) -> str:
+    spans = [
+        {"name": s.name, "type": s.span_type, "inputs": s.inputs, "outputs": s.outputs}
+        for s in trace.search_spans()
+    ]
+    return to_text(spans)
+
+
+class Judge:
+    """A custom judge; call it with ``inputs=``, ``outputs=``, ``expectations=``, ``trace=``."""
+
+    def __init__(
+        self,
+        name: str,
+        instructions: str,
+        model: ModelArg = None,
+        feedback_value_type: Any = typing.Literal["yes", "no"],
+    ) -> None:
+        if not name or not isinstance(name, str):
+            raise InvalidArgumentError("A judge needs a name.")
+        used = [v for v in _VARIABLE.findall(instructions or "")]
+        unknown = sorted({v for v in used if v not in VARIABLES})
+        if unknown:
+            raise InvalidArgumentError(
+                f"Unknown template variable(s) {unknown} in the instructions; use {', '.join('{{ ' + v + ' }}' for v in VARIABLES)}."
+            )
+        if not used:
+            raise InvalidArgumentError(
+                "The instructions must refer to what is judged: {{ inputs }}, {{ outputs }}, {{ expectations }} or {{ trace }}."
+            )
+        self.name = name
+        self.instructions = instructions
+        self.model = model
+        self.feedback_value_type = feedback_value_type
+        self.variables = tuple(dict.fromkeys(used))
+        self._schema, shape, self._convert = _value_kind(feedback_value_type)
+        self._preamble = CUSTOM_PREAMBLE.format(shape=shape)
+        self._repair = (
+            "Your reply could not be read. Reply again with only one JSON object of the form "
+            f'{{"rationale": "<reasoning>", "result": {shape}}}, and nothing before or after it.'
+        )
+
+    def __repr__(self) -> str:
+        return f"Judge(name={self.name!r}, variables={list(self.variables)})"
+
+    def _parse(self, text: str) -> tuple[Any, str | None] | None:
+        obj = parse_json_object(text)
+        raw: Any = None
+        rationale = None
+        if obj is not None:
+            for key in ("result", "verdict", "value", "answer", "score"):
+                if key in obj:
+                    raw = obj[key]
+                    break
+            rationale = obj.get("rationale") or obj.get("reasoning")
+        elif len(text.split()) <= 3:
+            raw = text.strip()
+        if raw is None:
+            return None
+        try:
+            return self._convert(raw), None if rationale is None else str(rationale)
+        except (ValueError, TypeError):
+            return None
+
+    async def acall(
+        self,
+        *,
+        inputs: Any = None,
+        outputs: Any = None,
+        expectations: Any = None,
+        trace: Trace | None = None,
+    ) -> Feedback:
+        values = {
+            "inputs": inputs,
+            "outputs": outputs,
+            "expectations": expectations,
+            "trace": trace,
+        }
+        missing = [v for v in self.variables if values[v] is None]
+        if missing:
+            return missing_input(
+                self.name,
+                self.model,
+                f"The judge's instructions use {missing}, which were not given.",
+            )
+        blocks = {
+            v.upper(): _trace_text(values[v]) if v == "trace" else to_text(values[v])
+            for v in self.variables
+        }
+        task = _VARIABLE.sub(lambda m: f"the {m.group(1).upper()} block", self.instructions)
+        spec = JudgeSpec(
+            self.name,
+            task,
+            blocks,
+            schema={
+                "type": "object",
+                "properties": {"rationale": {"type": "string"}, "result": self._schema},
+                "required": ["rationale", "result"],
+                "additionalProperties": False,
+            },
+            parse=self._parse,
+            repair_prompt=self._repair,
+            preamble=self._preamble,
+        )
+        return await run_judge(spec, self.model)
+
+    def __call__(
+        self,
+        *,
+        inputs: Any = None,
+        outputs: Any = None,
+        expectations: Any = None,
+        trace: Trace | None = None,
+    ) -> Feedback:
+        return run_sync(
+            self.acall(inputs=inputs, outputs=outputs, expectations=expectations, trace=trace)
+        )
+
+
+def make_judge(
+    name: str,
+    instructions: str,
+    model: ModelArg = None,
+    feedback_value_type: Any = typing.Literal["yes", "no"],
+) -> Judge:
+    """A judge from instructions that mention ``{{ inputs }}``, ``{{ outputs }}``, ``{{ expectations }}``.
+
+    >>> polite = make_judge("politeness", "Is {{ outputs }} polite to the user who wrote {{ inputs }}?")
+    >>> polite(inputs={"question": "..."}, outputs="...").value
+    'yes'
+    """
+    return Judge(name, instructions, model, feedback_value_type)

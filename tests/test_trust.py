@@ -1,0 +1,318 @@
+"""The trust score's logic: combination, presets, early stop, explanations, batches.
+
+The model here is a scripted chat server that answers each kind of check with a canned
+reply, so the maths can be checked exactly; the real local model is exercised in
+test_local_model.py.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from tracejudge.errors import InvalidArgumentError, ModelError
+from tracejudge.models import reset_models
+from tracejudge.testing import ChatServer, Reply
+from tracejudge.trust import PRESETS, TrustOptions, TrustScorer, token_probability
+from tracejudge.trust.combine import combine, explain, mean
+from tracejudge.trust.consistency import SampleResult, final_answer
+from tracejudge.trust.reflection import ReflectionResult
+from tracejudge.trust.similarity import exact_match, normalize_answer, string_similarity
+
+
+@pytest.fixture(autouse=True)
+def _isolated(sqlite_tracking):
+    reset_models()
+    yield
+    reset_models()
+
+
+class Script:
+    """Canned answers per kind of call, recognised from the prompt text."""
+
+    def __init__(
+        self,
+        *,
+        true_false="True",
+        certainty=90,
+        critique=9,
+        rating=5,
+        claims=9,
+        sample="Final answer: Paris",
+        agree="yes",
+        fail_on=None,
+        answer="Paris",
+    ):
+        self.__dict__.update(locals())
+
+    def __call__(self, request):
+        text = " ".join(str(m.get("content")) for m in request["messages"])
+        if self.fail_on and self.fail_on in text:
+            return Reply(status=400, body='{"error": {"message": "refused"}}')
+        if "Reply with exactly one word: True or False" in text:
+            return Reply(self.true_false)
+        if "certainty from 0" in text:
+            return Reply(f'{{"reasoning": "checked the capital", "certainty": {self.certainty}}}')
+        if "strongest case" in text:
+            return Reply(f'{{"argument": "it could be Lyon", "rating": {self.critique}}}')
+        if "5 = certainly correct" in text:
+            return Reply(f'{{"reasoning": "fine", "rating": {self.rating}}}')
+        if "List the claims" in text:
+            return Reply(f'{{"verification": "one claim, true", "rating": {self.claims}}}')
+        if "give the same answer" in text:
+            return Reply(f'{{"rationale": "compared", "verdict": "{self.agree}"}}')
+        if "Final answer: <your answer>" in text:
+            return Reply(self.sample)
+        return Reply(self.answer, logprobs=[("Par", math.log(0.9)), ("is", math.log(0.5))])
+
+
+@pytest.fixture
+def server():
+    with ChatServer(Script()) as srv:
+        yield srv
+
+
+def scorer(server, preset="medium", **options):
+    return TrustScorer(f"openai-compatible:/m?base_url={server.base_url}", preset, options)
+
+
+# ------------------------------------------------------------------ maths
+
+
+def test_combine_renormalises_over_present_parts():
+    weights = {
+        "self_reflection": 0.5,
+        "consistency": 0.3,
+        "exact_match": 0.1,
+        "token_probability": 0.1,
+    }
+    assert combine(
+        {"self_reflection": 1.0, "consistency": 0.0, "exact_match": None}, weights
+    ) == pytest.approx(0.5 / 0.8)
+    assert combine({"self_reflection": 0.2}, weights) == pytest.approx(0.2)
+    assert combine({"self_reflection": float("nan"), "consistency": 0.4}, weights) == pytest.approx(
+        0.4
+    )
+    assert combine({"self_reflection": 1.7, "consistency": -0.5}, weights) == pytest.approx(
+        0.5 / 0.8
+    )  # clipped
+    assert combine({"self_reflection": None}, weights) is None
+    assert (
+        combine(
+            {"self_reflection": 0.9, "consistency": 0.1}, {"self_reflection": 0, "consistency": 1}
+        )
+        == 0.1
+    )
+    assert mean([0.2, None, float("nan"), 0.4]) == pytest.approx(0.3) and mean([]) is None
+
+
+def test_token_probability_is_the_mean_token_probability():
+    from tracejudge.models import TokenLogprob
+
+    assert token_probability(
+        [TokenLogprob("a", math.log(0.9)), TokenLogprob("b", math.log(0.5))]
+    ) == pytest.approx(0.7)
+    assert token_probability(None) is None
+
+
+def test_answer_helpers():
+    assert final_answer("Reasoning...\nFinal answer: **Paris**") == "Paris"
+    assert final_answer("first Final answer: a\nthen Final Answer - b") == "b"
+    assert final_answer("just text") == "just text"
+    assert normalize_answer("The  Eiffel Tower!") == "eiffel tower"
+    assert exact_match("Paris.", "paris") == 1.0 and exact_match("", "") == 0.0
+    assert (
+        string_similarity("Paris, France", "paris") > 0.4
+        and string_similarity("Paris", "Lyon") < 0.5
+    )
+
+
+# ------------------------------------------------------------- presets
+
+
+def test_presets_and_their_call_counts():
+    assert [PRESETS[p].calls_per_item() for p in ("base", "low", "medium", "high", "best")] == [
+        1,
+        2,
+        7,
+        14,
+        21,
+    ]
+    assert (
+        TrustOptions(
+            num_self_reflections=2, num_consistency_samples=4, similarity_measure="llm"
+        ).calls_per_item()
+        == 10
+    )
+
+
+@pytest.mark.parametrize(
+    ("preset", "options", "match"),
+    [
+        ("ultra", None, "Unknown quality_preset"),
+        ("medium", {"num_samples": 3}, "Unknown trust option"),
+        ("medium", {"num_self_reflections": 9}, "num_self_reflections"),
+        ("medium", {"num_self_reflections": 0, "num_consistency_samples": 0}, "At least one"),
+        ("medium", {"similarity_measure": "nli"}, "similarity_measure"),
+        ("medium", {"weights": {"vibes": 1.0}}, "weights"),
+        ("medium", {"log": ["everything"]}, "log takes"),
+    ],
+)
+def test_bad_options(server, preset, options, match):
+    with pytest.raises(InvalidArgumentError, match=match):
+        scorer(server, preset, **(options or {}))
+
+
+def test_base_preset_makes_one_call(server):
+    result = scorer(server, "base").get_trustworthiness_score("Capital of France?", "Paris")
+    assert server.request_count == 1
+    assert result["trustworthiness_score"] == 1.0  # "True" with no log-probabilities
+    assert result["log"]["per_component"]["self_reflection"] == 1.0
+
+
+# ------------------------------------------------- full score, early stop
+
+
+def test_medium_combines_reflections_and_consistency(server):
+    server.responder = Script(
+        certainty=80, critique=6, rating=4, sample="Final answer: Lyon", true_false="True"
+    )
+    result = scorer(server, "medium", log=["explanation"]).get_trustworthiness_score(
+        "Capital of France?", "Paris"
+    )
+    log = result["log"]
+    reflection = (1.0 + 0.8 + 0.6 + 0.75) / 4
+    assert log["per_component"]["self_reflection"] == pytest.approx(reflection)
+    assert (
+        log["per_component"]["exact_match"] == 0.0
+        and log["per_component"]["token_probability"] is None
+    )
+    consistency = log["per_component"]["consistency"]
+    expected = (0.45 * reflection + 0.30 * consistency) / 0.80
+    assert result["trustworthiness_score"] == pytest.approx(expected)
+    assert server.request_count == 4 + 3 and not log["early_stopped"]
+    assert [r["name"] for r in log["reflections"]] == [
+        "true_false",
+        "certainty",
+        "critique",
+        "rating",
+    ]
+    assert all(s["answer"] == "Lyon" for s in log["samples"])
+    assert "Lyon" in log["explanation"]  # a disagreeing alternative answer
+
+
+def test_unanimous_extreme_reflections_skip_sampling(server):
+    server.responder = Script(true_false="True", certainty=100, critique=10, rating=5)
+    result = scorer(server, "medium").get_trustworthiness_score("Capital of France?", "Paris")
+    assert result["log"]["early_stopped"] and server.request_count == 4  # the 3 samples were saved
+    assert result["trustworthiness_score"] == pytest.approx(1.0)
+    server.responder = Script(true_false="False", certainty=0, critique=0, rating=1)
+    result = scorer(server, "medium").get_trustworthiness_score("Capital of France?", "Marseille")
+    assert result["log"]["early_stopped"] and result["trustworthiness_score"] == pytest.approx(0.0)
+
+
+def test_mixed_reflections_do_not_stop_early(server):
+    server.responder = Script(true_false="True", certainty=100, critique=2, rating=5)
+    result = scorer(server, "medium").get_trustworthiness_score("q", "a")
+    assert not result["log"]["early_stopped"] and len(result["log"]["samples"]) == 3
+
+
+def test_early_stop_can_be_switched_off(server):
+    server.responder = Script(true_false="True", certainty=100, critique=10, rating=5)
+    result = scorer(server, "medium", early_stop=False).get_trustworthiness_score("q", "a")
+    assert not result["log"]["early_stopped"] and server.request_count == 7
+
+
+def test_llm_similarity_asks_an_agreement_judge(server):
+    server.responder = Script(critique=3, agree="no")
+    result = scorer(server, "high").get_trustworthiness_score("Capital of France?", "Paris")
+    samples = result["log"]["samples"]
+    assert len(samples) == 5 and all(s["similarity"] == 0.0 for s in samples)
+    # 4 reflections + 5 samples + 5 agreement checks, but the samples all say the same thing,
+    # so the 5 identical agreement checks are one call and four cache hits
+    assert server.request_count == 4 + 5 + 1
+
+
+def test_unreadable_reflection_counts_half_and_is_recorded(server):
+    server.responder = Script(certainty="lots", critique=10, rating=5, true_false="True")
+    result = scorer(server, "medium").get_trustworthiness_score("q", "a")
+    certainty = next(r for r in result["log"]["reflections"] if r["name"] == "certainty")
+    assert certainty["parse_failed"] and certainty["score"] == 0.5
+
+
+def test_failed_calls_are_left_out_and_all_failing_raises(server):
+    server.responder = Script(fail_on="strongest case")  # the critique call fails
+    result = scorer(server, "medium", num_consistency_samples=0).get_trustworthiness_score("q", "a")
+    critique = next(r for r in result["log"]["reflections"] if r["name"] == "critique")
+    assert critique["score"] is None and "ModelBadRequestError" in critique["error"]
+    assert result["trustworthiness_score"] == pytest.approx((1.0 + 0.9 + 1.0) / 3)
+    server.responder = Script(fail_on="PROPOSED ANSWER")
+    with pytest.raises(ModelError, match="Every trust check failed"):
+        scorer(server, "low").get_trustworthiness_score("another q", "another a")
+
+
+def test_system_prompt_is_part_of_what_is_judged(server):
+    messages = [
+        {"role": "system", "content": "Answer only about geography."},
+        {"role": "user", "content": "Capital?"},
+    ]
+    scorer(server, "base").get_trustworthiness_score(messages, "Paris")
+    prompt = server.requests[0]["messages"][1]["content"]
+    assert "[system]\nAnswer only about geography." in prompt and "[user]\nCapital?" in prompt
+
+
+# --------------------------------------------------------- explanations
+
+
+def test_explanation_names_the_most_negative_reflection_and_an_alternative():
+    reflections = [
+        ReflectionResult("certainty", 0.6, "somewhat unsure"),
+        ReflectionResult("critique", 0.1, "The capital of Australia is Canberra, not Sydney."),
+    ]
+    samples = [SampleResult("Canberra", 0.1, 0.0), SampleResult("Sydney", 0.9, 1.0)]
+    text = explain(0.3, 0.8, reflections, samples, consistency=0.5)
+    assert "Canberra, not Sydney" in text and "one alternative answer: Canberra" in text
+    assert (
+        explain(0.9, 0.8, reflections, samples, 0.9)
+        == "Did not find a reason to doubt this response."
+    )
+    assert "no single check" in explain(0.75, 0.8, [ReflectionResult("certainty", 0.8)], [], None)
+
+
+# ---------------------------------------------------------------- batch
+
+
+def test_batch_keeps_order_and_a_failing_item_does_not_fail_the_batch(server):
+    server.responder = Script(fail_on="BROKEN")
+    results = scorer(server, "low").get_trustworthiness_score(
+        ["q1", "BROKEN q2", "q3"], ["a1", "a2", "a3"]
+    )
+    assert [r["trustworthiness_score"] is None for r in results] == [False, True, False]
+    assert results[1]["log"]["error"]["type"] == "ModelError"
+    with pytest.raises(InvalidArgumentError):
+        scorer(server, "low").get_trustworthiness_score(["q1", "q2"], ["a1"])
+
+
+def test_prompt_generates_then_scores_with_token_probability(server):
+    result = scorer(server, "low").prompt("Capital of France?")
+    assert result["response"] == "Paris"
+    assert result["log"]["per_component"]["token_probability"] == pytest.approx(0.7)
+    w = PRESETS["low"].weights
+    expected = (w["self_reflection"] * (1.0 + 0.9) / 2 + w["token_probability"] * 0.7) / (
+        w["self_reflection"] + w["token_probability"]
+    )
+    assert result["trustworthiness_score"] == pytest.approx(expected)
+    batch = scorer(server, "low").prompt(["Capital of France?", "Capital of Italy?"])
+    assert [r["response"] for r in batch] == ["Paris", "Paris"]
+
+
+def test_rescoring_is_served_from_the_cache(server):
+    s = scorer(server, "medium", early_stop=False)
+    first = s.get_trustworthiness_score("q", "a")
+    calls = server.request_count
+    second = s.get_trustworthiness_score("q", "a")
+    assert (
+        server.request_count == calls
+        and second["trustworthiness_score"] == first["trustworthiness_score"]
+    )
