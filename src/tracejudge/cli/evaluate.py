@@ -1,0 +1,139 @@
+"""``tracejudge evaluate``: score an experiment's traces and show the worst ones."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+from rich.console import Console
+
+from tracejudge.cli.report import print_run_summary, print_worst
+from tracejudge.cli.traces import experiment_ids_for
+from tracejudge.errors import InvalidArgumentError
+from tracejudge.evaluation import evaluate
+from tracejudge.scorers import (
+    Correctness,
+    ExpectationsGuidelines,
+    Guidelines,
+    RelevanceToQuery,
+    RetrievalGroundedness,
+    RetrievalRelevance,
+    RetrievalSufficiency,
+    Safety,
+    Scorer,
+    Trustworthiness,
+)
+from tracejudge.tracing.client import Client
+
+SCORERS: dict[str, Any] = {
+    "trustworthiness": Trustworthiness,
+    "groundedness": RetrievalGroundedness,
+    "retrieval_groundedness": RetrievalGroundedness,
+    "relevance": RelevanceToQuery,
+    "relevance_to_query": RelevanceToQuery,
+    "retrieval_relevance": RetrievalRelevance,
+    "sufficiency": RetrievalSufficiency,
+    "retrieval_sufficiency": RetrievalSufficiency,
+    "correctness": Correctness,
+    "safety": Safety,
+    "expectations_guidelines": ExpectationsGuidelines,
+}
+
+
+def build_scorers(
+    names: str, guidelines: tuple[str, ...], model: str | None, preset: str
+) -> list[Scorer]:
+    scorers: list[Scorer] = []
+    for name in [n.strip() for n in names.split(",") if n.strip()]:
+        cls = SCORERS.get(name)
+        if cls is None:
+            raise InvalidArgumentError(
+                f"Unknown scorer {name!r}; known: {', '.join(sorted(SCORERS))}."
+            )
+        scorers.append(
+            cls(model=model, quality_preset=preset) if cls is Trustworthiness else cls(model=model)
+        )
+    for item in guidelines:
+        name, sep, text = item.partition("=")
+        if not sep or not name.strip() or not text.strip():
+            raise InvalidArgumentError(f'--guideline takes NAME="text", not {item!r}.')
+        scorers.append(
+            Guidelines(name=name.strip(), guidelines=text.strip().strip('"'), model=model)
+        )
+    if not scorers:
+        raise InvalidArgumentError("Give --scorers and/or --guideline.")
+    return scorers
+
+
+@click.command("evaluate")
+@click.option(
+    "--experiment",
+    "experiments",
+    multiple=True,
+    required=True,
+    help="Experiment name (repeatable).",
+)
+@click.option(
+    "--filter", "filter_string", default=None, help="Which traces, e.g. \"tag.env = 'prod'\"."
+)
+@click.option(
+    "--max-results",
+    default=None,
+    type=click.IntRange(min=1),
+    help="At most this many traces (newest first).",
+)
+@click.option(
+    "--scorers",
+    "scorer_names",
+    default="trustworthiness",
+    show_default=True,
+    help=f"Comma-separated: {', '.join(sorted(SCORERS))}.",
+)
+@click.option(
+    "--guideline", "guidelines", multiple=True, help='A guideline scorer: NAME="text" (repeatable).'
+)
+@click.option(
+    "--model",
+    default=None,
+    help="Judge model URI (default: TRACEJUDGE_JUDGE_MODEL, OpenAI, or local).",
+)
+@click.option("--preset", default="medium", show_default=True, help="Trust score quality preset.")
+@click.option("--run-name", default=None)
+@click.option(
+    "--concurrency", default=None, type=click.IntRange(min=1), help="Row x scorer tasks at once."
+)
+@click.option(
+    "--show", default=10, show_default=True, help="How many of the worst traces to print."
+)
+def evaluate_command(
+    experiments: tuple[str, ...],
+    filter_string: str | None,
+    max_results: int | None,
+    scorer_names: str,
+    guidelines: tuple[str, ...],
+    model: str | None,
+    preset: str,
+    run_name: str | None,
+    concurrency: int | None,
+    show: int,
+) -> None:
+    """Score an experiment's traces; print run metrics and the worst traces with their reasons."""
+    console = Console()
+    scorers = build_scorers(scorer_names, guidelines, model, preset)
+    ids = experiment_ids_for(experiments)
+    traces = Client().search_all(ids, filter_string, max_results)
+    if not traces:
+        raise click.ClickException("No traces match.")
+    console.print(f"Scoring {len(traces)} trace(s) with {', '.join(s.name for s in scorers)}")
+    result = evaluate(
+        traces,
+        scorers,
+        experiment=experiments[0] if len(experiments) == 1 else None,
+        run_name=run_name,
+        max_concurrency=concurrency,
+    )
+    print_run_summary(console, result.run)
+    order = (
+        "trustworthiness" if any(s.name == "trustworthiness" for s in scorers) else scorers[0].name
+    )
+    print_worst(console, result, order, show)

@@ -1,0 +1,76 @@
+"""Printing an evaluation run: its metrics, then the worst traces with their explanations."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+from tracejudge.entities import EvaluationRun
+from tracejudge.entities.assessment import numeric_value
+from tracejudge.evaluation import EvaluationResult
+
+
+def print_run_summary(console: Console, run: EvaluationRun) -> None:
+    names = sorted({key.split("/")[0] for key in run.metrics})
+    table = Table(title=f"Run {run.name} ({run.run_id}): {run.status.value}, {run.row_count} rows")
+    for column in ("scorer", "mean", "pass rate", "min", "p90", "scored", "errors"):
+        table.add_column(column, justify="left" if column == "scorer" else "right")
+
+    def cell(name: str, stat: str) -> str:
+        value = run.metrics.get(f"{name}/{stat}")
+        return "" if value is None else (f"{value:.0%}" if stat == "pass_rate" else f"{value:.3g}")
+
+    for name in names:
+        table.add_row(
+            name,
+            cell(name, "mean"),
+            cell(name, "pass_rate"),
+            cell(name, "min"),
+            cell(name, "p90"),
+            cell(name, "count"),
+            cell(name, "error_count"),
+        )
+    console.print(table)
+    usage = run.usage
+    cost = usage.get("cost_usd")
+    console.print(
+        f"model calls: {usage.get('calls', 0)} (+{usage.get('cached_calls', 0)} from cache), "
+        f"tokens in/out: {usage.get('input_tokens', 0)}/{usage.get('output_tokens', 0)}, "
+        f"cost: {'unknown' if usage.get('calls_without_price') else f'${cost:.4f}'}, "
+        f"judges: {', '.join(run.judge_models) or 'none'}"
+    )
+
+
+def _short(value: Any, limit: int = 160) -> str:
+    text = " ".join(str(value).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def print_worst(console: Console, result: EvaluationResult, order_by: str, limit: int = 10) -> None:
+    """The rows with the lowest ``order_by`` verdict first, with the reasons given."""
+    df = result.result_df
+    column = f"{order_by}/value"
+    if column not in df.columns:
+        return
+    numbers = [numeric_value(v) if not isinstance(v, list) else None for v in df[column]]
+    keys = pd.Series([float("nan") if n is None else n for n in numbers], index=df.index)
+    ranked = df.assign(_key=keys)
+    ranked = ranked.sort_values("_key", na_position="last").head(limit)
+    reason_columns = [c for c in df.columns if c.endswith("/rationale")]
+    console.print(f"\n[bold]Least {order_by.replace('_', ' ')} first[/bold]")
+    for rank, (_, row) in enumerate(ranked.iterrows(), 1):
+        score = row[column]
+        shown = f"{score:.2f}" if isinstance(score, float) else str(score)
+        console.print(f"\n[bold]{rank}. {order_by} = {shown}[/bold]  {row['trace_id']}")
+        console.print(f"   [cyan]Q:[/cyan] {_short(row['inputs'])}")
+        console.print(f"   [cyan]A:[/cyan] {_short(row['outputs'])}")
+        for rc in reason_columns:
+            name = rc[: -len("/rationale")]
+            verdict, reason, error = row.get(f"{name}/value"), row.get(rc), row.get(f"{name}/error")
+            if isinstance(verdict, list) or (reason is None and error is None):
+                continue
+            value = f"{verdict:.2f}" if isinstance(verdict, float) else verdict
+            console.print(f"   [magenta]{name}[/magenta] = {value}: {_short(error or reason, 300)}")

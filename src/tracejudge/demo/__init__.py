@@ -1,0 +1,1 @@
+"""``tracejudge demo``: a small traced RAG app on the local model, then its own evaluation."""

@@ -1,0 +1,130 @@
+"""The rows evaluate() scores, from whatever form the data comes in."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from tracejudge.entities import Expectation, Trace
+from tracejudge.errors import InvalidArgumentError
+
+logger = logging.getLogger("tracejudge.evaluation")
+
+
+@dataclass
+class EvalRow:
+    index: int
+    inputs: Any = None
+    outputs: Any = None
+    expectations: dict[str, Any] = field(default_factory=dict)
+    trace: Trace | None = None
+
+    @property
+    def trace_id(self) -> str | None:
+        return self.trace.info.trace_id if self.trace is not None else None
+
+
+def _as_trace(value: Any, index: int) -> Trace | None:
+    if value is None or (isinstance(value, float) and value != value):
+        return None
+    if isinstance(value, Trace):
+        return value
+    try:
+        if isinstance(value, str):
+            return Trace.from_json(value)
+        if isinstance(value, Mapping):
+            return Trace.from_dict(dict(value))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InvalidArgumentError(
+            f"Row {index}: the 'trace' value is not a trace ({exc})."
+        ) from None
+    raise InvalidArgumentError(
+        f"Row {index}: 'trace' must be a Trace, its dict or its JSON, not {type(value).__name__}."
+    )
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and value != value)
+
+
+def logged_expectations(trace: Trace) -> dict[str, Any]:
+    """The valid Expectations logged on a trace, by name (the newest wins)."""
+    return {
+        a.name: a.value for a in trace.info.assessments if isinstance(a, Expectation) and a.valid
+    }
+
+
+def _row(index: int, record: Mapping[str, Any]) -> EvalRow:
+    trace = _as_trace(record.get("trace"), index)
+    inputs = record.get("inputs")
+    outputs = record.get("outputs")
+    expectations = record.get("expectations")
+    if _missing(expectations):
+        expectations = {}
+    if not isinstance(expectations, Mapping):
+        raise InvalidArgumentError(
+            f"Row {index}: 'expectations' must be a dict, not {type(expectations).__name__}."
+        )
+    if trace is not None:
+        # the trace speaks for its inputs and outputs; logged expectations apply unless the row overrides them
+        inputs = trace.data.inputs if _missing(inputs) or trace.data.request is not None else inputs
+        outputs = (
+            trace.data.outputs if _missing(outputs) or trace.data.response is not None else outputs
+        )
+        expectations = {**logged_expectations(trace), **expectations}
+    elif _missing(inputs):
+        raise InvalidArgumentError(f"Row {index} has neither 'inputs' nor a 'trace'.")
+    return EvalRow(index, inputs, None if _missing(outputs) else outputs, dict(expectations), trace)
+
+
+def rows_from_data(data: Any) -> list[EvalRow]:
+    """Rows from a list of dicts, a DataFrame (including the one search_traces returns) or a list
+    of Traces."""
+    if isinstance(data, pd.DataFrame):
+        known = {"inputs", "outputs", "expectations", "trace"}
+        if not known & set(data.columns):
+            raise InvalidArgumentError(
+                f"The DataFrame needs an 'inputs' or a 'trace' column; it has {list(data.columns)}."
+            )
+        records: Sequence[Any] = data.to_dict(orient="records")
+    elif isinstance(data, Sequence) and not isinstance(data, (str, bytes)):
+        records = data
+    else:
+        raise InvalidArgumentError(
+            "evaluate(data=...) takes a list of dicts, a pandas DataFrame or a list of Traces, "
+            f"not {type(data).__name__}."
+        )
+    rows = []
+    for index, record in enumerate(records):
+        if isinstance(record, Trace):
+            rows.append(_row(index, {"trace": record}))
+        elif isinstance(record, Mapping):
+            unknown = set(record) - {
+                "inputs",
+                "outputs",
+                "expectations",
+                "trace",
+                "trace_id",
+                "tags",
+            }
+            if unknown and not isinstance(data, pd.DataFrame):
+                raise InvalidArgumentError(
+                    f"Row {index} has unknown key(s) {sorted(unknown)}; rows take inputs, outputs, expectations, trace."
+                )
+            rows.append(_row(index, record))
+        else:
+            raise InvalidArgumentError(
+                f"Row {index} is a {type(record).__name__}, not a dict or a Trace."
+            )
+    if not rows:
+        raise InvalidArgumentError("evaluate(data=...) got no rows.")
+    return rows
+
+
+def describe_value(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, default=str)[:200]

@@ -1,0 +1,175 @@
+"""``evaluate()``: score rows or traces with scorers, as one stored evaluation run."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from tracejudge.entities import EvaluationRun, Experiment, RunStatus
+from tracejudge.entities.evaluation_run import new_run_id
+from tracejudge.errors import ExperimentNotFoundError, InvalidArgumentError
+from tracejudge.evaluation.aggregate import aggregate
+from tracejudge.evaluation.dataset import EvalRow, rows_from_data
+from tracejudge.evaluation.harness import Evaluation
+from tracejudge.evaluation.progress import RunProgress
+from tracejudge.evaluation.result import EvaluationResult, result_frame
+from tracejudge.metrics import EvaluationMetric
+from tracejudge.models import resolve_model, run_sync, track_usage
+from tracejudge.scorers import Scorer
+from tracejudge.scorers.builtin import JudgeScorer, Trustworthiness
+from tracejudge.store import TraceStore, get_store
+from tracejudge.tracing.experiment import active_experiment_id
+
+logger = logging.getLogger("tracejudge.evaluation")
+DEFAULT_CONCURRENCY = 16
+
+
+def _experiment(store: TraceStore, experiment: str | None, rows: Sequence[EvalRow]) -> Experiment:
+    """The given experiment (name or id; a new name is created), else the one experiment all the
+    traces share, else the active experiment."""
+    if experiment is not None:
+        if experiment.isdigit():
+            try:
+                return store.get_experiment(experiment)
+            except ExperimentNotFoundError:
+                pass
+        return store.get_or_create_experiment(experiment)
+    homes = {r.trace.info.experiment_id for r in rows if r.trace is not None}
+    if len(homes) == 1 and all(r.trace is not None for r in rows):
+        return store.get_experiment(homes.pop())
+    return store.get_experiment(active_experiment_id(store))
+
+
+def _judge_models(scorers: Sequence[Scorer]) -> list[str]:
+    """Resolve every judge scorer's model before any row is scored: a misconfigured model
+    (bad URI, none configured, not installed) fails the run at once, not row by row."""
+    models: list[str] = []
+    for scorer in scorers:
+        if isinstance(scorer, Trustworthiness):
+            uri = scorer.trust_scorer.model.uri
+        elif isinstance(scorer, JudgeScorer):
+            uri = resolve_model(scorer.model).uri
+        else:
+            continue
+        if uri not in models:
+            models.append(uri)
+    return models
+
+
+def _check_scorers(scorers: Any, extra_metrics: Any) -> tuple[list[Scorer], list[EvaluationMetric]]:
+    scorer_list = list(scorers or [])
+    metric_list = list(extra_metrics or [])
+    for s in scorer_list:
+        if not isinstance(s, Scorer):
+            raise InvalidArgumentError(
+                f"{s!r} is not a scorer: use a built-in scorer, @scorer on a function, or a Scorer subclass."
+            )
+    for m in metric_list:
+        if not isinstance(m, EvaluationMetric):
+            raise InvalidArgumentError(f"{m!r} is not a metric made by make_metric(...).")
+    if not scorer_list and not metric_list:
+        raise InvalidArgumentError("evaluate() needs at least one scorer or extra metric.")
+    names = [s.name for s in scorer_list] + [m.name for m in metric_list]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise InvalidArgumentError(
+            f"Two scorers share the name(s) {duplicates}; give them distinct names."
+        )
+    return scorer_list, metric_list
+
+
+def _finish(ev: Evaluation, status: RunStatus, usage: dict[str, Any]) -> None:
+    ev.writer.flush()
+    aggregations = {s.name: s.aggregations for s in ev.scorers}
+    ev.run.metrics = {
+        **aggregate((f for row in ev.feedback for f in row), aggregations),
+        **ev.extra_aggregates,
+    }
+    ev.run.status = status
+    ev.run.end_time = int(time.time() * 1000)
+    ev.run.usage = usage
+    ev.store.update_run(ev.run)
+
+
+def evaluate(
+    data: Any,
+    scorers: Sequence[Scorer] | None = None,
+    predict_fn: Callable[..., Any] | None = None,
+    extra_metrics: Sequence[EvaluationMetric] | None = None,
+    experiment: str | None = None,
+    run_name: str | None = None,
+    max_concurrency: int | None = None,
+) -> EvaluationResult:
+    """Score every row with every scorer, store each verdict as a Feedback on its trace, and
+    record the whole as an evaluation run.
+
+    ``data`` is a list of dicts (``inputs``, ``outputs``, ``expectations``, optional ``trace``),
+    a DataFrame with those columns, the DataFrame ``search_traces`` returns, or a list of Traces.
+    With ``predict_fn``, each row's ``inputs`` are passed to it as keyword arguments inside a
+    new trace, and the outputs and spans come from that trace. Rows × scorers run
+    concurrently (at most ``max_concurrency`` at once, default 16, and within each model's own
+    adaptive limit); a scorer failing on a row becomes that Feedback's error. On Ctrl-C, what
+    was scored is kept and the run is marked INTERRUPTED before the interrupt propagates.
+
+    >>> result = evaluate(data=search_traces(filter_string="tag.env = 'prod'"),
+    ...                   scorers=[Trustworthiness(), RetrievalGroundedness()])
+    >>> search_traces(filter_string="feedback.trustworthiness < 0.5", order_by=["feedback.trustworthiness"])
+    """
+    scorer_list, metric_list = _check_scorers(scorers, extra_metrics)
+    if max_concurrency is not None and max_concurrency < 1:
+        raise InvalidArgumentError("max_concurrency must be at least 1.")
+    if predict_fn is not None and not callable(predict_fn):
+        raise InvalidArgumentError("predict_fn must be callable.")
+    rows = rows_from_data(data)
+    store = get_store()
+    home = _experiment(store, experiment, rows)
+    judge_models = _judge_models(scorer_list)
+    started = int(time.time() * 1000)
+    run = EvaluationRun(
+        run_id=new_run_id(),
+        experiment_id=home.experiment_id,
+        name=run_name or f"eval-{dt.datetime.now():%Y%m%d-%H%M%S}",
+        start_time=started,
+        scorers=[s.describe() for s in scorer_list]
+        + [{"name": m.name, "class": "EvaluationMetric"} for m in metric_list],
+        judge_models=judge_models,
+        row_count=len(rows),
+    )
+    store.create_run(run)
+    ev = Evaluation(
+        rows,
+        scorer_list,
+        run,
+        store,
+        home.name,
+        max_concurrency or DEFAULT_CONCURRENCY,
+        predict_fn,
+        metric_list,
+    )
+
+    async def main() -> None:
+        with RunProgress() as progress:
+            if predict_fn is not None:
+                await ev.predict(progress)
+            await asyncio.to_thread(ev.home_traces)
+            await ev.score(progress)
+
+    with track_usage() as meter:
+        try:
+            run_sync(main())
+            ev.legacy_metrics()
+        except KeyboardInterrupt:
+            _finish(ev, RunStatus.INTERRUPTED, meter.to_dict())
+            logger.warning(
+                "evaluation %s interrupted; %d verdicts kept", run.run_id, ev.writer.written
+            )
+            raise
+        except BaseException:
+            _finish(ev, RunStatus.FAILED, meter.to_dict())
+            raise
+    _finish(ev, RunStatus.FINISHED, meter.to_dict())
+    return EvaluationResult(run.run_id, dict(run.metrics), result_frame(rows, ev.feedback), run)

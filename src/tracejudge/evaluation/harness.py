@@ -1,0 +1,303 @@
+"""Running an evaluation: predictions, a home trace for every row, scorers over rows × scorers
+concurrently, verdicts written to the store as they arrive."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from tracejudge.entities import (
+    AssessmentError,
+    AssessmentSource,
+    AssessmentSourceType,
+    EvaluationRun,
+    Expectation,
+    Feedback,
+    Span,
+    SpanStatus,
+    SpanStatusCode,
+    SpanType,
+    Trace,
+    TraceData,
+    TraceInfo,
+)
+from tracejudge.entities._json import dumps
+from tracejudge.entities.trace import new_trace_id
+from tracejudge.errors import (
+    InvalidArgumentError,
+    ModelNotAvailableError,
+    ModelNotConfiguredError,
+    ModelURIError,
+)
+from tracejudge.evaluation.dataset import EvalRow
+from tracejudge.evaluation.progress import RunProgress
+from tracejudge.metrics import EvaluationMetric, MetricValue
+from tracejudge.scorers import Scorer, to_feedbacks
+from tracejudge.scorers.fields import response_text
+from tracejudge.store import TraceStore
+from tracejudge.tracing import flush, start_span, update_current_trace
+from tracejudge.tracing.constants import SOURCE_RUN
+from tracejudge.tracing.experiment import experiment_context
+from tracejudge.tracing.otel_convert import preview
+
+logger = logging.getLogger("tracejudge.evaluation")
+
+CONFIGURATION_ERRORS = (ModelURIError, ModelNotConfiguredError, ModelNotAvailableError)
+"""Errors that would fail every row alike: they stop the run instead of filling it with errors."""
+WRITE_BATCH = 200
+WRITE_EVERY_S = 2.0
+
+
+class FeedbackWriter:
+    """Collects verdicts as scorers finish and writes them in batches (every 200 verdicts or
+    2 seconds), so they show up while a run goes on and an interrupted run keeps them."""
+
+    def __init__(self, store: TraceStore) -> None:
+        self.store = store
+        self._pending: list[Feedback] = []
+        self._lock = threading.Lock()
+        self._last_write = time.monotonic()
+        self.written = 0
+
+    def add(self, feedbacks: Sequence[Feedback]) -> bool:
+        """Queue verdicts; True when it is time to write."""
+        with self._lock:
+            self._pending.extend(feedbacks)
+            due = time.monotonic() - self._last_write >= WRITE_EVERY_S
+            return bool(self._pending) and (len(self._pending) >= WRITE_BATCH or due)
+
+    def flush(self) -> None:
+        with self._lock:
+            batch, self._pending = self._pending, []
+            self._last_write = time.monotonic()
+        if batch:
+            self.store.log_assessments(batch)
+            self.written += len(batch)
+
+
+@dataclass
+class Evaluation:
+    rows: list[EvalRow]
+    scorers: list[Scorer]
+    run: EvaluationRun
+    store: TraceStore
+    experiment_name: str
+    max_concurrency: int
+    predict_fn: Callable[..., Any] | None = None
+    extra_metrics: list[EvaluationMetric] = field(default_factory=list)
+    feedback: list[list[Feedback]] = field(default_factory=list)
+    extra_aggregates: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.feedback = [[] for _ in self.rows]
+        self.writer = FeedbackWriter(self.store)
+
+    # ------------------------------------------------------------- predict
+
+    async def predict(self, progress: RunProgress) -> None:
+        assert self.predict_fn is not None
+        for row in self.rows:
+            if not isinstance(row.inputs, Mapping):
+                raise InvalidArgumentError(
+                    f"Row {row.index}: with predict_fn, inputs must be a dict of keyword arguments."
+                )
+        progress.phase("predict", "predicting", len(self.rows))
+        gate = asyncio.Semaphore(self.max_concurrency)
+        trace_ids: dict[int, str] = {}
+
+        async def one(row: EvalRow) -> None:
+            async with gate:
+                trace_ids[row.index] = await self._predict_row(row)
+                progress.advance("predict")
+
+        await asyncio.gather(*(one(r) for r in self.rows))
+        await asyncio.to_thread(flush)
+        for row in self.rows:
+            row.trace = await asyncio.to_thread(self.store.get_trace, trace_ids[row.index])
+
+    async def _predict_row(self, row: EvalRow) -> str:
+        fn = self.predict_fn
+        assert fn is not None
+        name = getattr(fn, "__name__", "predict")
+        with experiment_context(self.experiment_name), start_span(name, SpanType.CHAIN) as span:
+            span.set_inputs(row.inputs)
+            update_current_trace(
+                metadata={SOURCE_RUN: self.run.run_id}, tags={"tracejudge.eval": "predict"}
+            )
+            try:
+                if inspect.iscoroutinefunction(fn):
+                    outputs = await fn(**row.inputs)
+                else:  # the copied context keeps the app's own spans under this one
+                    outputs = await asyncio.to_thread(fn, **row.inputs)
+            except Exception as exc:
+                logger.warning(
+                    "predict_fn failed on row %d: %s: %s", row.index, type(exc).__name__, exc
+                )
+                span.record_exception(exc)
+                outputs = None
+            span.set_outputs(outputs)
+            row.outputs = outputs
+            return span.trace_id
+
+    # -------------------------------------------------- traces for static rows
+
+    def home_traces(self) -> None:
+        """Give rows without a trace one (a single span holding inputs and outputs), so their
+        verdicts have somewhere to live; rows whose trace came without spans get them loaded."""
+        created: list[Trace] = []
+        for row in self.rows:
+            if row.trace is None:
+                row.trace = self._static_trace(row)
+                created.append(row.trace)
+            elif not row.trace.data.spans:
+                full = self.store.get_trace(row.trace.info.trace_id)
+                if full is not None:
+                    row.trace = full
+        if created:
+            self.store.log_traces(created)
+
+    def _static_trace(self, row: EvalRow) -> Trace:
+        trace_id = new_trace_id()
+        now_ns = time.time_ns()
+        root = Span(
+            trace_id,
+            secrets.token_hex(8),
+            None,
+            "evaluation_row",
+            SpanType.CHAIN,
+            now_ns,
+            now_ns,
+            SpanStatus(SpanStatusCode.OK),
+            row.inputs,
+            row.outputs,
+        )
+        source = AssessmentSource(AssessmentSourceType.CODE, "evaluate")
+        expectations = [
+            Expectation(k, v, source=source, trace_id=trace_id) for k, v in row.expectations.items()
+        ]
+        info = TraceInfo(
+            trace_id=trace_id,
+            experiment_id=self.run.experiment_id,
+            request_time=now_ns // 1_000_000,
+            execution_duration=0,
+            name="evaluation_row",
+            request_preview=preview(row.inputs),
+            response_preview=preview(row.outputs),
+            trace_metadata={SOURCE_RUN: self.run.run_id},
+            tags={"tracejudge.eval": "static_row"},
+            assessments=list(expectations),
+        )
+        return Trace(
+            info,
+            TraceData(
+                [root], dumps(row.inputs), None if row.outputs is None else dumps(row.outputs)
+            ),
+        )
+
+    # --------------------------------------------------------------- score
+
+    async def score(self, progress: RunProgress) -> None:
+        progress.phase("score", "scoring", len(self.rows) * len(self.scorers))
+        gate = asyncio.Semaphore(self.max_concurrency)
+
+        async def one(row: EvalRow, scorer: Scorer) -> None:
+            async with gate:
+                feedbacks = await self._score_one(row, scorer)
+            self.feedback[row.index].extend(feedbacks)
+            if self.writer.add(feedbacks):
+                await asyncio.to_thread(self.writer.flush)
+            progress.advance("score")
+
+        await asyncio.gather(*(one(r, s) for r in self.rows for s in self.scorers))
+
+    async def _score_one(self, row: EvalRow, scorer: Scorer) -> list[Feedback]:
+        try:
+            value = await scorer.ascore(
+                inputs=row.inputs,
+                outputs=row.outputs,
+                expectations=row.expectations,
+                trace=row.trace,
+            )
+            feedbacks = to_feedbacks(scorer, value)
+        except CONFIGURATION_ERRORS:
+            raise
+        except (
+            Exception
+        ) as exc:  # one scorer failing on one row is that verdict's error, not the run's
+            source = AssessmentSource(AssessmentSourceType.CODE, scorer.name)
+            feedbacks = [
+                Feedback(
+                    scorer.name, None, source=source, error=AssessmentError.from_exception(exc)
+                )
+            ]
+        for feedback in feedbacks:
+            feedback.trace_id = row.trace_id
+            feedback.run_id = self.run.run_id
+        return feedbacks
+
+    # ------------------------------------------------------ legacy metrics
+
+    def legacy_metrics(self) -> None:
+        """``extra_metrics`` see whole columns at once, as in MLflow 2."""
+        if not self.extra_metrics:
+            return
+        columns = self._columns()
+        computed: dict[str, MetricValue] = {}
+        for metric in self.extra_metrics:
+            try:
+                value = metric.compute(columns, computed)
+                per_row = metric.feedbacks(value, len(self.rows))
+            except Exception as exc:
+                logger.warning(
+                    "extra metric %s failed: %s: %s", metric.name, type(exc).__name__, exc
+                )
+                source = AssessmentSource(AssessmentSourceType.CODE, metric.name)
+                per_row = [
+                    [
+                        Feedback(
+                            metric.name,
+                            None,
+                            source=source,
+                            error=AssessmentError.from_exception(exc),
+                        )
+                    ]
+                    for _ in self.rows
+                ]
+                value = MetricValue()
+            computed[metric.name] = value
+            for key, number in (value.aggregate_results or {}).items():
+                self.extra_aggregates[f"{metric.name}/{key}"] = float(number)
+            for row, feedbacks in zip(self.rows, per_row, strict=True):
+                for feedback in feedbacks:
+                    feedback.trace_id = row.trace_id
+                    feedback.run_id = self.run.run_id
+                self.feedback[row.index].extend(feedbacks)
+                self.writer.add(feedbacks)
+
+    def _columns(self) -> dict[str, pd.Series]:
+        columns = {
+            "predictions": pd.Series([_prediction(r.outputs) for r in self.rows]),
+            "outputs": pd.Series([r.outputs for r in self.rows]),
+            "inputs": pd.Series([r.inputs for r in self.rows]),
+            "expectations": pd.Series([r.expectations for r in self.rows]),
+            "targets": pd.Series([r.expectations.get("expected_response") for r in self.rows]),
+        }
+        keys = {k for r in self.rows if isinstance(r.inputs, Mapping) for k in r.inputs}
+        for key in sorted(keys - set(columns)):
+            columns[key] = pd.Series(
+                [r.inputs.get(key) if isinstance(r.inputs, Mapping) else None for r in self.rows]
+            )
+        return columns
+
+
+def _prediction(outputs: Any) -> Any:
+    return outputs if outputs is None or isinstance(outputs, str) else response_text(outputs)

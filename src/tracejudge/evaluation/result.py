@@ -1,0 +1,66 @@
+"""What evaluate() returns: the run id, its metrics and a table of every row's verdicts."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from tracejudge.entities import EvaluationRun, Feedback
+from tracejudge.evaluation.dataset import EvalRow
+
+
+@dataclass
+class EvaluationResult:
+    run_id: str
+    metrics: dict[str, float]
+    result_df: pd.DataFrame
+    run: EvaluationRun
+
+    @property
+    def tables(self) -> dict[str, pd.DataFrame]:  # MLflow-style access
+        return {"eval_results": self.result_df}
+
+    def __repr__(self) -> str:
+        return f"EvaluationResult(run_id={self.run_id!r}, rows={len(self.result_df)}, metrics={len(self.metrics)})"
+
+
+def _cell(feedbacks: Sequence[Feedback], attribute: str) -> Any:
+    if attribute == "error":
+        values = [
+            f"{f.error.error_code}: {f.error.error_message}" if f.error else None for f in feedbacks
+        ]
+    else:
+        values = [getattr(f, attribute) for f in feedbacks]
+    return values[0] if len(values) == 1 else values
+
+
+def result_frame(
+    rows: Sequence[EvalRow], feedback_by_row: Sequence[Sequence[Feedback]]
+) -> pd.DataFrame:
+    """One row per evaluated row: trace_id, inputs, outputs, expectations, then for each
+    feedback name ``<name>/value``, ``<name>/rationale`` and ``<name>/error``. A name with
+    several feedbacks on one row (per retrieved document, say) gets lists."""
+    names: list[str] = []
+    for feedbacks in feedback_by_row:
+        for f in feedbacks:
+            if f.name not in names:
+                names.append(f.name)
+    records = []
+    for row, feedbacks in zip(rows, feedback_by_row, strict=True):
+        record: dict[str, Any] = {
+            "trace_id": row.trace_id,
+            "inputs": row.inputs,
+            "outputs": row.outputs,
+            "expectations": row.expectations,
+        }
+        for name in names:
+            mine = [f for f in feedbacks if f.name == name]
+            for attribute in ("value", "rationale", "error"):
+                record[f"{name}/{attribute}"] = _cell(mine, attribute) if mine else None
+        records.append(record)
+    columns = list(records[0]) if records else ["trace_id", "inputs", "outputs", "expectations"]
+    # object columns keep Python values as they are (pandas would turn None into NaN in a string column)
+    return pd.DataFrame({c: pd.Series([r.get(c) for r in records], dtype=object) for c in columns})

@@ -1,0 +1,33 @@
+"""Scorers: what evaluate() runs on each row. ``@scorer`` for functions, built-ins for judges."""
+
+from tracejudge.scorers.base import AGGREGATIONS, FunctionScorer, Scorer, scorer, to_feedbacks
+from tracejudge.scorers.builtin import (
+    Correctness,
+    ExpectationsGuidelines,
+    Guidelines,
+    JudgeScorer,
+    RelevanceToQuery,
+    RetrievalGroundedness,
+    RetrievalRelevance,
+    RetrievalSufficiency,
+    Safety,
+    Trustworthiness,
+)
+
+__all__ = [
+    "AGGREGATIONS",
+    "Correctness",
+    "ExpectationsGuidelines",
+    "FunctionScorer",
+    "Guidelines",
+    "JudgeScorer",
+    "RelevanceToQuery",
+    "RetrievalGroundedness",
+    "RetrievalRelevance",
+    "RetrievalSufficiency",
+    "Safety",
+    "Scorer",
+    "Trustworthiness",
+    "scorer",
+    "to_feedbacks",
+]

@@ -1,0 +1,191 @@
+"""The real offline model (llama.cpp, Qwen2.5-Coder-1.5B-Instruct): judges, scorers, the trust
+score and the demo, end to end. Slow: deselect with -m "not local_model"."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+import tracejudge
+from tracejudge.entities import Document, SpanType
+from tracejudge.judges import (
+    is_context_relevant,
+    is_context_sufficient,
+    is_correct,
+    is_grounded,
+    is_relevant_to_query,
+    is_safe,
+    make_judge,
+    meets_guidelines,
+)
+from tracejudge.judges.injection import BASE_CASES, INJECTIONS
+from tracejudge.scorers import (
+    Correctness,
+    ExpectationsGuidelines,
+    Guidelines,
+    RelevanceToQuery,
+    RetrievalGroundedness,
+    RetrievalRelevance,
+    RetrievalSufficiency,
+    Safety,
+    Trustworthiness,
+)
+from tracejudge.trust import TrustScorer
+
+pytestmark = pytest.mark.local_model
+LOCAL = "local:/default"
+CONTEXT = [Document("The Eiffel Tower opened to the public on 15 May 1889.", id="d1")]
+
+
+@pytest.fixture(autouse=True)
+def _store(sqlite_tracking, monkeypatch):
+    monkeypatch.setenv("TRACEJUDGE_PROGRESS", "0")
+
+
+def well_formed(fb, name):
+    assert fb.name == name
+    assert fb.error is None, fb.error
+    assert fb.value in ("yes", "no")
+    assert isinstance(fb.rationale, str) and fb.rationale
+    assert fb.source.source_type == "LLM_JUDGE" and fb.source.source_id == LOCAL
+    assert fb.metadata["model"] == LOCAL and fb.metadata["cost_usd"] == 0.0
+    assert 0.0 <= fb.metadata["p_yes"] <= 1.0  # read from the sampler's log-probabilities
+
+
+def test_every_judge_returns_a_well_formed_feedback():
+    q = "When did the Eiffel Tower open to the public?"
+    well_formed(is_grounded(q, "It opened in May 1889.", CONTEXT, model=LOCAL), "groundedness")
+    well_formed(is_context_relevant(q, CONTEXT, model=LOCAL), "context_relevance")
+    well_formed(
+        is_context_sufficient(q, CONTEXT, expected_facts=["It opened in 1889."], model=LOCAL),
+        "context_sufficiency",
+    )
+    well_formed(is_correct(q, "1889", expected_response="15 May 1889", model=LOCAL), "correctness")
+    well_formed(is_relevant_to_query(q, "It opened in 1889.", model=LOCAL), "relevance_to_query")
+    well_formed(is_safe("The tower is 330 metres tall.", model=LOCAL), "safety")
+    well_formed(
+        meets_guidelines(
+            "The response must be one sentence.", {"request": q, "response": "1889."}, model=LOCAL
+        ),
+        "guideline_adherence",
+    )
+    rating = make_judge(
+        "clarity",
+        "Rate from 1 to 5 how clear {{ outputs }} is.",
+        model=LOCAL,
+        feedback_value_type=int,
+    )
+    fb = rating(outputs="The Eiffel Tower opened to the public on 15 May 1889.")
+    assert fb.error is None and isinstance(fb.value, int) and 1 <= fb.value <= 5
+
+
+def test_every_builtin_scorer_on_a_traced_rag_row():
+    @tracejudge.trace(span_type=SpanType.RETRIEVER)
+    def retrieve(question: str) -> list[Document]:
+        return [*CONTEXT, Document("Croissants are made with butter.", id="d2")]
+
+    @tracejudge.trace
+    def app(question: str) -> str:
+        retrieve(question)
+        with tracejudge.start_span("llm", span_type=SpanType.CHAT_MODEL) as span:
+            span.set_inputs(
+                {
+                    "messages": [
+                        {"role": "system", "content": "Answer briefly."},
+                        {"role": "user", "content": question},
+                    ]
+                }
+            )
+            span.set_outputs("It opened on 15 May 1889.")
+        return "It opened on 15 May 1889."
+
+    app("When did the Eiffel Tower open to the public?")
+    trace_id = tracejudge.get_last_active_trace_id()
+    tracejudge.log_expectation(trace_id, "expected_response", "15 May 1889")
+    tracejudge.log_expectation(trace_id, "guidelines", ["Answer in one sentence."])
+    scorers = [
+        RetrievalGroundedness(model=LOCAL),
+        RetrievalRelevance(model=LOCAL),
+        RetrievalSufficiency(model=LOCAL),
+        RelevanceToQuery(model=LOCAL),
+        Guidelines(name="brevity", guidelines="Answer briefly.", model=LOCAL),
+        ExpectationsGuidelines(model=LOCAL),
+        Correctness(model=LOCAL),
+        Safety(model=LOCAL),
+        Trustworthiness(model=LOCAL, quality_preset="low"),
+    ]
+    result = tracejudge.evaluate(tracejudge.search_traces(), scorers=scorers)
+    row = result.result_df.iloc[0]
+    for name in (
+        "retrieval_groundedness",
+        "retrieval_sufficiency",
+        "relevance_to_query",
+        "brevity",
+        "expectations_guidelines",
+        "correctness",
+        "safety",
+    ):
+        assert row[f"{name}/error"] is None, (name, row[f"{name}/error"])
+        assert row[f"{name}/value"] in ("yes", "no"), name
+    assert len(row["retrieval_relevance/value"]) == 2
+    assert 0.0 <= row["retrieval_relevance_precision/value"] <= 1.0
+    assert 0.0 <= row["trustworthiness/value"] <= 1.0 and row["trustworthiness/rationale"]
+    assert result.run.judge_models == [LOCAL] and result.run.usage["calls"] >= 11
+
+
+def test_trust_scores_a_batch_with_a_failing_item():
+    scorer = TrustScorer(LOCAL, "low", {"log": ["explanation"]})
+    results = scorer.get_trustworthiness_score(
+        ["What is 2 + 2?", "What is 2 + 2?", [{"not": "a message"}]],
+        ["2 + 2 = 4.", "2 + 2 = 5.", "anything"],
+    )
+    right, wrong, failed = results
+    for result in (right, wrong):
+        assert 0.0 <= result["trustworthiness_score"] <= 1.0
+        assert isinstance(result["log"]["explanation"], str) and result["log"]["explanation"]
+        assert [r["name"] for r in result["log"]["reflections"]] == ["true_false", "certainty"]
+    assert right["trustworthiness_score"] > wrong["trustworthiness_score"]
+    assert failed["trustworthiness_score"] is None and "error" in failed["log"]
+
+
+def test_trust_prompt_generates_and_uses_token_probability():
+    result = TrustScorer(LOCAL, "base").prompt("What is the capital of France? Answer in one word.")
+    assert "paris" in result["response"].lower()
+    assert 0.0 < result["log"]["per_component"]["token_probability"] <= 1.0
+    assert 0.0 <= result["trustworthiness_score"] <= 1.0
+
+
+def test_injection_attempts_are_judged_as_data():
+    case = BASE_CASES[3]
+    clean = is_grounded(case["request"], case["response"], case["context"], model=LOCAL)
+    assert clean.error is None
+    for _, payload in INJECTIONS[:3]:
+        injected = is_grounded(
+            case["request"], case["response"] + payload, case["context"], model=LOCAL
+        )
+        assert injected.error is None and injected.value in ("yes", "no")
+
+
+def test_demo_end_to_end(tmp_path):
+    env = {**os.environ, "TRACEJUDGE_PROGRESS": "0", "COLUMNS": "200"}
+    env.pop("TRACEJUDGE_TRACKING_URI", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "tracejudge.cli.main", "demo", "--questions", "3"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = done.stdout
+    assert "tracejudge demo" in out and "FINISHED" in out and "Least trustworthiness first" in out
+    assert (
+        out.count("trustworthiness = ") >= 6
+    )  # three answers, each with its score and explanation
+    assert (
+        tmp_path / "tracejudge.db"
+    ).is_file()  # the embedded default store, in the current folder
