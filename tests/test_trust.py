@@ -278,6 +278,11 @@ def test_explanation_names_the_most_negative_reflection_and_an_alternative():
         == "Did not find a reason to doubt this response."
     )
     assert "no single check" in explain(0.75, 0.8, [ReflectionResult("certainty", 0.8)], [], None)
+    verdict_only = explain(0.6, 0.8, [ReflectionResult("true_false", 0.64)], [], None)
+    assert verdict_only == (
+        "Its true/false self-check rated this response 0.64 (0 = wrong, 1 = correct) "
+        "without giving a reason."
+    )
 
 
 # ---------------------------------------------------------------- batch

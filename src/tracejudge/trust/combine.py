@@ -52,8 +52,12 @@ def explain(
     reasoning = next((r.reasoning.strip() for r in doubters if r.reasoning), None)
     if reasoning:
         reasons.append(f"On reflection the model doubted this response: {reasoning}")
-    elif doubters:
-        reasons.append("On reflection the model judged this response likely to be wrong.")
+    elif doubters:  # a verdict-only check (True/False): say how strongly it doubted, no more
+        worst = doubters[0]
+        reasons.append(
+            f"Its {worst.name.replace('_', '/')} self-check rated this response "
+            f"{worst.score:.2f} (0 = wrong, 1 = correct) without giving a reason."
+        )
     if consistency is not None and consistency < CONSISTENCY_DOUBT:
         alternatives = [
             (s.similarity or 0.0, s.answer)
