@@ -5,7 +5,8 @@
 
 1. Score-given-response: for n seeded HaluEval-QA questions, the right and the hallucinated
    answer are scored as responses to the question with its knowledge passage (2n items).
-2. Generate-then-score: the model answers n other questions itself (``TrustScorer.prompt``);
+2. Generate-then-score: the model answers n other questions itself, closed book
+   (``TrustScorer.prompt``);
    an answer is labelled correct when the normalised gold answer is contained in it (or it in
    the gold answer). The labels go to ``results/trust_labels_*.md`` for spot checks by hand.
 
@@ -178,6 +179,13 @@ def part(title, model, presets, prompts, responses, labels, generate, seconds_pe
     full = max((r for r in runs[: len(presets)]), key=lambda r: best_auroc(r.scores(), labels))
     single = max(baselines, key=lambda b: best_auroc(b[1], labels))
     margin = best_auroc(full.scores(), labels) - best_auroc(single[1], labels)
+    minority = min(sum(labels), items - sum(labels))
+    if minority < 5:
+        lines += [
+            "",
+            f"**Only {minority} item(s) in one class: these AUROCs and the margin below mean "
+            "little; run a larger --n.**",
+        ]
     lines += [
         "",
         f"Best full score: {full.label} ({best_auroc(full.scores(), labels):.3f}); best single signal: "
@@ -207,7 +215,9 @@ def main() -> int:
     parser.add_argument("--presets", default="base,low,medium,high")
     parser.add_argument("--parts", default="given,generated")
     parser.add_argument(
-        "--closed-book", action="store_true", help="questions without the knowledge passage"
+        "--closed-book",
+        action="store_true",
+        help="score the given answers without the knowledge passage (generated ones always are)",
     )
     parser.add_argument(
         "--cache-db",
@@ -221,7 +231,9 @@ def main() -> int:
     rows = sample(load_halueval_qa(), 2 * args.n, args.seed)
     given_rows, generated_rows = rows[: args.n], rows[args.n :]
     lines = [
-        f"# Trust score on HaluEval-QA: {args.model} ({'closed book' if args.closed_book else 'with the knowledge passage'})",
+        f"# Trust score on HaluEval-QA: {args.model} (given answers "
+        f"{'closed book' if args.closed_book else 'with the knowledge passage'}; generated "
+        "answers closed book)",
         "",
     ]
     started = time.perf_counter()
@@ -237,7 +249,9 @@ def main() -> int:
         )
         lines += section
     if "generated" in args.parts:
-        prompts = [make_prompt(r, args.closed_book) for r in generated_rows]
+        # Always closed book: given the passage, the model copies the answer and every label is
+        # "correct" (8 of 8 when measured), which leaves nothing to rank.
+        prompts = [make_prompt(r, True) for r in generated_rows]
         golds = [r["right_answer"] for r in generated_rows]
         section, responses, labels = part(
             "2. Generate-then-score", model, presets, prompts, None, golds, True, 10.0
@@ -257,7 +271,8 @@ def main() -> int:
         write_result(f"trust_labels_{slug(args.model)}.md", label_lines)
     lines.append(f"Total wall time: {(time.perf_counter() - started) / 60:.1f} min.")
     print("\n".join(lines))
-    path = write_result(f"trust_quality_{slug(args.model)}.md", lines)
+    parts = "" if {"given", "generated"} <= set(args.parts.split(",")) else f"_{args.parts}"
+    path = write_result(f"trust_quality_{slug(args.model)}{parts}.md", lines)
     print(f"\n(written to {path})", file=sys.stderr)
     return 0
 

@@ -45,6 +45,8 @@ def print_run_summary(console: Console, run: EvaluationRun) -> None:
 
 
 def _short(value: Any, limit: int = 160) -> str:
+    if isinstance(value, dict) and len(value) == 1:  # {"question": "..."} reads better as "..."
+        value = next(iter(value.values()))
     text = " ".join(str(value).split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
