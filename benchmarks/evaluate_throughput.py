@@ -2,7 +2,7 @@
 
     python benchmarks/evaluate_throughput.py [--n 2000] [--delay 0.2] [--concurrency 32]
 
-A local OpenAI-compatible endpoint on 127.0.0.1 (``tracejudge.testing.chat_server``, in its
+A local OpenAI-compatible endpoint on 127.0.0.1 (``python -m tracejudge.testing``, in its
 own process so it does not share this one's interpreter lock) answers every judge call after a
 fixed delay.
 N rows are evaluated with two LLM scorers (two calls per row) at concurrency C. The bound is
@@ -36,7 +36,7 @@ class Endpoint:
 
     def __init__(self, delay: float) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "tracejudge.testing.chat_server", "--delay", str(delay)],
+            [sys.executable, "-m", "tracejudge.testing", "--delay", str(delay)],
             stdout=subprocess.PIPE,
             text=True,
         )

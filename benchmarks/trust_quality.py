@@ -1,14 +1,15 @@
-"""How well does the trust score tell right answers from wrong ones? AUROC on HaluEval-QA.
+"""How well does the trust score tell right answers from wrong ones? AUROC on labelled data.
 
     python benchmarks/trust_quality.py [--model local:/default] [--n 8] [--seed 11]
         [--presets base,low,medium,high] [--parts given,generated] [--closed-book]
+        [--generated-data trivia|halueval]
 
 1. Score-given-response: for n seeded HaluEval-QA questions, the right and the hallucinated
    answer are scored as responses to the question with its knowledge passage (2n items).
-2. Generate-then-score: the model answers n other questions itself, closed book
-   (``TrustScorer.prompt``);
-   an answer is labelled correct when the normalised gold answer is contained in it (or it in
-   the gold answer). The labels go to ``results/trust_labels_*.md`` for spot checks by hand.
+2. Generate-then-score: the model answers n trivia questions (``red-trivia``; or HaluEval's
+   with ``--generated-data halueval``) itself, closed book (``TrustScorer.prompt``); an answer
+   is labelled correct when a normalised accepted answer appears in it as whole words (or it in
+   the accepted answer). The labels go to ``results/trust_labels_*.md`` for spot checks by hand.
 
 For each part: AUROC with a bootstrap 95 % interval for the full score at each preset, for
 ``medium`` with early stopping off (the calls it saves and the AUROC it costs), and for single
@@ -26,7 +27,7 @@ import sys
 import time
 from typing import Any
 
-from common import auroc, fmt_auroc, load_halueval_qa, sample, slug, write_result
+from common import auroc, fmt_auroc, load_halueval_qa, load_trivia, sample, slug, write_result
 from tracejudge.models import get_model, track_usage
 from tracejudge.store import set_tracking_uri
 from tracejudge.trust import PRESETS, TrustScorer
@@ -40,9 +41,14 @@ def make_prompt(row: dict[str, str], closed_book: bool) -> str:
     return (CLOSED_PROMPT if closed_book else PROMPT).format(**row)
 
 
-def is_correct(response: str, gold: str) -> int:
-    r, g = normalize_answer(response), normalize_answer(gold)
-    return int(bool(g) and (g in r or (len(r) >= 3 and r in g)))
+def is_correct(response: str, golds: list[str]) -> int:
+    """An accepted answer appears in the response as whole words (or the response in it)."""
+    r = f" {normalize_answer(response)} "
+    for gold in golds:
+        g = f" {normalize_answer(gold)} "
+        if g.strip() and (g in r or (len(r.strip()) >= 3 and r in g)):
+            return 1
+    return 0
 
 
 class Run:
@@ -220,6 +226,13 @@ def main() -> int:
         help="score the given answers without the knowledge passage (generated ones always are)",
     )
     parser.add_argument(
+        "--generated-data",
+        choices=("trivia", "halueval"),
+        default="trivia",
+        help="questions the model answers itself (trivia: red-trivia's lists, which a small model "
+        "gets right about half the time; HaluEval's multi-hop ones it almost never does)",
+    )
+    parser.add_argument(
         "--cache-db",
         default="benchmarks/results/.bench-cache.db",
         help="call cache (delete it for fresh timings)",
@@ -229,11 +242,16 @@ def main() -> int:
     model = get_model(args.model)
     presets = [p.strip() for p in args.presets.split(",") if p.strip()]
     rows = sample(load_halueval_qa(), 2 * args.n, args.seed)
-    given_rows, generated_rows = rows[: args.n], rows[args.n :]
+    given_rows = rows[: args.n]
+    generated_rows = (
+        sample(load_trivia(), args.n, args.seed)
+        if args.generated_data == "trivia"
+        else [{"question": r["question"], "golds": [r["right_answer"]]} for r in rows[args.n :]]
+    )
     lines = [
         f"# Trust score on HaluEval-QA: {args.model} (given answers "
         f"{'closed book' if args.closed_book else 'with the knowledge passage'}; generated "
-        "answers closed book)",
+        f"answers closed book, {args.generated_data} questions)",
         "",
     ]
     started = time.perf_counter()
@@ -251,8 +269,8 @@ def main() -> int:
     if "generated" in args.parts:
         # Always closed book: given the passage, the model copies the answer and every label is
         # "correct" (8 of 8 when measured), which leaves nothing to rank.
-        prompts = [make_prompt(r, True) for r in generated_rows]
-        golds = [r["right_answer"] for r in generated_rows]
+        prompts = [CLOSED_PROMPT.format(question=r["question"]) for r in generated_rows]
+        golds = [r["golds"] for r in generated_rows]
         section, responses, labels = part(
             "2. Generate-then-score", model, presets, prompts, None, golds, True, 10.0
         )
@@ -266,7 +284,8 @@ def main() -> int:
         for i, (r, resp, y) in enumerate(zip(generated_rows, responses, labels, strict=True), 1):
             clean = resp.replace("\n", " ").replace("|", "/")[:200]
             label_lines.append(
-                f"| {i} | {r['question']} | {r['right_answer']} | {clean} | {'correct' if y else 'wrong'} |"
+                f"| {i} | {r['question']} | {' / '.join(r['golds'])} | {clean} | "
+                f"{'correct' if y else 'wrong'} |"
             )
         write_result(f"trust_labels_{slug(args.model)}.md", label_lines)
     lines.append(f"Total wall time: {(time.perf_counter() - started) / 60:.1f} min.")

@@ -288,8 +288,8 @@ def _anthropic_body(request: dict[str, Any], reply: Reply) -> dict[str, Any]:
 
 
 def main() -> None:
-    """Serve one fixed reply after a fixed delay until killed: ``python -m
-    tracejudge.testing.chat_server --delay 0.2 --reply '...'``. Prints the base URL first."""
+    """Serve one fixed reply after a fixed delay until killed: ``python -m tracejudge.testing
+    --delay 0.2 --reply '...'``. Prints the base URL first."""
     import argparse
     import sys
 
