@@ -113,7 +113,11 @@ def run_mlflow(server: Endpoint, n: int, concurrency: int) -> float | None:
     os.environ["MLFLOW_GENAI_EVAL_MAX_SCORER_WORKERS"] = "2"
     folder = tempfile.mkdtemp(prefix="mlflow-bench-")
     mlflow.set_tracking_uri(f"sqlite:///{folder}/mlflow.db")
-    mlflow.set_experiment("throughput")
+    mlflow.set_experiment(  # artifacts in the temporary folder too, not ./mlruns
+        experiment_id=mlflow.create_experiment(
+            "throughput", artifact_location=f"{folder}/artifacts"
+        )
+    )
     data = [{"inputs": r["inputs"], "outputs": r["outputs"] + " mlflow"} for r in rows(n)]
     start = time.perf_counter()
     mlflow.genai.evaluate(data=data, scorers=[relevance, safety])
