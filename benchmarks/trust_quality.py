@@ -1,6 +1,6 @@
 """How well does the trust score tell right answers from wrong ones? AUROC on labelled data.
 
-    python benchmarks/trust_quality.py [--model local:/default] [--n 8] [--seed 11]
+    python benchmarks/trust_quality.py [--model local:/default] [--n 12] [--seed 11]
         [--presets base,low,medium,high] [--parts given,generated] [--closed-book]
         [--generated-data trivia|halueval]
 
@@ -216,7 +216,7 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--model", default="local:/default")
-    parser.add_argument("--n", type=int, default=8, help="questions per part")
+    parser.add_argument("--n", type=int, default=12, help="questions per part")
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--presets", default="base,low,medium,high")
     parser.add_argument("--parts", default="given,generated")
