@@ -110,6 +110,9 @@ def run_mlflow(server: Endpoint, n: int, concurrency: int) -> float | None:
         return MlflowFeedback(value="yes" if "yes" in ask("safety", str(outputs)) else "no")
 
     os.environ["MLFLOW_GENAI_EVAL_MAX_WORKERS"] = str(concurrency)
+    # MLflow's SQL store pools 5 + 10 connections by default: 32 workers would wait 30 s timeouts.
+    os.environ["MLFLOW_SQLALCHEMYSTORE_POOL_SIZE"] = str(concurrency + 8)
+    os.environ["MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW"] = "8"
     os.environ["MLFLOW_GENAI_EVAL_MAX_SCORER_WORKERS"] = "2"
     folder = tempfile.mkdtemp(prefix="mlflow-bench-")
     mlflow.set_tracking_uri(f"sqlite:///{folder}/mlflow.db")
