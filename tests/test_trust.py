@@ -63,6 +63,8 @@ class Script:
         if "give the same answer" in text:
             return Reply(f'{{"rationale": "compared", "verdict": "{self.agree}"}}')
         if "Final answer: <your answer>" in text:
+            if self.sample.startswith("CUT:"):  # a sample cut off at max_tokens
+                return Reply(self.sample[4:], finish_reason="length")
             return Reply(self.sample)
         return Reply(self.answer, logprobs=[("Par", math.log(0.9)), ("is", math.log(0.5))])
 
@@ -222,6 +224,23 @@ def test_early_stop_can_be_switched_off(server):
     server.responder = Script(true_false="True", certainty=100, critique=10, rating=5)
     result = scorer(server, "medium", early_stop=False).get_trustworthiness_score("q", "a")
     assert not result["log"]["early_stopped"] and server.request_count == 7
+
+
+def test_samples_cut_off_before_their_answer_are_left_out(server):
+    server.responder = Script(critique=3, sample="CUT:First, the capital of France is")
+    result = scorer(server, "medium", log=["explanation"]).get_trustworthiness_score(
+        "Capital of France?", "Paris"
+    )
+    log = result["log"]
+    assert all(s["answer"] is None and "cut off" in s["error"] for s in log["samples"])
+    assert log["per_component"]["consistency"] is None  # no known answer to compare
+    assert "alternative answer" not in log["explanation"]
+
+
+def test_an_answer_contained_in_the_response_agrees():
+    assert string_similarity("The capital of Australia is Canberra.", "Canberra") == 1.0
+    assert string_similarity("Canberra", "Sydney") < 0.5
+    assert string_similarity("It costs 12 EUR", "2") < 1.0  # whole words only
 
 
 def test_llm_similarity_asks_an_agreement_judge(server):

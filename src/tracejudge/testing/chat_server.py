@@ -31,6 +31,8 @@ class Reply:
     logprobs: list[tuple[str, float]] | None = None
     """(token, logprob) pairs to report for the content."""
     usage: tuple[int, int] = (10, 5)
+    finish_reason: str = "stop"
+    """"length" to act as a reply cut off at max_tokens."""
 
 
 class _Server(ThreadingHTTPServer):
@@ -245,7 +247,7 @@ def _completion_body(request: dict[str, Any], reply: Reply) -> dict[str, Any]:
     choice: dict[str, Any] = {
         "index": 0,
         "message": {"role": "assistant", "content": reply.content},
-        "finish_reason": "stop",
+        "finish_reason": reply.finish_reason,
         "logprobs": None,
     }
     if request.get("logprobs") and reply.logprobs is not None:

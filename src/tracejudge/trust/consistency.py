@@ -82,6 +82,10 @@ async def sample_one(
         )
     except ModelError as exc:
         return SampleResult(None, None, None, f"{type(exc).__name__}: {exc}")
+    if result.finish_reason in ("length", "max_tokens") and not _FINAL.search(result.text or ""):
+        # Cut off in its reasoning: its answer is unknown, and comparing half an argument with
+        # the response would count as disagreement. Left out of the consistency, and recorded.
+        return SampleResult(None, None, None, f"sample {index} was cut off before its final answer")
     answer = final_answer(result.text)
     reference = final_answer(response)
     if measure == "llm":

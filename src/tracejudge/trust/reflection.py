@@ -166,7 +166,7 @@ REFLECTIONS: tuple[Reflection, ...] = (
         "certainty from 0 (certainly wrong) to 100 (certainly correct). An answer that is obviously "
         "wrong gets 0.",
         _int_schema("certainty", "reasoning", 0, 100),
-        160,
+        320,
         _scaled("certainty", "reasoning", 0, 100),
     ),
     Reflection(
@@ -175,7 +175,7 @@ REFLECTIONS: tuple[Reflection, ...] = (
         "to the REQUEST is wrong, incomplete or misleading. Then, weighing that case honestly, rate "
         "from 0 to 10 how likely the PROPOSED ANSWER is to be correct.",
         _int_schema("rating", "argument", 0, 10),
-        160,
+        320,
         _scaled("rating", "argument", 0, 10),
     ),
     Reflection(
@@ -184,7 +184,7 @@ REFLECTIONS: tuple[Reflection, ...] = (
         "3 = unsure, 2 = probably wrong, 1 = certainly wrong. Give your reasoning in two or three "
         "sentences, then the rating.",
         _int_schema("rating", "reasoning", 1, 5),
-        160,
+        320,
         _scaled("rating", "reasoning", 1, 5),
     ),
     Reflection(
@@ -193,7 +193,7 @@ REFLECTIONS: tuple[Reflection, ...] = (
         "ambiguous wording in the REQUEST (units, counts, orderings, false premises). Then rate the "
         "correctness of the PROPOSED ANSWER from 0 (wrong) to 10 (entirely correct).",
         _int_schema("rating", "verification", 0, 10),
-        220,
+        400,
         _scaled("rating", "verification", 0, 10),
     ),
 )

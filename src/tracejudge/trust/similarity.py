@@ -29,10 +29,13 @@ def exact_match(a: str, b: str) -> float:
 
 
 def string_similarity(a: str, b: str) -> float:
-    """The larger of word-set Jaccard and character sequence ratio, on normalised answers."""
+    """The larger of word-set Jaccard and character sequence ratio, on normalised answers; 1.0
+    when one answer appears whole-word in the other ("Canberra" in "The capital is Canberra.")."""
     na, nb = normalize_answer(a), normalize_answer(b)
     if not na or not nb:
         return 0.0
+    if f" {na} " in f" {nb} " or f" {nb} " in f" {na} ":
+        return 1.0
     words_a, words_b = set(na.split()), set(nb.split())
     jaccard = len(words_a & words_b) / len(words_a | words_b)
     return max(jaccard, difflib.SequenceMatcher(None, na, nb).ratio())
