@@ -237,6 +237,17 @@ def test_samples_cut_off_before_their_answer_are_left_out(server):
     assert "alternative answer" not in log["explanation"]
 
 
+def test_embedding_similarity_without_its_extra_fails_when_built(server):
+    import importlib.util
+
+    from tracejudge.errors import ModelNotAvailableError
+
+    if importlib.util.find_spec("sentence_transformers") is not None:
+        pytest.skip("the [embeddings] extra is installed here")
+    with pytest.raises(ModelNotAvailableError, match=r"tracejudge\[embeddings\]"):
+        scorer(server, "medium", similarity_measure="embedding")
+
+
 def test_an_answer_contained_in_the_response_agrees():
     assert string_similarity("The capital of Australia is Canberra.", "Canberra") == 1.0
     assert string_similarity("Canberra", "Sydney") < 0.5

@@ -22,6 +22,7 @@ from tracejudge.trust.consistency import SampleResult, sample_one
 from tracejudge.trust.conversation import Messages, as_messages, render_request
 from tracejudge.trust.options import TrustOptions, resolve_options
 from tracejudge.trust.reflection import REFLECTIONS, ReflectionResult, reflect
+from tracejudge.trust.similarity import check_embeddings_installed
 
 Prompt = str | Sequence[Mapping[str, Any]]
 
@@ -93,6 +94,8 @@ class TrustScorer:
     ) -> None:
         self.quality_preset = quality_preset
         self.options = resolve_options(quality_preset, options)
+        if self.options.similarity_measure == "embedding" and self.options.num_consistency_samples:
+            check_embeddings_installed()
         self.model = resolve_model(model if model is not None else self.options.model)
 
     def __repr__(self) -> str:

