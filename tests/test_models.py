@@ -269,6 +269,39 @@ def test_concurrency_limit_holds_under_load(server):
     assert elapsed >= 0.2 * 9 / 4
 
 
+def test_a_session_keeps_its_calls_together(server):
+    """Calls made inside ``model.session()`` hold one slot: another task's call waits until the
+    session ends, so a local model sees a judgement's calls back to back (prefix reuse)."""
+    model = get_model(f"openai-compatible:/m?base_url={server.base_url}&max_concurrency=1")
+
+    def ask(text: str):
+        return model.achat([{"role": "user", "content": text}], use_cache=False)
+
+    async def scenario():
+        first_sent = asyncio.Event()
+
+        async def judgement():
+            async with model.session():
+                task = asyncio.ensure_future(ask("a1"))
+                while server.request_count == 0:
+                    await asyncio.sleep(0.01)
+                first_sent.set()
+                await task
+                async with model.session():  # nested: no second slot needed
+                    await ask("a2")
+                await ask("a3")
+
+        async def other():
+            await first_sent.wait()
+            await ask("b1")
+
+        await asyncio.gather(judgement(), other())
+
+    run_sync(scenario())
+    order = [r["messages"][-1]["content"] for r in server.requests]
+    assert order == ["a1", "a2", "a3", "b1"] and model.limiter.in_flight == 0
+
+
 def test_429_lowers_the_limit_of_the_shared_model(server):
     model = compatible(server)
     before = model.limiter.limit

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -21,6 +23,11 @@ from tracejudge.models.types import ChatRequest, ChatResult, Message
 from tracejudge.tracing import tracing_disabled
 
 logger = logging.getLogger("tracejudge.models")
+
+_held_slots: contextvars.ContextVar[frozenset[int]] = contextvars.ContextVar(
+    "tracejudge_held_model_slots", default=frozenset()
+)
+"""Models (by id) whose concurrency slot the current task holds through :meth:`ChatModel.session`."""
 
 
 class ChatModel:
@@ -61,6 +68,25 @@ class ChatModel:
     @property
     def supports_logprobs(self) -> bool:
         return self.provider.supports_logprobs
+
+    @contextlib.asynccontextmanager
+    async def session(self) -> AsyncIterator[None]:
+        """Hold one concurrency slot for several calls made one after another by this task.
+
+        A judgement that asks the model several questions about the same material runs them
+        back to back, so a local model reuses the evaluation of their shared prompt prefix
+        instead of having other work interleaved between them. Nested sessions are free.
+        """
+        held = _held_slots.get()
+        if id(self) in held:
+            yield
+            return
+        async with self.limiter.slot():
+            token = _held_slots.set(held | {id(self)})
+            try:
+                yield
+            finally:
+                _held_slots.reset(token)
 
     async def achat(
         self,
@@ -129,7 +155,10 @@ class ChatModel:
     async def _call_with_retries(self, request: ChatRequest) -> ChatResult:
         attempt = 0
         while True:
-            async with self.limiter.slot():
+            slot = (
+                contextlib.nullcontext() if id(self) in _held_slots.get() else self.limiter.slot()
+            )
+            async with slot:
                 started = time.perf_counter()  # after the wait for a slot: the call's own time
                 try:
                     self.provider_calls += 1
