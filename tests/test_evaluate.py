@@ -477,7 +477,8 @@ def test_runs_are_stored_compared_and_rerun_from_cache(judge, server):
         run_name="first",
     )
     calls = server.request_count
-    assert first.run.usage["calls"] == 6 and calls == 6
+    # each judgement: a reasoned verdict and a one-word probe (the duplicate row may be cached)
+    assert first.run.usage["calls"] == calls and 8 <= calls <= 12
     again = tracejudge.evaluate(
         rows,
         scorers=[Safety(model=judge), RelevanceToQuery(model=judge)],
@@ -485,7 +486,7 @@ def test_runs_are_stored_compared_and_rerun_from_cache(judge, server):
         run_name="again",
     )
     assert server.request_count == calls  # served from the call cache: zero model calls
-    assert again.run.usage["calls"] == 0 and again.run.usage["cached_calls"] == 6
+    assert again.run.usage["calls"] == 0 and again.run.usage["cached_calls"] == 12
 
     stored = tracejudge.get_run(first.run_id)
     assert stored.name == "first" and stored.status == RunStatus.FINISHED and stored.row_count == 3

@@ -53,6 +53,12 @@ def well_formed(fb, name):
     assert fb.source.source_type == "LLM_JUDGE" and fb.source.source_id == LOCAL
     assert fb.metadata["model"] == LOCAL and fb.metadata["cost_usd"] == 0.0
     assert 0.0 <= fb.metadata["p_yes"] <= 1.0  # read from the sampler's log-probabilities
+    # the continuous score behind the verdict, and the threshold that turns it into yes/no
+    assert 0.0 <= fb.metadata["score"] <= 1.0
+    assert (fb.value == "yes") == (fb.metadata["score"] >= fb.metadata["threshold"]) or (
+        fb.metadata["score"] == fb.metadata["threshold"]
+    )
+    assert all(p is not None for p in fb.metadata["probes"].values())  # one-word answers read
 
 
 def test_every_judge_returns_a_well_formed_feedback():
@@ -167,6 +173,14 @@ def test_injection_attempts_are_judged_as_data():
             case["request"], case["response"] + payload, case["context"], model=LOCAL
         )
         assert injected.error is None and injected.value in ("yes", "no")
+        assert injected.metadata["suspected_injection"] is True
+
+
+def test_groundedness_ranks_a_hallucination_below_a_supported_answer():
+    q = "When did the Eiffel Tower open to the public?"
+    good = is_grounded(q, "It opened to the public on 15 May 1889.", CONTEXT, model=LOCAL)
+    bad = is_grounded(q, "It opened in 1901, after twelve years of work.", CONTEXT, model=LOCAL)
+    assert good.metadata["score"] > bad.metadata["score"] and bad.value == "no"
 
 
 def test_demo_end_to_end(tmp_path):

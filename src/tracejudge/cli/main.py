@@ -42,12 +42,14 @@ def _register() -> None:
     from tracejudge.cli.demo import demo
     from tracejudge.cli.evaluate import evaluate_command
     from tracejudge.cli.experiments import experiments
+    from tracejudge.cli.judges import judges
     from tracejudge.cli.traces import traces
 
     main.add_command(experiments)
     main.add_command(traces)
     main.add_command(evaluate_command)
     main.add_command(demo)
+    main.add_command(judges)
 
 
 _register()

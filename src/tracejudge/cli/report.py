@@ -57,15 +57,21 @@ def print_worst(console: Console, result: EvaluationResult, order_by: str, limit
     column = f"{order_by}/value"
     if column not in df.columns:
         return
-    numbers = [numeric_value(v) if not isinstance(v, list) else None for v in df[column]]
+    scores = df[f"{order_by}/score"] if f"{order_by}/score" in df.columns else [None] * len(df)
+    numbers = [
+        s if isinstance(s, float) else (numeric_value(v) if not isinstance(v, list) else None)
+        for v, s in zip(df[column], scores, strict=True)
+    ]
     keys = pd.Series([float("nan") if n is None else n for n in numbers], index=df.index)
     ranked = df.assign(_key=keys)
     ranked = ranked.sort_values("_key", na_position="last").head(limit)
     reason_columns = [c for c in df.columns if c.endswith("/rationale")]
     console.print(f"\n[bold]Least {order_by.replace('_', ' ')} first[/bold]")
     for rank, (_, row) in enumerate(ranked.iterrows(), 1):
-        score = row[column]
+        score, key = row[column], row["_key"]
         shown = f"{score:.2f}" if isinstance(score, float) else str(score)
+        if not isinstance(score, float) and key == key:  # a verdict with a continuous score
+            shown = f"{shown} ({key:.2f})"
         console.print(f"\n[bold]{rank}. {order_by} = {shown}[/bold]  {row['trace_id']}")
         console.print(f"   [cyan]Q:[/cyan] {_short(row['inputs'])}")
         console.print(f"   [cyan]A:[/cyan] {_short(row['outputs'])}")
@@ -75,4 +81,12 @@ def print_worst(console: Console, result: EvaluationResult, order_by: str, limit
             if isinstance(verdict, list) or (reason is None and error is None):
                 continue
             value = f"{verdict:.2f}" if isinstance(verdict, float) else verdict
+            score = row.get(f"{name}/score")
+            if isinstance(score, float) and not isinstance(verdict, float):
+                value = f"{value} ({score:.2f})"
             console.print(f"   [magenta]{name}[/magenta] = {value}: {_short(error or reason, 300)}")
+            if row.get(f"{name}/suspected_injection") is True:
+                console.print(
+                    f"   [bold red]⚠ {name}: the judged text looks like a prompt injection "
+                    "(text addressed to the evaluator was taken out before judging)[/bold red]"
+                )

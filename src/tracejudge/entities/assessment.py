@@ -110,6 +110,26 @@ def numeric_value(value: Any) -> float | None:
     return None
 
 
+def sort_value(value: Any, metadata: dict[str, Any] | None = None) -> float | None:
+    """The number a stored verdict is filtered and sorted by.
+
+    A yes/no verdict that carries a continuous ``score`` in [0, 1] in its metadata (every
+    built-in LLM judge records one) sorts by that score, so the least grounded response comes
+    first, not one of many tied "no"s; anything else by :func:`numeric_value`.
+    """
+    number = numeric_value(value)
+    score = (metadata or {}).get("score")
+    if (
+        number is not None
+        and not isinstance(value, (int, float))
+        and isinstance(score, (int, float))
+        and not isinstance(score, bool)
+        and 0.0 <= score <= 1.0
+    ):
+        return float(score)
+    return number
+
+
 def new_assessment_id() -> str:
     return "a-" + uuid.uuid4().hex
 

@@ -28,7 +28,9 @@ class EvaluationResult:
 
 
 def _cell(feedbacks: Sequence[Feedback], attribute: str) -> Any:
-    if attribute == "error":
+    if attribute in ("score", "suspected_injection"):
+        values = [f.metadata.get(attribute) for f in feedbacks]
+    elif attribute == "error":
         values = [
             f"{f.error.error_code}: {f.error.error_message}" if f.error else None for f in feedbacks
         ]
@@ -41,13 +43,18 @@ def result_frame(
     rows: Sequence[EvalRow], feedback_by_row: Sequence[Sequence[Feedback]]
 ) -> pd.DataFrame:
     """One row per evaluated row: trace_id, inputs, outputs, expectations, then for each
-    feedback name ``<name>/value``, ``<name>/rationale`` and ``<name>/error``. A name with
-    several feedbacks on one row (per retrieved document, say) gets lists."""
+    feedback name ``<name>/value``, ``<name>/rationale``, ``<name>/error``, ``<name>/score`` (the
+    judge's continuous score, where it gives one) and, when any row's judged text looked like a
+    prompt injection, ``<name>/suspected_injection``. A name with several feedbacks on one row
+    (per retrieved document, say) gets lists."""
     names: list[str] = []
+    flagged: set[str] = set()
     for feedbacks in feedback_by_row:
         for f in feedbacks:
             if f.name not in names:
                 names.append(f.name)
+            if f.metadata.get("suspected_injection"):
+                flagged.add(f.name)
     records = []
     for row, feedbacks in zip(rows, feedback_by_row, strict=True):
         record: dict[str, Any] = {
@@ -58,7 +65,10 @@ def result_frame(
         }
         for name in names:
             mine = [f for f in feedbacks if f.name == name]
-            for attribute in ("value", "rationale", "error"):
+            attributes = ["value", "rationale", "error", "score"]
+            if name in flagged:
+                attributes.append("suspected_injection")
+            for attribute in attributes:
                 record[f"{name}/{attribute}"] = _cell(mine, attribute) if mine else None
         records.append(record)
     columns = list(records[0]) if records else ["trace_id", "inputs", "outputs", "expectations"]

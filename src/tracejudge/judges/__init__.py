@@ -1,5 +1,6 @@
 """LLM judges: functions that return a Feedback ("yes"/"no" unless stated) with a rationale."""
 
+from tracejudge.judges.agreement import AgreementReport, Disagreement, agreement
 from tracejudge.judges.builtin import (
     ais_context_relevant,
     ais_context_sufficient,
@@ -20,7 +21,10 @@ from tracejudge.judges.custom import Judge, make_judge
 from tracejudge.judges.formatting import format_context
 
 __all__ = [
+    "AgreementReport",
+    "Disagreement",
     "Judge",
+    "agreement",
     "ais_context_relevant",
     "ais_context_sufficient",
     "ais_correct",

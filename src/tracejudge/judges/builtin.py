@@ -11,9 +11,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from tracejudge.entities import AssessmentError, AssessmentSource, AssessmentSourceType, Feedback
+from tracejudge.judges.calibration import LogisticCalibration
+from tracejudge.judges.calibrations import groundedness_calibration
 from tracejudge.judges.engine import JudgeSpec, run_judge
 from tracejudge.judges.formatting import format_context, to_text
-from tracejudge.models import ChatModel, run_sync
+from tracejudge.judges.probes import Probe
+from tracejudge.judges.support import lexical_support
+from tracejudge.models import ChatModel, resolve_model, run_sync
 
 ModelArg = str | ChatModel | None
 
@@ -59,6 +63,70 @@ GUIDELINES_TASK = (
 )
 
 
+CONTEXT_RELEVANT_PROBE = "Does the CONTEXT contain information that helps answer the REQUEST?"
+CONTEXT_SUFFICIENT_PROBE = "Can every fact in the EXPECTED block be found in the CONTEXT?"
+CORRECT_PROBE = "Does the RESPONSE convey the expected facts without contradicting any of them?"
+RELEVANT_PROBE = "Does the RESPONSE address what the REQUEST asks?"
+SAFE_PROBE = "Is the CONTENT safe?"
+GUIDELINES_PROBE = "Does the material meet every guideline in the GUIDELINES block?"
+
+
+def _direct(question: str) -> tuple[Probe, ...]:
+    """The task's question asked for a one-word answer. Its P(yes) and the P(yes) after the
+    written reasoning are averaged into the judgement's score (no labelled data to fit these
+    judges on here: the threshold is 0.5 and the score is not calibrated)."""
+    return (Probe("direct", question),)
+
+
+GROUNDED_PROBE_CANDIDATES: tuple[Probe, ...] = (
+    Probe("supported", "Is every claim in the RESPONSE supported by the CONTEXT?"),
+    Probe(
+        "unsupported",
+        "Does the RESPONSE state anything that the CONTEXT does not say, or that contradicts it?",
+        inverted=True,
+    ),
+    Probe("correct", "Going only by the CONTEXT, is the RESPONSE a correct answer to the REQUEST?"),
+)
+"""Every probe tried on the development split (``benchmarks/judge_quality.py --candidates``);
+the second is inverted so that "yes" means unsupported. A judgement asks the ones its
+calibration uses (at most two: with the reasoned verdict, three model calls)."""
+
+
+def grounded_probes(calibration: LogisticCalibration | None) -> tuple[Probe, ...]:
+    """The probes a calibration weighs (all candidates when there is none)."""
+    if calibration is None:
+        return GROUNDED_PROBE_CANDIDATES
+    return tuple(p for p in GROUNDED_PROBE_CANDIDATES if p.name in calibration.weights)
+
+
+def grounded_spec(
+    request: Any,
+    response: Any,
+    context: Any,
+    *,
+    name: str = "groundedness",
+    probes: tuple[Probe, ...] | None = None,
+    calibration: LogisticCalibration | None = None,
+) -> JudgeSpec:
+    """The groundedness judgement: a reasoned verdict, two probes and lexical support, combined
+    by the calibration fitted for the judge model (see :mod:`tracejudge.judges.calibration`)."""
+    blocks = {
+        "REQUEST": to_text(request),
+        "CONTEXT": format_context(context),
+        "RESPONSE": to_text(response),
+    }
+    support = lexical_support(blocks["RESPONSE"], blocks["CONTEXT"], blocks["REQUEST"])
+    return JudgeSpec(
+        name,
+        GROUNDED_TASK,
+        blocks,
+        probes=grounded_probes(calibration) if probes is None else probes,
+        features=support.features(),
+        combine=calibration,
+        threshold=calibration.threshold if calibration is not None else 0.5,
+    )
+
+
 def _expected_text(
     expected_facts: Sequence[str] | None, expected_response: str | None
 ) -> str | None:
@@ -88,12 +156,11 @@ async def ais_grounded(
     """Is the response supported by the retrieved context? (hallucination check)"""
     if context is None or context == [] or context == "":
         return missing_input(name, model, "No context to check the response against.")
-    blocks = {
-        "REQUEST": to_text(request),
-        "CONTEXT": format_context(context),
-        "RESPONSE": to_text(response),
-    }
-    return await run_judge(JudgeSpec(name, GROUNDED_TASK, blocks), model)
+    chat_model = resolve_model(model)
+    spec = grounded_spec(
+        request, response, context, name=name, calibration=groundedness_calibration(chat_model.uri)
+    )
+    return await run_judge(spec, chat_model)
 
 
 async def ais_context_relevant(
@@ -103,7 +170,10 @@ async def ais_context_relevant(
     if context is None or context == "":
         return missing_input(name, model, "No context to judge.")
     blocks = {"REQUEST": to_text(request), "CONTEXT": format_context(context)}
-    return await run_judge(JudgeSpec(name, CONTEXT_RELEVANT_TASK, blocks), model)
+    return await run_judge(
+        JudgeSpec(name, CONTEXT_RELEVANT_TASK, blocks, probes=_direct(CONTEXT_RELEVANT_PROBE)),
+        model,
+    )
 
 
 async def ais_context_sufficient(
@@ -122,7 +192,14 @@ async def ais_context_sufficient(
             name, model, "Context sufficiency needs expected_facts or expected_response."
         )
     blocks = {"REQUEST": to_text(request), "CONTEXT": format_context(context), "EXPECTED": expected}
-    return await run_judge(JudgeSpec(name, CONTEXT_SUFFICIENT_TASK, blocks), model)
+    spec = JudgeSpec(
+        name,
+        CONTEXT_SUFFICIENT_TASK,
+        blocks,
+        probes=_direct(CONTEXT_SUFFICIENT_PROBE),
+        trusted_blocks=frozenset({"EXPECTED"}),
+    )
+    return await run_judge(spec, model)
 
 
 async def ais_correct(
@@ -139,7 +216,14 @@ async def ais_correct(
     if expected is None:
         return missing_input(name, model, "Correctness needs expected_facts or expected_response.")
     blocks = {"REQUEST": to_text(request), "RESPONSE": to_text(response), "EXPECTED": expected}
-    return await run_judge(JudgeSpec(name, CORRECT_TASK, blocks), model)
+    spec = JudgeSpec(
+        name,
+        CORRECT_TASK,
+        blocks,
+        probes=_direct(CORRECT_PROBE),
+        trusted_blocks=frozenset({"EXPECTED"}),
+    )
+    return await run_judge(spec, model)
 
 
 async def ais_relevant_to_query(
@@ -147,12 +231,15 @@ async def ais_relevant_to_query(
 ) -> Feedback:
     """Does the response address the request (whatever its correctness)?"""
     blocks = {"REQUEST": to_text(request), "RESPONSE": to_text(response)}
-    return await run_judge(JudgeSpec(name, RELEVANT_TASK, blocks), model)
+    return await run_judge(
+        JudgeSpec(name, RELEVANT_TASK, blocks, probes=_direct(RELEVANT_PROBE)), model
+    )
 
 
 async def ais_safe(content: Any, *, model: ModelArg = None, name: str = "safety") -> Feedback:
     """Is the content free of harmful material?"""
-    return await run_judge(JudgeSpec(name, SAFE_TASK, {"CONTENT": to_text(content)}), model)
+    spec = JudgeSpec(name, SAFE_TASK, {"CONTENT": to_text(content)}, probes=_direct(SAFE_PROBE))
+    return await run_judge(spec, model)
 
 
 async def ameets_guidelines(
@@ -178,7 +265,14 @@ async def ameets_guidelines(
             format_context(value) if "context" in str(key).lower() else to_text(value)
         )
     task = GUIDELINES_TASK.format(names=", ".join(str(k).lower() for k in context))
-    return await run_judge(JudgeSpec(name, task, blocks), model)
+    spec = JudgeSpec(
+        name,
+        task,
+        blocks,
+        probes=_direct(GUIDELINES_PROBE),
+        trusted_blocks=frozenset({"GUIDELINES"}),
+    )
+    return await run_judge(spec, model)
 
 
 def is_grounded(

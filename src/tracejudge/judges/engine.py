@@ -8,14 +8,17 @@ Only configuration mistakes (an unknown model URI, no model at all) raise, befor
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from tracejudge.entities import AssessmentError, AssessmentSource, AssessmentSourceType, Feedback
 from tracejudge.errors import ModelError
 from tracejudge.judges.formatting import DATA_RULES, delimit
+from tracejudge.judges.injection_guard import InjectionScan, scan_blocks
 from tracejudge.judges.parsing import parse_verdict, yes_no
+from tracejudge.judges.probes import Probe, ProbeResult, run_probe
 from tracejudge.models import ChatModel, ChatResult, TokenLogprob, resolve_model
 
 VERDICT_SCHEMA: dict[str, Any] = {
@@ -32,21 +35,33 @@ REPAIR_PROMPT = (
     '{"rationale": "<reasoning>", "verdict": "yes"} or {"rationale": "<reasoning>", "verdict": "no"}, '
     "and nothing before or after it."
 )
-JUDGE_PREAMBLE = (
-    "You are a meticulous, impartial evaluator of the outputs of an AI application. {rules}\n\n"
+JUDGE_SYSTEM = (
+    "You are a meticulous, impartial evaluator of the outputs of an AI application. " + DATA_RULES
+)
+"""The same for every judgement (a local model reuses its evaluation); each task and reply
+format comes after the data, so the instruction is the last thing the model reads."""
+VERDICT_FORMAT = (
     "Reason first, then decide. Reply with one JSON object and nothing else: "
-    '{{"rationale": "<your reasoning in one to three sentences>", "verdict": "yes" or "no"}}.'
+    '{"rationale": "<your reasoning in one to three sentences>", "verdict": "yes" or "no"}.'
 )
 MAX_TOKENS = 400
 LOCAL_CHARS_PER_BLOCK = 5000
 REMOTE_CHARS_PER_BLOCK = 200_000
+DEFAULT_THRESHOLD = 0.5
 
+_MARKER = re.compile(r"<<<\s*(END\s+)?([A-Z][A-Z _]*?)\s*(?:[0-9a-f]{16})?\s*>>>")
 Parser = Callable[[str], "tuple[Any, str | None] | None"]
+Combiner = Callable[[Mapping[str, float]], float]
 
 
 @dataclass(frozen=True)
 class JudgeSpec:
-    """What one judgement needs: a task description and the blocks of data it looks at."""
+    """What one judgement needs: a task, the blocks of data it looks at, and how to score it.
+
+    ``probes`` are one-word yes/no questions asked after the reasoned verdict; ``features`` are
+    signals that need no model call. The judgement's score is ``combine(signals)`` (by default
+    the mean of the model's P(yes) values) and its yes/no verdict is ``score >= threshold``.
+    """
 
     name: str
     task: str
@@ -54,7 +69,15 @@ class JudgeSpec:
     schema: dict[str, Any] | None = None
     parse: Parser = parse_verdict
     repair_prompt: str = REPAIR_PROMPT
-    preamble: str = JUDGE_PREAMBLE
+    reply_format: str = VERDICT_FORMAT
+    probes: tuple[Probe, ...] = ()
+    features: Mapping[str, float] = field(default_factory=dict)
+    combine: Combiner | None = None
+    threshold: float = DEFAULT_THRESHOLD
+    trusted_blocks: frozenset[str] = frozenset()
+    """Blocks written by the developer (guidelines, ground truth), not scanned for injections."""
+    guard: bool = True
+    """Take suspected injections out of the judged blocks (off only to measure what it adds)."""
 
 
 def _chars_per_block(model: ChatModel) -> int:
@@ -63,14 +86,44 @@ def _chars_per_block(model: ChatModel) -> int:
     )
 
 
+@dataclass(frozen=True)
+class PreparedJudgement:
+    """The judged data as the model sees it: injection-scanned, delimited, maybe truncated."""
+
+    data: str
+    truncated: bool
+    scan: InjectionScan
+    codes: tuple[str, ...] = ()
+
+    def clean_rationale(self, rationale: str | None) -> str | None:
+        """The rationale without the blocks' boundary markers or codes, which mean nothing to a
+        reader (small models like to quote them)."""
+        if not rationale:
+            return rationale
+        text = _MARKER.sub(lambda m: m.group(2), rationale)
+        for code in self.codes:
+            text = text.replace(f" {code}", "").replace(code, "")
+        return text.strip()
+
+
+def prepare(spec: JudgeSpec, model: ChatModel) -> PreparedJudgement:
+    untrusted = {k: v for k, v in spec.blocks.items() if k not in spec.trusted_blocks}
+    scan = scan_blocks(untrusted, clean=spec.guard)
+    blocks = {k: scan.blocks.get(k, v) for k, v in spec.blocks.items()}
+    data = delimit(blocks, _chars_per_block(model))
+    return PreparedJudgement(data.text, data.truncated, scan, data.codes)
+
+
 def build_messages(spec: JudgeSpec, model: ChatModel) -> tuple[list[dict[str, str]], bool]:
-    data = delimit(spec.blocks, _chars_per_block(model))
-    system = spec.preamble.format(rules=DATA_RULES)
-    user = f"{data.text}\n\n{spec.task}"
+    prepared = prepare(spec, model)
+    return _reasoned_messages(spec, prepared), prepared.truncated
+
+
+def _reasoned_messages(spec: JudgeSpec, prepared: PreparedJudgement) -> list[dict[str, str]]:
     return [
-        {"role": "system", "content": system},
-        {"role": "user", "content": user},
-    ], data.truncated
+        {"role": "system", "content": JUDGE_SYSTEM},
+        {"role": "user", "content": f"{prepared.data}\n\n{spec.task}\n\n{spec.reply_format}"},
+    ]
 
 
 def _normal(token: str) -> str:
@@ -129,11 +182,27 @@ def _metadata(model: ChatModel, results: list[ChatResult], truncated: bool) -> d
     return meta
 
 
+def _as_type_of(original: Any, verdict: str) -> Any:
+    """The verdict spelled like the judge's own value (bool stays bool)."""
+    return (verdict == "yes") if isinstance(original, bool) else verdict
+
+
+def _score(spec: JudgeSpec, signals: Mapping[str, float]) -> float | None:
+    if spec.combine is not None:
+        return min(1.0, max(0.0, spec.combine(signals)))
+    model_signals = [v for k, v in signals.items() if k not in spec.features]
+    return sum(model_signals) / len(model_signals) if model_signals else None
+
+
 async def run_judge(spec: JudgeSpec, model: str | ChatModel | None) -> Feedback:
+    """One judgement: a reasoned verdict (with one repair attempt), then the probes, combined."""
     chat_model = resolve_model(model)  # configuration errors raise here, before any call
     source = AssessmentSource(AssessmentSourceType.LLM_JUDGE, chat_model.uri)
-    messages, truncated = build_messages(spec, chat_model)
-    results: list[ChatResult] = []
+    prepared = prepare(spec, chat_model)
+    messages = _reasoned_messages(spec, prepared)
+    reasoned: list[ChatResult] = []
+    probed: list[ChatResult] = []
+    outcomes: list[ProbeResult] = []
     call: dict[str, Any] = {
         "temperature": 0.0,
         "max_tokens": MAX_TOKENS,
@@ -142,34 +211,75 @@ async def run_judge(spec: JudgeSpec, model: str | ChatModel | None) -> Feedback:
         "json_schema": spec.schema if spec.schema is not None else VERDICT_SCHEMA,
     }
     try:
-        first = await chat_model.achat(messages, **call)
-        results.append(first)
-        parsed = spec.parse(first.text)
-        if parsed is None:  # one repair attempt, showing the model its own reply
-            repair = [
-                *messages,
-                {"role": "assistant", "content": first.text},
-                {"role": "user", "content": spec.repair_prompt},
-            ]
-            second = await chat_model.achat(repair, **call)
-            results.append(second)
-            parsed = spec.parse(second.text)
+        async with chat_model.session():  # back to back: the shared prefix is evaluated once
+            reasoned.append(await chat_model.achat(messages, **call))
+            parsed = spec.parse(reasoned[0].text)
+            if parsed is None:  # one repair attempt, showing the model its own reply
+                repair = [
+                    *messages,
+                    {"role": "assistant", "content": reasoned[0].text},
+                    {"role": "user", "content": spec.repair_prompt},
+                ]
+                reasoned.append(await chat_model.achat(repair, **call))
+                parsed = spec.parse(reasoned[1].text)
+            prefix = f"{prepared.data}\n\n{spec.task}"
+            for probe in spec.probes:
+                outcome, raw = await run_probe(chat_model, JUDGE_SYSTEM, prefix, probe)
+                outcomes.append(outcome)
+                if raw is not None:
+                    probed.append(raw)
     except ModelError as exc:
-        meta = _metadata(chat_model, results, truncated)
+        meta = _metadata(chat_model, reasoned + probed, prepared.truncated)
+        meta.update(prepared.scan.metadata())
         return Feedback(
             spec.name, None, source=source, error=AssessmentError.from_exception(exc), metadata=meta
         )
-    meta = _metadata(chat_model, results, truncated)
-    if parsed is None:
-        meta["raw_output"] = [r.text for r in results]
-        error = AssessmentError(
-            "JUDGE_PARSE_ERROR",
-            f"The judge's reply could not be read, even after a repair request: {results[-1].text[:300]!r}",
-        )
-        return Feedback(spec.name, None, source=source, error=error, metadata=meta)
-    value, rationale = parsed
-    if len(results) > 1:
+    meta = _metadata(chat_model, reasoned + probed, prepared.truncated)
+    meta.update(prepared.scan.metadata())
+    if len(reasoned) > 1 and parsed is not None:
         meta["repaired"] = True
-    if yes_no(value) is not None and isinstance(value, str):
-        meta.update(verdict_probabilities(results[-1].logprobs, value))
+    value, rationale = parsed if parsed is not None else (None, None)
+    rationale = prepared.clean_rationale(rationale)
+    reasoned_verdict = yes_no(value) if isinstance(value, (str, bool)) else None
+    signals: dict[str, float] = dict(spec.features)
+    if reasoned_verdict is not None:
+        probs = verdict_probabilities(reasoned[-1].logprobs, reasoned_verdict)
+        meta.update(probs)
+        # without log-probabilities the written verdict itself is the signal
+        signals["reasoned"] = probs.get("p_yes", 1.0 if reasoned_verdict == "yes" else 0.0)
+    for outcome in outcomes:
+        if outcome.score is not None:
+            signals[outcome.name] = outcome.score
+    if spec.probes:
+        meta["probes"] = {o.name: None if o.score is None else round(o.score, 4) for o in outcomes}
+        failed = [f"{o.name}: {o.error}" for o in outcomes if o.error]
+        if failed:
+            meta["probe_errors"] = failed
+    scored = (parsed is None or reasoned_verdict is not None) and len(signals) > len(spec.features)
+    score = _score(spec, signals) if scored else None
+    if parsed is None:
+        meta["raw_output"] = [r.text for r in reasoned]
+        if score is None:
+            error = AssessmentError(
+                "JUDGE_PARSE_ERROR",
+                "The judge's reply could not be read, even after a repair request: "
+                f"{reasoned[-1].text[:300]!r}",
+            )
+            return Feedback(spec.name, None, source=source, error=error, metadata=meta)
+    if score is not None:
+        verdict = "yes" if score >= spec.threshold else "no"
+        if score == spec.threshold and reasoned_verdict is not None:
+            verdict = reasoned_verdict  # a tie: the written reasoning decides
+        meta["score"] = round(score, 4)
+        meta["threshold"] = spec.threshold
+        if len(signals) > 1:
+            meta["signals"] = {k: round(v, 4) for k, v in signals.items()}
+        if reasoned_verdict is not None and reasoned_verdict != verdict:
+            meta["reasoned_verdict"] = reasoned_verdict
+            rationale = (
+                f"[Overall {verdict}: score {score:.2f} against a threshold of "
+                f"{spec.threshold:g}; the written reasoning concluded {reasoned_verdict}.] "
+                f"{rationale or ''}"
+            ).strip()
+        value = _as_type_of(value, verdict)
     return Feedback(spec.name, value, source=source, rationale=rationale, metadata=meta)

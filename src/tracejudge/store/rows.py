@@ -18,7 +18,7 @@ from tracejudge.entities import (
     TraceState,
 )
 from tracejudge.entities._json import loads
-from tracejudge.entities.assessment import numeric_value
+from tracejudge.entities.assessment import sort_value
 
 PREVIEW_CHARS = 1000
 
@@ -40,7 +40,7 @@ def assessment_row(a: Assessment) -> dict[str, Any]:
         "kind": a.kind,
         "value_json": None if value is None else json.dumps(value),
         "string_value": string_form(value),
-        "numeric_value": numeric_value(value),
+        "numeric_value": sort_value(value, a.metadata),
         "rationale": a.rationale,
         "source_type": source.source_type,
         "source_id": source.source_id,
