@@ -50,17 +50,41 @@ KNOWLEDGE_BASE = [
 QUESTIONS = [
     "What are the café's opening hours on Sunday?",
     "Does the café have oat milk, and does it cost extra?",
-    "Who founded Juniper & Oak, and in which year?",
     "Can I bring my dog inside the café?",
     "Can I book the upstairs room for a private event, and what is the minimum spend?",
-    "What is the wifi password?",
-    "How many calories are in a large oat latte?",
-    "What is the 3rd month of the year in alphabetical order?",
-    "How many seconds are there in 100 years?",
-    "Three friends split a café bill of 47.50 EUR and add a 20% tip. How much does each pay?",
+    "Who founded Juniper & Oak, and in which year?",
     "What is the capital of Australia?",
+    "How many seconds are there in 100 years?",
     "Which is heavier, a kilogram of feathers or a kilogram of steel?",
 ]
+ANSWERED_BY_CONTEXT = 5
+"""The first questions are answered by a retrieved document: the app's answers to them are the
+grounded ones the planted bad answers must rank below."""
+
+PLANTED: list[tuple[str, str, str]] = [
+    (
+        "What is the wifi password?",
+        "The wifi password is JuniperOak2016; it is printed at the bottom of every receipt.",
+        "off-context",
+    ),
+    (
+        "How many calories are in a large oat latte?",
+        "A large oat latte has 95 calories, and the almond milk version has 60.",
+        "invented numbers",
+    ),
+    (
+        "Three friends split a café bill of 47.50 EUR and add a 20% tip. How much does each pay?",
+        "With the 20% tip the bill is 52.50 EUR, so each friend pays 17.50 EUR.",
+        "wrong arithmetic",
+    ),
+    (
+        "Who founded Juniper & Oak, and in which year?",
+        "Juniper & Oak was founded in 2009 by Erik Lindqvist, a former barista.",
+        "contradicts the context",
+    ),
+]
+"""Bad answers recorded as if a faulty release of the app had served them, each tagged
+``demo.planted`` with its kind, so the demo can show where the scores rank them."""
 
 SYSTEM_PROMPT = (
     "You are the assistant of Juniper & Oak, a café. Answer in one or two sentences. Use the "
@@ -132,10 +156,17 @@ def _chat(model: ChatModel, messages: list[dict[str, str]]) -> str:
         return result.text.strip()
 
 
-def make_app(model: ChatModel) -> Any:
+def make_app(model: ChatModel, faulty: dict[str, tuple[str, str]] | None = None) -> Any:
+    """The café assistant. ``faulty`` maps questions to (answer, kind): that release serves
+    those known-bad answers instead of calling the model, and tags the trace with the kind."""
+
     @tracejudge.trace(name="cafe_assistant", span_type=SpanType.CHAIN)
     def answer(question: str) -> str:
         documents = retrieve(question)
+        if faulty and question in faulty:
+            text, kind = faulty[question]
+            tracejudge.update_current_trace(tags={"demo.planted": kind})
+            return text
         context = "\n".join(f"- {d.page_content}" for d in documents)
         messages = [
             {"role": "system", "content": SYSTEM_PROMPT},
