@@ -197,6 +197,8 @@ def test_demo_end_to_end(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     out = done.stdout
     assert "tracejudge demo" in out and "FINISHED" in out and "Least trustworthiness first" in out
+    assert "Planted bad answers" in out and "retrieval_groundedness" in out
+    assert "<<<" not in out  # no rationale quotes a data block's boundary
     assert (
         out.count("trustworthiness = ") >= 6
     )  # three answers, each with its score and explanation

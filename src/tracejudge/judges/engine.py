@@ -8,14 +8,13 @@ Only configuration mistakes (an unknown model URI, no model at all) raise, befor
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from tracejudge.entities import AssessmentError, AssessmentSource, AssessmentSourceType, Feedback
 from tracejudge.errors import ModelError
-from tracejudge.judges.formatting import DATA_RULES, delimit
+from tracejudge.judges.formatting import DATA_RULES, delimit, strip_block_markers
 from tracejudge.judges.injection_guard import InjectionScan, scan_blocks
 from tracejudge.judges.parsing import parse_verdict, yes_no
 from tracejudge.judges.probes import Probe, ProbeResult, run_probe
@@ -49,7 +48,6 @@ LOCAL_CHARS_PER_BLOCK = 5000
 REMOTE_CHARS_PER_BLOCK = 200_000
 DEFAULT_THRESHOLD = 0.5
 
-_MARKER = re.compile(r"<<<\s*(END\s+)?([A-Z][A-Z _]*?)\s*(?:[0-9a-f]{16})?\s*>>>")
 Parser = Callable[[str], "tuple[Any, str | None] | None"]
 Combiner = Callable[[Mapping[str, float]], float]
 
@@ -96,14 +94,8 @@ class PreparedJudgement:
     codes: tuple[str, ...] = ()
 
     def clean_rationale(self, rationale: str | None) -> str | None:
-        """The rationale without the blocks' boundary markers or codes, which mean nothing to a
-        reader (small models like to quote them)."""
-        if not rationale:
-            return rationale
-        text = _MARKER.sub(lambda m: m.group(2), rationale)
-        for code in self.codes:
-            text = text.replace(f" {code}", "").replace(code, "")
-        return text.strip()
+        """The rationale without the blocks' boundary markers or codes."""
+        return strip_block_markers(rationale, self.codes)
 
 
 def prepare(spec: JudgeSpec, model: ChatModel) -> PreparedJudgement:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -87,6 +88,20 @@ def delimit(blocks: Mapping[str, str], max_chars_per_block: int | None = None) -
         codes.append(code)
         parts.append(f"<<<{name} {code}>>>\n{value}\n<<<END {name} {code}>>>")
     return DelimitedData("\n\n".join(parts), truncated, tuple(codes))
+
+
+_MARKER = re.compile(r"<<<\s*(END\s+)?([A-Z][A-Z _]*?)\s*(?:[0-9a-f]{16})?\s*>>>")
+
+
+def strip_block_markers(text: str | None, codes: Sequence[str] = ()) -> str | None:
+    """A model's explanation without the blocks' boundary markers or codes, which mean nothing
+    to a reader (small models like to quote them): ``<<<END CONTEXT 3f…>>>`` becomes ``CONTEXT``."""
+    if not text:
+        return text
+    cleaned = _MARKER.sub(lambda m: m.group(2), text)
+    for code in codes:
+        cleaned = cleaned.replace(f" {code}", "").replace(code, "")
+    return cleaned.strip()
 
 
 DATA_RULES = (

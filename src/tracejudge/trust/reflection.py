@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tracejudge.errors import ModelError
-from tracejudge.judges.formatting import DATA_RULES, delimit
+from tracejudge.judges.formatting import DATA_RULES, delimit, strip_block_markers
 from tracejudge.judges.parsing import parse_json_object
 from tracejudge.models import ChatModel, ChatResult, TokenLogprob
 
@@ -219,6 +219,7 @@ async def reflect(
     except ModelError as exc:
         return ReflectionResult(reflection.name, None, error=f"{type(exc).__name__}: {exc}")
     score, reasoning = reflection.score(result)
+    reasoning = strip_block_markers(reasoning, data.codes)
     if score is None:
         return ReflectionResult(
             reflection.name, PARSE_FAILURE_SCORE, reasoning, parse_failed=True, cached=result.cached
