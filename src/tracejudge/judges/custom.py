@@ -299,6 +299,7 @@ class Judge:
             repair_prompt=self._repair,
             reply_format=self._reply_format,
             probes=self._probes,
+            boolean=self.feedback_value_type is bool,
         )
         return await run_judge(spec, self.model)
 

@@ -76,6 +76,8 @@ class JudgeSpec:
     """Blocks written by the developer (guidelines, ground truth), not scanned for injections."""
     guard: bool = True
     """Take suspected injections out of the judged blocks (off only to measure what it adds)."""
+    boolean: bool = False
+    """The judge's value is True/False rather than "yes"/"no"."""
 
 
 def _chars_per_block(model: ChatModel) -> int:
@@ -174,11 +176,6 @@ def _metadata(model: ChatModel, results: list[ChatResult], truncated: bool) -> d
     return meta
 
 
-def _as_type_of(original: Any, verdict: str) -> Any:
-    """The verdict spelled like the judge's own value (bool stays bool)."""
-    return (verdict == "yes") if isinstance(original, bool) else verdict
-
-
 def _score(spec: JudgeSpec, signals: Mapping[str, float]) -> float | None:
     if spec.combine is not None:
         return min(1.0, max(0.0, spec.combine(signals)))
@@ -186,76 +183,109 @@ def _score(spec: JudgeSpec, signals: Mapping[str, float]) -> float | None:
     return sum(model_signals) / len(model_signals) if model_signals else None
 
 
-async def run_judge(spec: JudgeSpec, model: str | ChatModel | None) -> Feedback:
-    """One judgement: a reasoned verdict (with one repair attempt), then the probes, combined."""
-    chat_model = resolve_model(model)  # configuration errors raise here, before any call
-    source = AssessmentSource(AssessmentSourceType.LLM_JUDGE, chat_model.uri)
-    prepared = prepare(spec, chat_model)
+@dataclass
+class _Replies:
+    """What the model said in one judgement."""
+
+    reasoned: list[ChatResult] = field(default_factory=list)
+    parsed: tuple[Any, str | None] | None = None
+    probed: list[ChatResult] = field(default_factory=list)
+    outcomes: list[ProbeResult] = field(default_factory=list)
+
+    @property
+    def all(self) -> list[ChatResult]:
+        return self.reasoned + self.probed
+
+
+async def _ask(
+    spec: JudgeSpec, model: ChatModel, prepared: PreparedJudgement, replies: _Replies
+) -> None:
+    """The reasoned verdict (with one repair attempt), then each probe, back to back."""
     messages = _reasoned_messages(spec, prepared)
-    reasoned: list[ChatResult] = []
-    probed: list[ChatResult] = []
-    outcomes: list[ProbeResult] = []
     call: dict[str, Any] = {
         "temperature": 0.0,
         "max_tokens": MAX_TOKENS,
-        "logprobs": chat_model.supports_logprobs,
+        "logprobs": model.supports_logprobs,
         "top_logprobs": 5,
         "json_schema": spec.schema if spec.schema is not None else VERDICT_SCHEMA,
     }
+    async with model.session():  # back to back: the shared prefix is evaluated once
+        replies.reasoned.append(await model.achat(messages, **call))
+        replies.parsed = spec.parse(replies.reasoned[0].text)
+        if replies.parsed is None:  # one repair attempt, showing the model its own reply
+            repair = [
+                *messages,
+                {"role": "assistant", "content": replies.reasoned[0].text},
+                {"role": "user", "content": spec.repair_prompt},
+            ]
+            replies.reasoned.append(await model.achat(repair, **call))
+            replies.parsed = spec.parse(replies.reasoned[1].text)
+        prefix = f"{prepared.data}\n\n{spec.task}"
+        for probe in spec.probes:
+            outcome, raw = await run_probe(model, JUDGE_SYSTEM, prefix, probe)
+            replies.outcomes.append(outcome)
+            if raw is not None:
+                replies.probed.append(raw)
+
+
+async def run_judge(spec: JudgeSpec, model: str | ChatModel | None) -> Feedback:
+    """One judgement: a reasoned verdict and the probes, combined into a score and a verdict."""
+    chat_model = resolve_model(model)  # configuration errors raise here, before any call
+    source = AssessmentSource(AssessmentSourceType.LLM_JUDGE, chat_model.uri)
+    prepared = prepare(spec, chat_model)
+    replies = _Replies()
     try:
-        async with chat_model.session():  # back to back: the shared prefix is evaluated once
-            reasoned.append(await chat_model.achat(messages, **call))
-            parsed = spec.parse(reasoned[0].text)
-            if parsed is None:  # one repair attempt, showing the model its own reply
-                repair = [
-                    *messages,
-                    {"role": "assistant", "content": reasoned[0].text},
-                    {"role": "user", "content": spec.repair_prompt},
-                ]
-                reasoned.append(await chat_model.achat(repair, **call))
-                parsed = spec.parse(reasoned[1].text)
-            prefix = f"{prepared.data}\n\n{spec.task}"
-            for probe in spec.probes:
-                outcome, raw = await run_probe(chat_model, JUDGE_SYSTEM, prefix, probe)
-                outcomes.append(outcome)
-                if raw is not None:
-                    probed.append(raw)
+        await _ask(spec, chat_model, prepared, replies)
     except ModelError as exc:
-        meta = _metadata(chat_model, reasoned + probed, prepared.truncated)
+        meta = _metadata(chat_model, replies.all, prepared.truncated)
         meta.update(prepared.scan.metadata())
         return Feedback(
             spec.name, None, source=source, error=AssessmentError.from_exception(exc), metadata=meta
         )
-    meta = _metadata(chat_model, reasoned + probed, prepared.truncated)
+    meta = _metadata(chat_model, replies.all, prepared.truncated)
     meta.update(prepared.scan.metadata())
-    if len(reasoned) > 1 and parsed is not None:
+    return _decide(spec, prepared, replies, source, meta)
+
+
+def _decide(
+    spec: JudgeSpec,
+    prepared: PreparedJudgement,
+    replies: _Replies,
+    source: AssessmentSource,
+    meta: dict[str, Any],
+) -> Feedback:
+    """The Feedback from what the model said: signals, score, verdict and rationale."""
+    parsed = replies.parsed
+    if len(replies.reasoned) > 1 and parsed is not None:
         meta["repaired"] = True
     value, rationale = parsed if parsed is not None else (None, None)
     rationale = prepared.clean_rationale(rationale)
     reasoned_verdict = yes_no(value) if isinstance(value, (str, bool)) else None
     signals: dict[str, float] = dict(spec.features)
     if reasoned_verdict is not None:
-        probs = verdict_probabilities(reasoned[-1].logprobs, reasoned_verdict)
+        probs = verdict_probabilities(replies.reasoned[-1].logprobs, reasoned_verdict)
         meta.update(probs)
         # without log-probabilities the written verdict itself is the signal
         signals["reasoned"] = probs.get("p_yes", 1.0 if reasoned_verdict == "yes" else 0.0)
-    for outcome in outcomes:
+    for outcome in replies.outcomes:
         if outcome.score is not None:
             signals[outcome.name] = outcome.score
     if spec.probes:
-        meta["probes"] = {o.name: None if o.score is None else round(o.score, 4) for o in outcomes}
-        failed = [f"{o.name}: {o.error}" for o in outcomes if o.error]
+        meta["probes"] = {
+            o.name: None if o.score is None else round(o.score, 4) for o in replies.outcomes
+        }
+        failed = [f"{o.name}: {o.error}" for o in replies.outcomes if o.error]
         if failed:
             meta["probe_errors"] = failed
     scored = (parsed is None or reasoned_verdict is not None) and len(signals) > len(spec.features)
     score = _score(spec, signals) if scored else None
     if parsed is None:
-        meta["raw_output"] = [r.text for r in reasoned]
+        meta["raw_output"] = [r.text for r in replies.reasoned]
         if score is None:
             error = AssessmentError(
                 "JUDGE_PARSE_ERROR",
                 "The judge's reply could not be read, even after a repair request: "
-                f"{reasoned[-1].text[:300]!r}",
+                f"{replies.reasoned[-1].text[:300]!r}",
             )
             return Feedback(spec.name, None, source=source, error=error, metadata=meta)
     if score is not None:
@@ -273,5 +303,5 @@ async def run_judge(spec: JudgeSpec, model: str | ChatModel | None) -> Feedback:
                 f"{spec.threshold:g}; the written reasoning concluded {reasoned_verdict}.] "
                 f"{rationale or ''}"
             ).strip()
-        value = _as_type_of(value, verdict)
+        value = (verdict == "yes") if spec.boolean else verdict
     return Feedback(spec.name, value, source=source, rationale=rationale, metadata=meta)

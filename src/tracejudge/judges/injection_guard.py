@@ -4,7 +4,7 @@ A response (or a retrieved document) that addresses the evaluator, forges a bloc
 states a ready-made verdict or claims to be a system message is not material to judge: it is
 an attack on the judge. Small models obey such text often (the injection set flipped half of
 the 1.5B local judge's "no" verdicts). So before a judgement each judged block is scanned with
-cheap patterns; the lines that match are replaced by a neutral marker, the judge decides on the
+cheap patterns; the sentences that match are replaced by a neutral marker, the judge decides on the
 rest, and the Feedback says ``suspected_injection: true`` with the reasons, so a person sees it.
 
 The patterns are deliberately narrow (orders *to an evaluator*, verdict-shaped JSON, fake
@@ -148,6 +148,19 @@ def _json_like_spans(text: str) -> list[tuple[int, int]]:
     return spans
 
 
+_SENTENCE_END = re.compile(r"[.!?。！？](?=\s|$)")
+
+
+def _sentence_around(text: str, start: int, end: int) -> tuple[int, int]:
+    """The span of the sentence(s) holding ``text[start:end]``, within its line."""
+    line_start = text.rfind("\n", 0, start) + 1
+    line_end = text.find("\n", end)
+    line_end = len(text) if line_end < 0 else line_end
+    before = [m.end() for m in _SENTENCE_END.finditer(text, line_start, start)]
+    after = _SENTENCE_END.search(text, end, line_end)
+    return (before[-1] if before else line_start), (after.end() if after else line_end)
+
+
 def find_injections(text: str) -> list[tuple[str, int, int]]:
     """(family, start, end) of every match in ``text``."""
     found = []
@@ -159,17 +172,15 @@ def find_injections(text: str) -> list[tuple[str, int, int]]:
 
 
 def clean_text(text: str) -> tuple[str, list[str]]:
-    """The text with every line (or verdict-shaped JSON object) holding an injection replaced
-    by :data:`REMOVED`, and the families found."""
+    """The text with every sentence (or verdict-shaped JSON object) holding an injection
+    replaced by :data:`REMOVED`, and the families found."""
     found = find_injections(text)
     if not found:
         return text, []
     families = list(dict.fromkeys(f for f, _, _ in found))
     cuts = _json_like_spans(text)
-    for _, start, end in found:  # widen each match to its whole line
-        line_start = text.rfind("\n", 0, start) + 1
-        line_end = text.find("\n", end)
-        cuts.append((line_start, len(text) if line_end < 0 else line_end))
+    for _, start, end in found:  # widen each match to its sentence (never past its line)
+        cuts.append(_sentence_around(text, start, end))
     cuts.sort()
     merged: list[list[int]] = []
     for start, end in cuts:
@@ -179,7 +190,8 @@ def clean_text(text: str) -> tuple[str, list[str]]:
             merged.append([start, end])
     pieces, last = [], 0
     for start, end in merged:
-        pieces.append(text[last:start])
+        kept = text[last:start]
+        pieces.append(kept + (" " if kept and not kept[-1].isspace() else ""))
         pieces.append(REMOVED)
         last = end
     pieces.append(text[last:])
