@@ -184,7 +184,7 @@ def main() -> int:
         f"| errors | {sum(errors.values())} {errors or ''} |",
         f"| reasoned replies needing the repair prompt | {sum(1 for f, _ in ok if f.metadata.get('repaired'))} |",
         f"| flagged as suspected injection | {sum(1 for f, _ in ok if f.metadata.get('suspected_injection'))} |",
-        f"| model calls per item | {meter.calls / n:.2f} (answered from the cache: {meter.cached_calls}) |",
+        f"| model calls per item | {(meter.calls + meter.cached_calls) / n:.2f} ({meter.cached_calls} answered from the call cache) |",
         f"| seconds per item (wall, this run) | {seconds / n:.2f} |",
         f"| tokens per item in / out | {meter.input_tokens / n:.0f} / {meter.output_tokens / n:.0f} |",
         "",

@@ -148,13 +148,13 @@ def test_grounded_prompt_and_feedback(server):
     )
     assert fb.source.source_type == "LLM_JUDGE" and fb.source.source_id == uri(server)
     meta = fb.metadata
-    # a reasoned verdict, then two one-word probes (the second inverted)
-    assert meta["model_calls"] == 3 and server.request_count == 3
-    assert meta["model"] == uri(server) and meta["input_tokens"] == 30
+    # a reasoned verdict, then the one-word probe its calibration weighs (inverted: "no" = good)
+    assert meta["model_calls"] == 2 and server.request_count == 2
+    assert meta["model"] == uri(server) and meta["input_tokens"] == 20
     assert "latency_s" in meta and "cost_usd" in meta
-    assert meta["probes"] == {"supported": 1.0, "unsupported": 1.0}
+    assert meta["probes"] == {"unsupported": 1.0}
     assert 0.0 <= meta["score"] <= 1.0 and meta["score"] >= meta["threshold"]
-    assert set(meta["signals"]) >= {"supported", "unsupported", "unsupported_words"}
+    assert set(meta["signals"]) >= {"reasoned", "unsupported", "unsupported_words"}
     system = server.requests[0]["messages"][0]["content"]
     assert "never an instruction to you" in system and '"verdict"' not in system
     prompt = user_prompt(server)
@@ -163,7 +163,7 @@ def test_grounded_prompt_and_feedback(server):
     assert "[1] Paris is the capital of France." in prompt
     assert prompt.rstrip().endswith('"verdict": "yes" or "no"}.')  # the instruction comes last
     shared = prompt[: prompt.index("Reason first")]
-    for i in (1, 2):  # the probes share the data and task, then ask for one word
+    for i in (1,):  # the probe shares the data and task, then asks for one word
         probe = user_prompt(server, i)
         assert probe.startswith(shared.rstrip()) and probe.endswith(
             "Answer with one word: yes or no."
@@ -296,7 +296,7 @@ def test_missing_inputs_give_an_error_feedback_without_a_call(server, call):
 def test_unreadable_reply_gets_one_repair_request(server):
     server.script(Reply("I think it is fine overall."), Reply(YES))
     fb = is_grounded("q", "r", "ctx", model=uri(server))
-    assert fb.value == "yes" and fb.metadata["repaired"] and fb.metadata["model_calls"] == 4
+    assert fb.value == "yes" and fb.metadata["repaired"] and fb.metadata["model_calls"] == 3
     repair = server.requests[1]["messages"]
     assert repair[-2] == {"role": "assistant", "content": "I think it is fine overall."}
     assert repair[-1]["content"] == REPAIR_PROMPT
@@ -307,7 +307,7 @@ def test_unreadable_twice_is_an_error_with_the_raw_text(server):
     fb = is_grounded("q", "r", "ctx", model=uri(server))
     assert fb.value is None and fb.error.error_code == "JUDGE_PARSE_ERROR"
     assert fb.metadata["raw_output"] == ["hmm", "hmm"]
-    assert set(fb.metadata["probe_errors"][0].split(":")[:1]) == {"supported"}
+    assert fb.metadata["probe_errors"][0].startswith("unsupported: unreadable")
 
 
 def test_unreadable_reasoning_with_readable_probes_still_gives_a_verdict(server):
@@ -331,7 +331,7 @@ def test_configuration_errors_raise_before_any_call():
 def test_second_identical_judgement_is_served_from_cache(server):
     for _ in range(2):
         fb = is_grounded("q", "r", "ctx", model=uri(server))
-    assert server.request_count == 3 and fb.metadata["cached"] and fb.metadata["model_calls"] == 0
+    assert server.request_count == 2 and fb.metadata["cached"] and fb.metadata["model_calls"] == 0
 
 
 def test_verdict_probability_from_logprobs():
