@@ -1,6 +1,6 @@
 """What does few-shot alignment gain? A make_judge judge before and after ``judge.align(traces)``.
 
-    python benchmarks/judge_alignment.py [--model local:/default] [--train 6] [--test 40]
+    python benchmarks/judge_alignment.py [--model local:/default] [--train 6] [--test 20]
 
 A custom groundedness judge (``make_judge``) scores HaluEval-QA answers recorded as traces in a
 temporary store. People's verdicts (the HaluEval labels, logged as HUMAN feedback) on ``--train``
@@ -70,7 +70,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", default="local:/default")
     parser.add_argument("--train", type=int, default=6, help="traces people labelled, to align on")
-    parser.add_argument("--test", type=int, default=40, help="held-out traces measured")
+    parser.add_argument("--test", type=int, default=20, help="held-out traces measured")
     parser.add_argument("--seed", type=int, default=1007)
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="tj-align-"))

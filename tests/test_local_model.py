@@ -35,7 +35,8 @@ from tracejudge.scorers import (
 )
 from tracejudge.trust import TrustScorer
 
-pytestmark = pytest.mark.local_model
+# sized for a busy 2-core machine: each judgement is a few model calls of seconds each
+pytestmark = [pytest.mark.local_model, pytest.mark.timeout(1200)]
 LOCAL = "local:/default"
 CONTEXT = [Document("The Eiffel Tower opened to the public on 15 May 1889.", id="d1")]
 

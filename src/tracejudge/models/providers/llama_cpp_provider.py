@@ -82,13 +82,14 @@ class _LogprobRecorder:
 
 
 class LlamaCppProvider(Provider):
-    """``local:/NAME?n_ctx=4096&n_threads=2&grammar=0``. Calls run one at a time in a worker thread.
+    """``local:/NAME?n_ctx=4096&n_threads=2``. Calls run one at a time in a worker thread.
 
-    A requested JSON schema is *not* enforced by default: with llama-cpp-python's grammar
-    sampling the 1.5B judge wrote at 9.5 tokens/s instead of 12.9 and its rationales grew from
-    about 50 to about 110 tokens, tripling a judgement's time, while it writes valid JSON without
-    it (the judges parse leniently and ask once for a repair). ``grammar=1`` enforces the schema.
-    Log-probabilities are read from the sampler (see :class:`_LogprobRecorder`).
+    A requested JSON schema is enforced with a llama.cpp grammar (``grammar=0`` turns that off
+    for every call). Grammar sampling is slow here (9.5 instead of 12.9 tokens/s) and fixes the
+    order of the keys, so a caller that wants neither sends no schema (the judges do: see
+    :mod:`tracejudge.judges.engine`); the trust score's reflections keep it, because it makes the
+    1.5B model reason before it rates. Log-probabilities are read from the sampler (see
+    :class:`_LogprobRecorder`).
     """
 
     default_concurrency = 1
@@ -109,7 +110,7 @@ class LlamaCppProvider(Provider):
             self.path = resolve_model_path(spec.model)
         self.n_ctx = int(spec.float_param("n_ctx", 4096))
         self.n_threads = int(spec.float_param("n_threads", float(os.cpu_count() or 2)))
-        self.grammar = spec.float_param("grammar", 0.0) != 0.0
+        self.grammar = spec.float_param("grammar", 1.0) != 0.0
 
     def _request_kwargs(self, request: ChatRequest) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
