@@ -188,7 +188,7 @@ def test_demo_end_to_end(tmp_path):
     env = {**os.environ, "TRACEJUDGE_PROGRESS": "0", "COLUMNS": "200"}
     env.pop("TRACEJUDGE_TRACKING_URI", None)
     done = subprocess.run(
-        [sys.executable, "-m", "tracejudge.cli.main", "demo", "--questions", "3"],
+        [sys.executable, "-m", "tracejudge.cli.main", "demo", "--questions", "1"],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -200,9 +200,8 @@ def test_demo_end_to_end(tmp_path):
     assert "tracejudge demo" in out and "FINISHED" in out and "Least trustworthiness first" in out
     assert "Planted bad answers" in out and "retrieval_groundedness" in out
     assert "<<<" not in out  # no rationale quotes a data block's boundary
-    assert (
-        out.count("trustworthiness = ") >= 6
-    )  # three answers, each with its score and explanation
+    # one live answer and the four planted ones, each with its score and its explanation
+    assert out.count("trustworthiness = ") >= 10
     assert (
         tmp_path / "tracejudge.db"
     ).is_file()  # the embedded default store, in the current folder
