@@ -7,7 +7,6 @@ Only configuration mistakes (an unknown model URI, no model at all) raise, befor
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -143,16 +142,9 @@ def verdict_probabilities(
         word = _normal(token.token)
         if not word or not ("yes".startswith(word) or "no".startswith(word)):
             continue
-        p_yes = p_no = 0.0
-        for alt, logprob in token.top or ((token.token, token.logprob),):
-            alt_word = _normal(alt)
-            if alt_word and "yes".startswith(alt_word):
-                p_yes += math.exp(logprob)
-            elif alt_word and "no".startswith(alt_word):
-                p_no += math.exp(logprob)
-        if p_yes + p_no == 0:
+        share_yes = token.share("yes", "no")
+        if share_yes is None:
             return {}
-        share_yes = p_yes / (p_yes + p_no)
         return {
             "p_yes": share_yes,
             "verdict_confidence": share_yes if verdict == "yes" else 1 - share_yes,

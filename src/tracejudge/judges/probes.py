@@ -10,7 +10,6 @@ judgement's other calls, which a local model does not evaluate again.
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 
@@ -39,8 +38,11 @@ class ProbeResult:
     error: str | None = None
 
 
+_STRIP = "\"'`*.:,!"
+
+
 def _normal(token: str) -> str:
-    return token.strip().strip("\"'`*.:,!").lower()
+    return token.strip().strip(_STRIP).lower()
 
 
 def first_yes_no_probability(logprobs: tuple[TokenLogprob, ...] | None) -> float | None:
@@ -51,14 +53,7 @@ def first_yes_no_probability(logprobs: tuple[TokenLogprob, ...] | None) -> float
             continue
         if not ("yes".startswith(word) or "no".startswith(word)):
             return None  # the answer did not start with yes or no
-        p_yes = p_no = 0.0
-        for alt, logprob in token.top or ((token.token, token.logprob),):
-            alt_word = _normal(alt)
-            if alt_word and "yes".startswith(alt_word):
-                p_yes += math.exp(logprob)
-            elif alt_word and "no".startswith(alt_word):
-                p_no += math.exp(logprob)
-        return None if p_yes + p_no == 0 else p_yes / (p_yes + p_no)
+        return token.share("yes", "no", _STRIP)
     return None
 
 

@@ -49,6 +49,21 @@ class TokenLogprob:
     def prob(self) -> float:
         return math.exp(self.logprob)
 
+    def share(self, positive: str, negative: str, strip: str = "\"'`*.:, ") -> float | None:
+        """P(positive) / (P(positive) + P(negative)) among this token's top alternatives.
+
+        An alternative counts for a word when, stripped of ``strip`` and lower-cased, it is a
+        prefix of that word ("Y", "yes", "Yes" all count for "yes"). None when neither appears.
+        """
+        p_pos = p_neg = 0.0
+        for alt, logprob in self.top or ((self.token, self.logprob),):
+            word = alt.strip().strip(strip).lower()
+            if word and positive.startswith(word):
+                p_pos += math.exp(logprob)
+            elif word and negative.startswith(word):
+                p_neg += math.exp(logprob)
+        return None if p_pos + p_neg == 0 else p_pos / (p_pos + p_neg)
+
 
 @dataclass(frozen=True)
 class Usage:

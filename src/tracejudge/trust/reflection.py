@@ -103,14 +103,7 @@ def _true_probability(logprobs: tuple[TokenLogprob, ...] | None) -> float | None
         word = _normal(token.token)
         if not word or not ("true".startswith(word) or "false".startswith(word)):
             continue
-        p_true = p_false = 0.0
-        for alt, lp in token.top or ((token.token, token.logprob),):
-            alt_word = _normal(alt)
-            if alt_word and "true".startswith(alt_word):
-                p_true += math.exp(lp)
-            elif alt_word and "false".startswith(alt_word):
-                p_false += math.exp(lp)
-        return None if p_true + p_false == 0 else p_true / (p_true + p_false)
+        return token.share("true", "false")
     return None
 
 
