@@ -352,6 +352,17 @@ def test_verdict_probability_from_logprobs():
     assert verdict_probabilities(None, "yes") == {}
 
 
+def test_verdict_probability_is_read_at_the_verdict_key_not_in_the_rationale():
+    tokens = (
+        TokenLogprob('{"rationale": "my verdict: ', -0.01),
+        TokenLogprob("no", -0.1, (("no", -0.1), ("yes", -2.4))),
+        TokenLogprob(' doubt", "verdict": "', -0.01),
+        TokenLogprob("yes", -0.05, (("yes", -0.05), ("no", -3.0))),
+        TokenLogprob('"}', -0.01),
+    )
+    assert verdict_probabilities(tokens, "yes")["p_yes"] > 0.9
+
+
 def test_judge_records_verdict_probability(server):
     lp = [
         ('{"rationale": "ok", "', -0.1),

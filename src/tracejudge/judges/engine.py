@@ -7,6 +7,7 @@ Only configuration mistakes (an unknown model URI, no model at all) raise, befor
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -123,21 +124,30 @@ def _normal(token: str) -> str:
     return token.strip().strip("\"'`*.:, ").lower()
 
 
+_VERDICT_KEY = re.compile(r"verdict[\"'*]*\s*[:=]", re.IGNORECASE)
+
+
 def verdict_probabilities(
     logprobs: tuple[TokenLogprob, ...] | None, verdict: str
 ) -> dict[str, float]:
-    """P(yes) and the probability of the chosen verdict, read at the verdict token.
+    """P(yes) and the probability of the chosen verdict, read at the verdict's own token.
 
-    The verdict token is the first token after the text ``verdict`` whose normalised form
-    starts a yes/no word; its top alternatives give the yes/no split.
+    That is the first yes/no token after the *last* ``verdict:`` key of the reply (a
+    rationale written before it may itself say "verdict", or "yes" and "no"); its top
+    alternatives give the yes/no split.
     """
     if not logprobs:
         return {}
-    text, seen_key = "", False
+    starts, text = [], ""
     for token in logprobs:
+        starts.append(len(text))
         text += token.token
-        if not seen_key:
-            seen_key = "verdict" in text.lower()
+    keys = list(_VERDICT_KEY.finditer(text))
+    if not keys:
+        return {}
+    after = keys[-1].end()
+    for start, token in zip(starts, logprobs, strict=True):
+        if start + len(token.token) <= after:
             continue
         word = _normal(token.token)
         if not word or not ("yes".startswith(word) or "no".startswith(word)):

@@ -11,7 +11,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.pool import StaticPool
@@ -71,27 +71,58 @@ def _alembic_config() -> Config:
 
 
 def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest revision; a no-op when it already is there."""
+    """Bring the schema to the newest revision, all or nothing; a no-op when it already is there.
+
+    PostgreSQL runs DDL inside the transaction (serialised across processes by an advisory
+    lock). SQLite's Python driver would commit each ``CREATE TABLE`` on its own, so a process
+    killed midway left a half-made schema that every later open tripped over; there the
+    migration runs in one ``BEGIN IMMEDIATE`` transaction issued by hand, which also makes a
+    second process wait for the first instead of racing it.
+    """
     cfg = _alembic_config()
     head = ScriptDirectory.from_config(cfg).get_current_head()
     for attempt in range(5):
         try:
-            with engine.begin() as conn:
-                if conn.dialect.name == "postgresql":
+            if engine.dialect.name == "sqlite":
+                _migrate_sqlite(engine, cfg, head)
+            else:
+                with engine.begin() as conn:
                     conn.execute(
                         text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK}
                     )
-                current = MigrationContext.configure(
-                    conn, opts={"version_table": VERSION_TABLE}
-                ).get_current_revision()
-                if current == head:
-                    return
-                logger.info("Migrating tracejudge store from %s to %s", current, head)
-                cfg.attributes["connection"] = conn
-                command.upgrade(cfg, "head")
-                return
+                    _upgrade(conn, cfg, head)
+            return
         except OperationalError as exc:
-            # Two processes creating the same new SQLite file race here; the loser retries.
+            # Two processes creating the same new SQLite file can race while setting it up
+            # (WAL mode); the loser retries.
             if engine.dialect.name != "sqlite" or attempt == 4:
                 raise StoreError(f"Could not migrate the tracejudge store: {exc}") from exc
             time.sleep(0.2 * (attempt + 1))
+
+
+def _upgrade(conn: Connection, cfg: Config, head: str | None) -> None:
+    current = MigrationContext.configure(
+        conn, opts={"version_table": VERSION_TABLE}
+    ).get_current_revision()
+    if current == head:
+        return
+    logger.info("Migrating tracejudge store from %s to %s", current, head)
+    cfg.attributes["connection"] = conn
+    command.upgrade(cfg, "head")
+
+
+def _migrate_sqlite(engine: Engine, cfg: Config, head: str | None) -> None:
+    with engine.connect() as conn:
+        driver = conn.connection.driver_connection
+        saved = driver.isolation_level  # type: ignore[union-attr]
+        driver.isolation_level = None  # type: ignore[union-attr]  # we issue BEGIN/COMMIT
+        try:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            try:
+                _upgrade(conn, cfg, head)
+            except BaseException:
+                conn.exec_driver_sql("ROLLBACK")
+                raise
+            conn.exec_driver_sql("COMMIT")
+        finally:
+            driver.isolation_level = saved  # type: ignore[union-attr]

@@ -81,6 +81,21 @@ def get_store(uri: str | None = None) -> TraceStore:
         return store
 
 
+def _forget_inherited_connections() -> None:
+    """In a forked child, drop the parent's pooled connections without closing them.
+
+    A connection shared by two processes interleaves their traffic (seen on PostgreSQL: both
+    sides dropped batches). The child opens its own on first use; the parent keeps its own.
+    """
+    for store in list(_stores.values()):
+        dispose = getattr(store, "forget_connections", None)
+        if dispose is not None:
+            dispose()
+
+
+os.register_at_fork(after_in_child=_forget_inherited_connections)
+
+
 def reset_stores() -> None:
     """Close every cached store (tests and long-running servers that switch databases)."""
     with _lock:

@@ -37,7 +37,7 @@ from tracejudge.errors import (
     TraceNotFoundError,
 )
 from tracejudge.query import parse_filter
-from tracejudge.store import keyset, rows
+from tracejudge.store import keyset, rows, sanitize
 from tracejudge.store import schema as s
 from tracejudge.store.base import PagedList
 from tracejudge.store.engine import create_store_engine, migrate
@@ -45,6 +45,8 @@ from tracejudge.store.filter_sql import to_sql
 
 F = TypeVar("F", bound=Callable[..., Any])
 _IN_CHUNK = 500  # ids per IN (...) list, well under SQLite's bound-parameter limit
+SANITIZED_METADATA_KEY = "tracejudge.sanitized"
+"""Trace metadata naming the values the store changed to fit (NUL replaced, text clipped)."""
 _UPDATABLE = {"value", "rationale", "metadata", "valid", "error", "source", "span_id", "run_id"}
 
 
@@ -66,6 +68,18 @@ def _wrap_db_errors(fn: F) -> F:
 def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
     for i in range(0, len(items), _IN_CHUNK):
         yield items[i : i + _IN_CHUNK]
+
+
+def _sanitized_notes(changes: Sequence[sanitize.Change]) -> list[dict[str, Any]]:
+    """One ``tracejudge.sanitized`` metadata row per trace whose values were changed to fit."""
+    by_trace: dict[str, list[sanitize.Change]] = defaultdict(list)
+    for change in changes:
+        if change.trace_id is not None:
+            by_trace[change.trace_id].append(change)
+    return [
+        {"trace_id": tid, "key": SANITIZED_METADATA_KEY, "value": sanitize.describe(found)}
+        for tid, found in by_trace.items()
+    ]
 
 
 def _now_ms() -> int:
@@ -94,22 +108,36 @@ class SqlTraceStore:
     def close(self) -> None:
         self.engine.dispose()
 
+    def forget_connections(self) -> None:
+        """After a fork: new connections for this process, the parent's left to the parent."""
+        self.engine.dispose(close=False)
+
     # ---------------------------------------------------------------- helpers
 
     def _upsert(
         self, conn: Connection, table: Table, values: list[dict[str, Any]], keys: list[str]
-    ) -> None:
+    ) -> list[sanitize.Change]:
+        """Insert or replace rows, fitted to the table first; returns what fitting changed."""
         if not values:
-            return
+            return []
+        values, changes = sanitize.fit_rows(table, values, keys)
         dialect_insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
         stmt = dialect_insert(table)
         updates = {c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys}
         conn.execute(stmt.on_conflict_do_update(index_elements=keys, set_=updates), values)
+        return changes
 
     @staticmethod
     def _refresh_latest(conn: Connection, changed: Iterable[Assessment]) -> None:
         """Re-mark the newest valid assessment of each (trace, kind, name) touched as ``latest``."""
-        keys = {(a.trace_id, a.kind, getattr(a, "name", None)) for a in changed}
+        keys = {
+            (
+                a.trace_id,
+                a.kind,
+                sanitize.fit_value(s.assessments, "name", getattr(a, "name", None)),
+            )
+            for a in changed
+        }
         if not keys:
             return
         a, peer = s.assessments, s.assessments.alias("peer")
@@ -149,6 +177,10 @@ class SqlTraceStore:
     def create_experiment(self, name: str) -> Experiment:
         if not isinstance(name, str) or not name.strip():
             raise InvalidArgumentError("An experiment needs a non-empty name.")
+        if len(name) > 256 or sanitize.NUL in name:
+            raise InvalidArgumentError(
+                "An experiment name must be at most 256 characters, with no NUL character."
+            )
         with self.engine.begin() as conn:
             try:
                 conn.execute(insert(s.experiments).values(name=name, creation_time=_now_ms()))
@@ -230,11 +262,12 @@ class SqlTraceStore:
             stamped.extend(a.stamped(info.trace_id) for a in info.assessments)
         assessment_rows = [rows.assessment_row(a) for a in stamped]
         with self.engine.begin() as conn:
-            self._upsert(conn, s.traces, trace_rows, ["trace_id"])
-            self._upsert(conn, s.spans, span_rows, ["trace_id", "span_id"])
-            self._upsert(conn, s.trace_tags, tag_rows, ["trace_id", "key"])
-            self._upsert(conn, s.trace_metadata, meta_rows, ["trace_id", "key"])
-            self._upsert(conn, s.assessments, assessment_rows, ["assessment_id"])
+            changes = self._upsert(conn, s.traces, trace_rows, ["trace_id"])
+            changes += self._upsert(conn, s.spans, span_rows, ["trace_id", "span_id"])
+            changes += self._upsert(conn, s.trace_tags, tag_rows, ["trace_id", "key"])
+            changes += self._upsert(conn, s.trace_metadata, meta_rows, ["trace_id", "key"])
+            changes += self._upsert(conn, s.assessments, assessment_rows, ["assessment_id"])
+            self._upsert(conn, s.trace_metadata, _sanitized_notes(changes), ["trace_id", "key"])
             self._refresh_latest(conn, stamped)
 
     @_wrap_db_errors
@@ -402,7 +435,10 @@ class SqlTraceStore:
                 assert trace_id is not None
                 self._require_trace(conn, trace_id)
             if stored:
-                conn.execute(insert(s.assessments), [rows.assessment_row(a) for a in stored])
+                conn.execute(
+                    insert(s.assessments),
+                    sanitize.fit_rows(s.assessments, [rows.assessment_row(a) for a in stored])[0],
+                )
                 self._refresh_latest(conn, stored)
         return stored
 
@@ -452,7 +488,7 @@ class SqlTraceStore:
             conn.execute(
                 update(s.assessments)
                 .where(a.assessment_id == assessment_id)
-                .values(rows.assessment_row(updated))
+                .values(sanitize.fit_row(s.assessments, rows.assessment_row(updated)))
             )
             self._refresh_latest(conn, [updated])
         return updated
@@ -491,7 +527,9 @@ class SqlTraceStore:
                 .where(s.assessments.c.assessment_id == assessment_id)
                 .values(valid=False, last_update_time_ms=_now_ms())
             )
-            conn.execute(insert(s.assessments), [rows.assessment_row(new)])
+            conn.execute(
+                insert(s.assessments), [sanitize.fit_row(s.assessments, rows.assessment_row(new))]
+            )
             self._refresh_latest(conn, [new])
         return new
 
@@ -500,14 +538,14 @@ class SqlTraceStore:
     @_wrap_db_errors
     def create_run(self, run: EvaluationRun) -> None:
         with self.engine.begin() as conn:
-            conn.execute(insert(s.runs).values(rows.run_row(run)))
+            conn.execute(insert(s.runs).values(sanitize.fit_row(s.runs, rows.run_row(run))))
             self._write_run_metrics(conn, run)
 
     @_wrap_db_errors
     def update_run(self, run: EvaluationRun) -> None:
         """Write a run's status, times, usage, scorers and metrics (the metrics are replaced)."""
         with self.engine.begin() as conn:
-            values = rows.run_row(run)
+            values = sanitize.fit_row(s.runs, rows.run_row(run))
             values.pop("run_id")
             result = conn.execute(
                 update(s.runs).where(s.runs.c.run_id == run.run_id).values(values)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import logging
+import multiprocessing.util
 import os
 import queue
 import threading
@@ -165,23 +166,53 @@ class TraceExporter:
             by_store[item.store_uri].append(item)
         for uri, items in by_store.items():
             whole = [i for i in items if i.late_trace_id is None]
-            try:
-                store = get_store(uri)
-                traces = []
-                for item in whole:
-                    trace = item.to_trace()
-                    trace.info.experiment_id = self._experiment_id(store, uri, item.experiment_name)
-                    traces.append(trace)
-                if traces:
-                    store.log_traces(traces)
-                    self.stats.exported += len(traces)
-            except Exception as exc:
-                self.stats.dropped_store_error += len(whole)
-                self.stats.last_error = f"{type(exc).__name__}: {exc}"
-                self._warn_dropped(f"writing to {uri} failed: {self.stats.last_error}")
+            if whole:
+                self._write_traces(uri, whole)
             for item in items:
                 if item.late_trace_id is not None:
                     self._write_late_spans(uri, item)
+
+    def _write_traces(self, uri: str, items: list[ExportItem]) -> None:
+        """Write the traces in one transaction; if that fails, one by one, so that only the
+        traces the store refuses are dropped (and counted)."""
+        try:
+            store = get_store(uri)
+        except Exception as exc:
+            self._dropped(len(items), uri, exc)
+            return
+        traces = []
+        for item in items:
+            try:
+                traces.append(self._to_trace(store, uri, item))
+            except Exception as exc:  # a trace that cannot be assembled loses only itself
+                self._dropped(1, uri, exc)
+        if not traces:
+            return
+        try:
+            store.log_traces(traces)
+            self.stats.exported += len(traces)
+            return
+        except Exception as exc:
+            if len(traces) == 1:
+                self._dropped(1, uri, exc)
+                return
+        for trace in traces:
+            try:
+                store.log_traces([trace])
+                self.stats.exported += 1
+            except Exception as exc:
+                self._dropped(1, uri, exc, trace.info.trace_id)
+
+    def _to_trace(self, store: Any, uri: str, item: ExportItem) -> Trace:
+        trace = item.to_trace()
+        trace.info.experiment_id = self._experiment_id(store, uri, item.experiment_name)
+        return trace
+
+    def _dropped(self, count: int, uri: str, exc: Exception, trace_id: str | None = None) -> None:
+        self.stats.dropped_store_error += count
+        self.stats.last_error = f"{type(exc).__name__}: {exc}"
+        which = f" (trace {trace_id})" if trace_id else ""
+        self._warn_dropped(f"writing to {uri} failed{which}: {self.stats.last_error}")
 
     def _write_late_spans(self, uri: str, item: ExportItem) -> None:
         assert item.late_trace_id is not None
@@ -223,7 +254,37 @@ def _reset_after_fork() -> None:
     _exporter = TraceExporter()
 
 
+class _MultiprocessingHook:
+    """Flush at the end of a multiprocessing child too.
+
+    multiprocessing ends its children (fork, forkserver and spawn alike, and the workers of a
+    ProcessPoolExecutor) with ``os._exit``, which skips ``atexit``; it runs its own finalizers
+    first, so the flush is registered there. A child clears the finalizers it inherited or
+    registered while starting, then runs the after-fork hooks: this object's hook registers the
+    flush again in every child.
+    """
+
+    def __init__(self) -> None:
+        multiprocessing.util.register_after_fork(self, _MultiprocessingHook._in_child)
+        self._register()
+
+    @staticmethod
+    def _register() -> None:
+        multiprocessing.util.Finalize(None, _flush_at_exit, exitpriority=100)
+
+    @staticmethod
+    def _in_child(_self: object) -> None:
+        _MultiprocessingHook._register()
+
+
+_flushed_at_exit_pid: int | None = None
+
+
 def _flush_at_exit() -> None:
+    global _flushed_at_exit_pid
+    if _flushed_at_exit_pid == os.getpid():  # both atexit and multiprocessing's finalizer ran
+        return
+    _flushed_at_exit_pid = os.getpid()
     exporter = _exporter
     if not exporter.flush(timeout=float(os.environ.get("TRACEJUDGE_EXIT_FLUSH_TIMEOUT", "30"))):
         logger.warning(
@@ -241,3 +302,4 @@ def _flush_at_exit() -> None:
 
 os.register_at_fork(after_in_child=_reset_after_fork)
 atexit.register(_flush_at_exit)
+_multiprocessing_hook = _MultiprocessingHook()  # held: multiprocessing keeps only a weak reference

@@ -12,7 +12,7 @@ import contextvars
 import functools
 import inspect
 import logging
-from collections.abc import AsyncGenerator, Callable, Generator, Iterator
+from collections.abc import AsyncGenerator, Callable, Generator, Iterator, Mapping
 from types import TracebackType
 from typing import Any, TypeVar, overload
 
@@ -22,7 +22,13 @@ from opentelemetry import trace as otel_trace
 from tracejudge.entities import SpanStatusCode, SpanType, TraceState
 from tracejudge.tracing import constants as c
 from tracejudge.tracing.export import ExportStats, get_exporter
-from tracejudge.tracing.live_span import NO_INPUTS, LiveSpan, NoOpSpan, encode_attributes
+from tracejudge.tracing.live_span import (
+    NO_INPUTS,
+    LiveSpan,
+    NoOpSpan,
+    encode_attributes,
+    safe_str,
+)
 from tracejudge.tracing.provider import get_assembler, get_tracer
 
 logger = logging.getLogger("tracejudge.tracing")
@@ -113,7 +119,11 @@ def start_span(
     ...     span.set_inputs({"query": q})
     ...     span.set_outputs(docs)
     """
-    return _SpanScope(name, span_type, encode_attributes(attributes))
+    return _SpanScope(
+        safe_str(name) or "span",
+        safe_str(span_type) or SpanType.UNKNOWN,
+        encode_attributes(attributes),
+    )
 
 
 def get_current_active_span() -> LiveSpan | None:
@@ -126,10 +136,11 @@ class _InputCapture:
     """Turns a call's arguments into ``{parameter: value}`` (without ``self``/``cls``).
 
     Built once per decorated function: plain positional-or-keyword signatures take a fast
-    path that avoids ``Signature.bind`` on every call.
+    path that avoids ``Signature.bind`` on every call. Never raises: a capture that fails
+    records the raw arguments.
     """
 
-    __slots__ = ("_defaults", "_names", "_sig", "_simple", "_skip_first")
+    __slots__ = ("_defaults", "_names", "_receiver", "_sig", "_simple")
 
     def __init__(self, fn: Callable[..., Any]) -> None:
         try:
@@ -145,25 +156,41 @@ class _InputCapture:
         self._defaults = {
             p.name: p.default for p in params if p.default is not inspect.Parameter.empty
         }
-        self._skip_first = bool(params) and params[0].name in ("self", "cls")
+        first = params[0] if params else None
+        receiver_kinds = (
+            inspect.Parameter.POSITIONAL_ONLY,
+            inspect.Parameter.POSITIONAL_OR_KEYWORD,
+        )
+        self._receiver = (
+            first.name
+            if first is not None and first.name in ("self", "cls") and first.kind in receiver_kinds
+            else None
+        )
 
     def __call__(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        try:
+            inputs = self._capture(args, kwargs)
+        except Exception:  # never let recording the inputs break the call
+            logger.debug("tracejudge could not capture a call's arguments", exc_info=True)
+            return {"args": list(args), "kwargs": dict(kwargs)}
+        if self._receiver is not None:
+            inputs.pop(self._receiver, None)
+        return inputs
+
+    def _capture(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
         if self._simple and len(args) <= len(self._names):
             inputs = dict(self._defaults)
             inputs.update(zip(self._names, args, strict=False))  # args may be fewer
             inputs.update(kwargs)
-        elif self._sig is None:
-            return {"args": list(args), "kwargs": kwargs}
-        else:
-            try:
-                bound = self._sig.bind(*args, **kwargs)
-            except TypeError:  # the call itself is wrong; the function will raise
-                return {"args": list(args), "kwargs": kwargs}
-            bound.apply_defaults()
-            inputs = dict(bound.arguments)
-        if self._skip_first:
-            inputs.pop(self._names[0], None)
-        return inputs
+            return inputs
+        if self._sig is None:
+            return {"args": list(args), "kwargs": dict(kwargs)}
+        try:
+            bound = self._sig.bind(*args, **kwargs)
+        except TypeError:  # the call itself is wrong; the function will raise
+            return {"args": list(args), "kwargs": dict(kwargs)}
+        bound.apply_defaults()
+        return dict(bound.arguments)
 
 
 @overload
@@ -383,6 +410,48 @@ def update_current_trace(
 
     Values are stored as strings. Outside a trace this logs a warning and does nothing.
     """
+    try:
+        _update_trace_buffer(
+            tags,
+            metadata,
+            client_request_id,
+            request_preview,
+            response_preview,
+            state,
+            session_id,
+            user,
+        )
+    except Exception:  # tracing never raises into the app
+        logger.warning("tracejudge.update_current_trace failed; ignored", exc_info=True)
+
+
+def _string_map(name: str, values: Any) -> dict[str, str]:
+    """``{str(k): str(v)}`` of a mapping; entries whose ``str()`` raises are skipped (logged)."""
+    if not values:
+        return {}
+    if not isinstance(values, Mapping):
+        logger.warning(
+            "update_current_trace: %s must be a dict, not %s; ignored", name, type(values).__name__
+        )
+        return {}
+    out = {}
+    for key, value in values.items():
+        k, v = safe_str(key), safe_str(value)
+        if k is not None and v is not None:
+            out[k] = v
+    return out
+
+
+def _update_trace_buffer(
+    tags: Any,
+    metadata: Any,
+    client_request_id: Any,
+    request_preview: Any,
+    response_preview: Any,
+    state: Any,
+    session_id: Any,
+    user: Any,
+) -> None:
     span = get_current_active_span()
     buffer = (
         get_assembler().buffer_for(span.otel_trace_id)
@@ -392,18 +461,19 @@ def update_current_trace(
     if buffer is None:
         logger.warning("tracejudge.update_current_trace called outside of a trace; ignored")
         return
-    buffer.tags.update({str(k): str(v) for k, v in (tags or {}).items()})
-    buffer.metadata.update({str(k): str(v) for k, v in (metadata or {}).items()})
-    if session_id is not None:
-        buffer.metadata[c.TRACE_SESSION] = str(session_id)
-    if user is not None:
-        buffer.metadata[c.TRACE_USER] = str(user)
-    if client_request_id is not None:
-        buffer.overrides["client_request_id"] = str(client_request_id)
-    if request_preview is not None:
-        buffer.overrides["request_preview"] = str(request_preview)
-    if response_preview is not None:
-        buffer.overrides["response_preview"] = str(response_preview)
+    buffer.tags.update(_string_map("tags", tags))
+    buffer.metadata.update(_string_map("metadata", metadata))
+    fields: list[tuple[dict[str, Any], str, Any]] = [
+        (buffer.metadata, c.TRACE_SESSION, session_id),
+        (buffer.metadata, c.TRACE_USER, user),
+        (buffer.overrides, "client_request_id", client_request_id),
+        (buffer.overrides, "request_preview", request_preview),
+        (buffer.overrides, "response_preview", response_preview),
+    ]
+    for target, key, value in fields:
+        text = None if value is None else safe_str(value)
+        if text is not None:
+            target[key] = text
     if state is not None:
         value = state.value if isinstance(state, TraceState) else str(state).upper()
         if value not in (TraceState.OK.value, TraceState.ERROR.value):

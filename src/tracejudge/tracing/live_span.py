@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 import traceback
+from collections.abc import Mapping
 from typing import Any
 
 from opentelemetry.trace import Span as OtelSpan
@@ -33,13 +34,37 @@ NO_INPUTS: Any = object()
 """Marks a span started without inputs (``None`` is a valid input)."""
 
 
-def encode_attributes(attributes: dict[str, Any] | None) -> dict[str, str]:
-    """User attributes as JSON text (reserved tracejudge keys are dropped)."""
-    return {
-        str(key): dumps(value)
-        for key, value in (attributes or {}).items()
-        if key not in c.RESERVED_ATTRIBUTES
-    }
+def encode_attributes(attributes: Any) -> dict[str, str]:
+    """User attributes as JSON text (reserved tracejudge keys are dropped); never raises.
+
+    Anything but a mapping is logged and ignored: tracing must not break the traced call.
+    """
+    if not attributes:
+        return {}
+    if not isinstance(attributes, Mapping):
+        logger.warning(
+            "tracejudge: span attributes must be a dict, not %s; ignored", type(attributes).__name__
+        )
+        return {}
+    encoded = {}
+    for key, value in attributes.items():
+        name = safe_str(key)
+        if name is not None and name not in c.RESERVED_ATTRIBUTES:
+            encoded[name] = dumps(value)
+    return encoded
+
+
+def safe_str(value: Any) -> str | None:
+    """``str(value)``, or ``None`` (logged) when its ``__str__`` raises."""
+    if isinstance(value, str):
+        return value
+    try:
+        return str(value)
+    except Exception as exc:
+        logger.warning(
+            "tracejudge: a %s whose str() raises (%s) was ignored", type(value).__name__, exc
+        )
+        return None
 
 
 def _event_attribute(value: Any) -> Any:
@@ -119,14 +144,16 @@ class LiveSpan:
         self._payload.outputs = dumps(outputs)
 
     def set_attribute(self, key: str, value: Any) -> None:
-        if key in c.RESERVED_ATTRIBUTES:
-            logger.warning("tracejudge: %s is reserved (use set_inputs/set_outputs); ignored", key)
+        name = safe_str(key)
+        if name is None:
             return
-        self._payload.attributes[str(key)] = dumps(value)
+        if name in c.RESERVED_ATTRIBUTES:
+            logger.warning("tracejudge: %s is reserved (use set_inputs/set_outputs); ignored", name)
+            return
+        self._payload.attributes[name] = dumps(value)
 
     def set_attributes(self, attributes: dict[str, Any]) -> None:
-        for key, value in (attributes or {}).items():
-            self.set_attribute(key, value)
+        self._payload.attributes.update(encode_attributes(attributes))
 
     def set_span_type(self, span_type: str) -> None:
         self._payload.span_type = str(span_type)

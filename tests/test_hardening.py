@@ -1,0 +1,273 @@
+"""Issue 9: one bad trace must not sink a batch, forked workers must not lose traces, and odd
+arguments to the tracing API are recorded and ignored, never raised into the app."""
+
+from __future__ import annotations
+
+import multiprocessing
+import textwrap
+from concurrent.futures import ProcessPoolExecutor
+
+import pytest
+
+import tracejudge
+from tracejudge.store import SqlTraceStore, get_store
+from tracejudge.store.sql_store import SANITIZED_METADATA_KEY
+from tracejudge.tracing.export import ExportItem, TraceExporter, get_exporter
+
+
+def _search(uri: str, **kwargs):
+    return SqlTraceStore(uri).search_traces(max_results=1000, include_spans=False, **kwargs)
+
+
+def test_odd_values_in_one_trace_do_not_drop_its_batch(tracking):
+    with get_exporter().paused():  # everything below lands in one export batch
+        for i in range(40):
+            with tracejudge.start_span(f"good-{i}"):
+                pass
+        with tracejudge.start_span("nul\x00name") as span:
+            span.set_inputs({"q": "a\x00b"})
+            tracejudge.update_current_trace(tags={"t": "v\x00"}, metadata={"m\x00": "x"})
+        with tracejudge.start_span("n" * 300):
+            tracejudge.update_current_trace(tags={"k" * 300: "long key"})
+        with tracejudge.start_span("client-id"):
+            tracejudge.update_current_trace(client_request_id="c" * 300)
+        with tracejudge.start_span(123):  # type: ignore[arg-type]
+            pass
+    assert tracejudge.flush()
+    found = _search(tracking)
+    assert len(found) == 44
+    names = {t.info.name for t in found}
+    assert "nul\ufffdname" in names and "123" in names
+    clipped = next(t for t in found if t.info.name and t.info.name.startswith("nnn"))
+    assert len(clipped.info.name) == 256 and clipped.info.name.endswith("…")
+    note = clipped.info.trace_metadata[SANITIZED_METADATA_KEY]
+    assert "traces.name clipped from 300 to 256 characters" in note
+    assert "trace_tags.key clipped from 300 to 250" in note
+    nul = next(t for t in found if t.info.name == "nul\ufffdname")
+    assert (
+        nul.info.tags["t"] == "v\ufffd"
+        and "NUL replaced" in (nul.info.trace_metadata[SANITIZED_METADATA_KEY])
+    )
+    full = get_store(tracking).get_trace(nul.info.trace_id)
+    assert full is not None and full.data.spans[0].inputs == {"q": "a\x00b"}  # JSON keeps it
+
+
+def test_a_nul_in_a_rationale_is_stored(tracking):
+    with tracejudge.start_span("judged"):
+        pass
+    tracejudge.flush()
+    trace_id = tracejudge.get_last_active_trace_id()
+    tracejudge.log_feedback(trace_id, name="q\x00", value=True, rationale="because\x00of NUL")
+    [a] = get_store(tracking).get_trace(trace_id).info.assessments
+    assert a.rationale == "because\ufffdof NUL" and a.name == "q\ufffd"
+
+
+class _RefusingStore:
+    """A store that refuses one trace id (the SQL store sanitises what a database would refuse,
+    so a fake is the way to reach the retry path)."""
+
+    def __init__(self, bad: set[str]) -> None:
+        self.bad = bad
+        self.written: list[str] = []
+        self.batches = 0
+
+    def log_traces(self, traces):
+        self.batches += 1
+        ids = [t.info.trace_id for t in traces]
+        if self.bad & set(ids):
+            raise RuntimeError("refused")
+        self.written += ids
+
+    def get_or_create_experiment(self, name):  # pragma: no cover - not used with name None
+        raise AssertionError
+
+
+def test_a_refused_batch_is_retried_trace_by_trace(tracking, monkeypatch):
+    items = []
+    with get_exporter().paused():
+        for i in range(5):
+            with tracejudge.start_span(f"t{i}"):
+                pass
+        while not get_exporter()._queue.empty():
+            items.append(get_exporter()._queue.get_nowait())
+            get_exporter()._queue.task_done()
+    assert len(items) == 5
+    traces = [i.to_trace() for i in items]
+    bad = traces[2].info.trace_id
+    fake = _RefusingStore({bad})
+    monkeypatch.setattr("tracejudge.tracing.export.get_store", lambda uri: fake)
+    exporter = TraceExporter()
+    broken = ExportItem(items[0].store_uri, None, spans=[])  # assembles into nothing: raises
+    exporter._write([*items, broken])
+    assert sorted(fake.written) == sorted(t.info.trace_id for t in traces if t.info.trace_id != bad)
+    assert exporter.stats.exported == 4 and exporter.stats.dropped_store_error == 2
+
+
+# ------------------------------------------------------------------ processes
+
+
+def _traced_work(n: int) -> int:
+    for i in range(n):
+        with tracejudge.start_span(f"child-{i}"):
+            pass
+    return n
+
+
+def _child_main(uri: str, n: int) -> None:
+    tracejudge.set_tracking_uri(uri)
+    _traced_work(n)
+
+
+@pytest.mark.parametrize("method", ["fork", "forkserver", "spawn"])
+def test_multiprocessing_children_write_their_traces(store_uri, method):
+    """multiprocessing ends children with os._exit (no atexit): their traces must still land."""
+    tracejudge.set_tracking_uri(store_uri)
+    try:
+        with tracejudge.start_span("parent"):  # the parent has a store and a pool before forking
+            pass
+        tracejudge.flush()
+        ctx = multiprocessing.get_context(method)
+        children = [ctx.Process(target=_child_main, args=(store_uri, 50)) for _ in range(2)]
+        for p in children:
+            p.start()
+        for p in children:
+            p.join(timeout=300)
+            assert p.exitcode == 0
+        with tracejudge.start_span("parent-after"):  # the parent's connections still work
+            pass
+        assert tracejudge.flush()
+    finally:
+        tracejudge.set_tracking_uri(None)
+    assert len(_search(store_uri)) == 102
+
+
+def _pool_init(uri: str) -> None:
+    tracejudge.set_tracking_uri(uri)
+
+
+def test_process_pool_workers_write_their_traces(sqlite_uri):
+    with ProcessPoolExecutor(
+        max_workers=2,
+        mp_context=multiprocessing.get_context("fork"),
+        initializer=_pool_init,
+        initargs=(sqlite_uri,),
+    ) as pool:
+        assert sum(pool.map(_traced_work, [20] * 10)) == 200
+    assert len(_search(sqlite_uri)) == 200
+
+
+# -------------------------------------------------------- odd arguments to tracing
+
+
+def test_odd_arguments_to_the_tracing_api_are_ignored_not_raised(sqlite_tracking, caplog):
+    class Unprintable:
+        def __str__(self) -> str:
+            raise ValueError("no str")
+
+    with tracejudge.start_span("s", attributes="x") as span:  # type: ignore[arg-type]
+        span.set_attributes("y")  # type: ignore[arg-type]
+        span.set_attribute(Unprintable(), 1)  # type: ignore[arg-type]
+        tracejudge.update_current_trace(tags="x")  # type: ignore[arg-type]
+        tracejudge.update_current_trace(metadata=["a"])  # type: ignore[arg-type]
+        tracejudge.update_current_trace(tags={"ok": "1", "bad": Unprintable()})
+        tracejudge.update_current_trace(client_request_id=Unprintable())
+    tracejudge.flush()
+    trace = tracejudge.get_trace(tracejudge.get_last_active_trace_id())
+    assert trace.info.tags.get("ok") == "1" and "bad" not in trace.info.tags
+    assert "must be a dict" in caplog.text
+
+
+class _Service:
+    @tracejudge.trace
+    def positional_only(self, /, x):
+        return x
+
+    @tracejudge.trace
+    def keyword_only(self, /, *, x):
+        return x
+
+    @classmethod
+    @tracejudge.trace
+    def klass(cls, /, y, *rest):
+        return y
+
+
+def test_trace_on_methods_with_positional_only_self(sqlite_tracking):
+    svc = _Service()
+    assert svc.positional_only(1) == 1
+    assert _last_inputs() == {"x": 1}
+    assert svc.keyword_only(x=2) == 2
+    assert _last_inputs() == {"x": 2}
+    assert _Service.klass(3, 4) == 3
+    assert _last_inputs() == {"y": 3, "rest": (4,)} or _last_inputs() == {"y": 3, "rest": [4]}
+
+
+def _last_inputs():
+    tracejudge.flush()
+    trace = tracejudge.get_trace(tracejudge.get_last_active_trace_id())
+    return trace.data.spans[0].inputs
+
+
+def test_a_forked_child_flushes_through_os_exit_paths(tmp_path, sqlite_uri):
+    """A plain os.fork child that ends with sys.exit still flushes (atexit), and the parent's
+    exporter thread keeps running after the fork."""
+    script = tmp_path / "fork_child.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            import os, sys
+            import tracejudge
+            tracejudge.set_tracking_uri({sqlite_uri!r})
+            with tracejudge.start_span("before"):
+                pass
+            tracejudge.flush()
+            pid = os.fork()
+            with tracejudge.start_span("child" if pid == 0 else "parent"):
+                pass
+            if pid == 0:
+                sys.exit(0)
+            os.waitpid(pid, 0)
+            """
+        )
+    )
+    import subprocess
+    import sys
+
+    subprocess.run([sys.executable, str(script)], check=True, timeout=300)
+    assert sorted(t.info.name for t in _search(sqlite_uri)) == ["before", "child", "parent"]
+
+
+def test_a_migration_killed_midway_leaves_a_usable_sqlite_file(tmp_path):
+    """The process dies after the first CREATE TABLE; the next open must finish the schema."""
+    db = tmp_path / "killed.db"
+    script = tmp_path / "die_in_migration.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            import os
+            from alembic.operations import ops, toimpl
+
+            real = toimpl.create_table
+            made = []
+
+            def dying_create_table(operations, operation):
+                real(operations, operation)
+                made.append(operation.table_name)
+                if len(made) == 2:
+                    os._exit(3)  # killed midway: no rollback, no cleanup
+
+            from alembic.operations import Operations
+            Operations.implementation_for(ops.CreateTableOp, replace=True)(dying_create_table)
+            from tracejudge.store import SqlTraceStore
+            SqlTraceStore({f"sqlite:///{db}"!r})
+            """
+        )
+    )
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, str(script)], timeout=300)
+    assert done.returncode == 3  # it did die inside the migration
+    store = SqlTraceStore(f"sqlite:///{db}")
+    assert store.get_or_create_experiment("after").name == "after"
+    store.close()
