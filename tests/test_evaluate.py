@@ -17,7 +17,12 @@ import pytest
 
 import tracejudge
 from tracejudge.entities import AssessmentSource, Document, Feedback, RunStatus, SpanType
-from tracejudge.errors import InvalidArgumentError, ModelURIError, RunNotFoundError
+from tracejudge.errors import (
+    InvalidArgumentError,
+    ModelAuthenticationError,
+    ModelURIError,
+    RunNotFoundError,
+)
 from tracejudge.metrics import MetricValue, make_metric
 from tracejudge.models import reset_models
 from tracejudge.scorers import (
@@ -612,3 +617,47 @@ def test_assessment_sources_are_plain_json(judge):
     fb = trace.search_assessments("safety")[0]
     assert isinstance(fb.source, AssessmentSource)
     assert json.loads(json.dumps(fb.to_dict()))["metadata"]["model"] == judge
+
+
+def test_a_rejected_api_key_stops_the_run_at_once(server, judge):
+    """HTTP 401/403 is a configuration error: the run stops, FAILED with the reason, instead of
+    filling every row with the same error."""
+    server.responder = lambda request: Reply(status=401)
+    rows = [{"inputs": f"q{i}", "outputs": "a"} for i in range(20)]
+    with pytest.raises(ModelAuthenticationError):
+        tracejudge.evaluate(
+            rows, scorers=[Safety(model=judge), Trustworthiness(model=judge)], max_concurrency=2
+        )
+    [run] = tracejudge.search_runs()
+    assert run.status == RunStatus.FAILED and "ModelAuthenticationError" in run.failure
+    # Only the calls already in flight (2 rows at a time, a trust check asks a few at once),
+    # not one or more per row (before: every row was scored, 20+ calls, and the run FINISHED).
+    assert server.request_count <= 12
+
+
+def test_a_verdict_the_store_refuses_loses_only_itself(judge, monkeypatch):
+    from tracejudge.store import get_store
+
+    store = get_store()
+    real = store.log_assessments
+
+    def refuse_q3(assessments):
+        if any(a.trace_id == refused[0] for a in assessments):
+            raise RuntimeError("refused")
+        return real(assessments)
+
+    rows = [{"inputs": f"q{i}", "outputs": "a"} for i in range(5)]
+    refused: list[str] = []
+    original_home = tracejudge.evaluation.harness.Evaluation.home_traces
+
+    def home_then_pick(self):
+        original_home(self)
+        refused.append(self.rows[3].trace_id)
+
+    monkeypatch.setattr(tracejudge.evaluation.harness.Evaluation, "home_traces", home_then_pick)
+    monkeypatch.setattr(store, "log_assessments", refuse_q3)
+    result = tracejudge.evaluate(rows, scorers=[Safety(model=judge)])
+    assert result.run.status == RunStatus.FINISHED
+    assert result.run.usage["verdicts_not_stored"] == 1
+    stored = tracejudge.search_traces(filter_string="feedback.safety = 'yes'")
+    assert len(stored) == 4 and refused[0] not in set(stored.trace_id)

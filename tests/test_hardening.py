@@ -271,3 +271,26 @@ def test_a_migration_killed_midway_leaves_a_usable_sqlite_file(tmp_path):
     store = SqlTraceStore(f"sqlite:///{db}")
     assert store.get_or_create_experiment("after").name == "after"
     store.close()
+
+
+def test_a_judge_rationale_with_nul_is_stored_and_the_run_finishes(tracking, monkeypatch):
+    """Issue 9.4: on PostgreSQL this lost every verdict and left the run RUNNING."""
+    from tracejudge.entities import RunStatus
+    from tracejudge.models import reset_models
+    from tracejudge.scorers import Safety
+    from tracejudge.testing import ChatServer, Reply
+
+    monkeypatch.setenv("TRACEJUDGE_PROGRESS", "0")
+    reset_models()
+    reply = '{"rationale": "fine\\u0000 really", "verdict": "yes"}'
+    with ChatServer(lambda request: Reply(reply)) as server:
+        judge = f"openai-compatible:/judge?base_url={server.base_url}"
+        rows = [{"inputs": f"q{i}", "outputs": "a"} for i in range(3)]
+        result = tracejudge.evaluate(rows, scorers=[Safety(model=judge)])
+    reset_models()
+    assert result.run.status == RunStatus.FINISHED
+    assert tracejudge.get_run(result.run.run_id).status == RunStatus.FINISHED
+    stored = tracejudge.search_traces(filter_string="feedback.safety = 'yes'")
+    assert len(stored) == 3
+    rationale = stored.trace[0].search_assessments("safety")[0].rationale
+    assert "\x00" not in rationale and "really" in rationale

@@ -458,7 +458,21 @@ def test_migrations_reach_head_and_record_it(store):
     head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
     with store.engine.connect() as conn:
         version = conn.execute(text("SELECT version_num FROM tracejudge_alembic_version")).scalar()
-    assert version == head == "0003"
+    assert version == head == "0004"
+
+
+def test_the_migrations_build_the_schema_the_code_declares(store):
+    """schema.py and the migrations must not drift apart (Alembic's autogenerate comparison)."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from tracejudge.store.migrations.env_constants import VERSION_TABLE
+    from tracejudge.store.schema import metadata
+
+    with store.engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
+        diff = compare_metadata(context, metadata)
+    assert diff == []
 
 
 def test_call_cache_table(store):

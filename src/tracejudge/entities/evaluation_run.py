@@ -35,6 +35,8 @@ class EvaluationRun:
     """Model calls, cached calls, tokens, cost in USD."""
     metrics: dict[str, float] = field(default_factory=dict)
     row_count: int = 0
+    failure: str | None = None
+    """Why the run FAILED or was INTERRUPTED (the error that stopped it); None otherwise."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -49,6 +51,7 @@ class EvaluationRun:
             "usage": dict(self.usage),
             "metrics": dict(self.metrics),
             "row_count": self.row_count,
+            "failure": self.failure,
         }
 
     @classmethod
@@ -65,4 +68,5 @@ class EvaluationRun:
             usage=dict(data.get("usage") or {}),
             metrics={k: float(v) for k, v in (data.get("metrics") or {}).items()},
             row_count=int(data.get("row_count") or 0),
+            failure=data.get("failure"),
         )

@@ -14,7 +14,7 @@ from tracejudge.entities.evaluation_run import new_run_id
 from tracejudge.errors import ExperimentNotFoundError, InvalidArgumentError
 from tracejudge.evaluation.aggregate import aggregate
 from tracejudge.evaluation.dataset import EvalRow, rows_from_data
-from tracejudge.evaluation.harness import Evaluation
+from tracejudge.evaluation.harness import CONFIGURATION_ERRORS, Evaluation
 from tracejudge.evaluation.progress import RunProgress
 from tracejudge.evaluation.result import EvaluationResult, result_frame
 from tracejudge.metrics import EvaluationMetric
@@ -82,14 +82,27 @@ def _check_scorers(scorers: Any, extra_metrics: Any) -> tuple[list[Scorer], list
     return scorer_list, metric_list
 
 
-def _finish(ev: Evaluation, status: RunStatus, usage: dict[str, Any]) -> None:
-    ev.writer.flush()
-    aggregations = {s.name: s.aggregations for s in ev.scorers}
-    ev.run.metrics = {
-        **aggregate((f for row in ev.feedback for f in row), aggregations),
-        **ev.extra_aggregates,
-    }
+def _finish(
+    ev: Evaluation, status: RunStatus, usage: dict[str, Any], failure: BaseException | None = None
+) -> None:
+    """Write the last verdicts and the run's end state. Never leaves the run RUNNING: whatever
+    fails here is logged, and the status is still written."""
+    try:
+        ev.writer.flush()
+    except Exception:
+        logger.exception("evaluation %s: writing the last verdicts failed", ev.run.run_id)
+    try:
+        aggregations = {s.name: s.aggregations for s in ev.scorers}
+        ev.run.metrics = {
+            **aggregate((f for row in ev.feedback for f in row), aggregations),
+            **ev.extra_aggregates,
+        }
+    except Exception:
+        logger.exception("evaluation %s: computing the metrics failed", ev.run.run_id)
+    if ev.writer.failed:
+        usage = {**usage, "verdicts_not_stored": ev.writer.failed}
     ev.run.status = status
+    ev.run.failure = None if failure is None else f"{type(failure).__name__}: {failure}"
     ev.run.end_time = int(time.time() * 1000)
     ev.run.usage = usage
     ev.store.update_run(ev.run)
@@ -158,18 +171,30 @@ def evaluate(
             await asyncio.to_thread(ev.home_traces)
             await ev.score(progress)
 
+    status = RunStatus.FAILED
+    failure: BaseException | None = None
     with track_usage() as meter:
         try:
             run_sync(main())
             ev.legacy_metrics()
-        except KeyboardInterrupt:
-            _finish(ev, RunStatus.INTERRUPTED, meter.to_dict())
-            logger.warning(
-                "evaluation %s interrupted; %d verdicts kept", run.run_id, ev.writer.written
+            status = RunStatus.FINISHED
+        except KeyboardInterrupt as exc:
+            status, failure = RunStatus.INTERRUPTED, exc
+            logger.warning("evaluation %s interrupted; verdicts so far are kept", run.run_id)
+            raise
+        except CONFIGURATION_ERRORS as exc:
+            failure = exc
+            logger.error(
+                "evaluation %s stopped at the first configuration error (run marked FAILED): "
+                "%s: %s",
+                run.run_id,
+                type(exc).__name__,
+                exc,
             )
             raise
-        except BaseException:
-            _finish(ev, RunStatus.FAILED, meter.to_dict())
+        except BaseException as exc:
+            failure = exc
             raise
-    _finish(ev, RunStatus.FINISHED, meter.to_dict())
+        finally:
+            _finish(ev, status, meter.to_dict(), failure)
     return EvaluationResult(run.run_id, dict(run.metrics), result_frame(rows, ev.feedback), run)

@@ -34,6 +34,7 @@ from tracejudge.entities._json import dumps
 from tracejudge.entities.trace import new_trace_id
 from tracejudge.errors import (
     InvalidArgumentError,
+    ModelAuthenticationError,
     ModelNotAvailableError,
     ModelNotConfiguredError,
     ModelURIError,
@@ -51,8 +52,14 @@ from tracejudge.tracing.otel_convert import preview
 
 logger = logging.getLogger("tracejudge.evaluation")
 
-CONFIGURATION_ERRORS = (ModelURIError, ModelNotConfiguredError, ModelNotAvailableError)
-"""Errors that would fail every row alike: they stop the run instead of filling it with errors."""
+CONFIGURATION_ERRORS = (
+    ModelURIError,
+    ModelNotConfiguredError,
+    ModelNotAvailableError,
+    ModelAuthenticationError,
+)
+"""Errors that would fail every row alike (a bad model URI, a missing model, credentials the
+provider rejects): the first one stops the run instead of filling every row with it."""
 WRITE_BATCH = 200
 WRITE_EVERY_S = 2.0
 
@@ -67,6 +74,7 @@ class FeedbackWriter:
         self._lock = threading.Lock()
         self._last_write = time.monotonic()
         self.written = 0
+        self.failed = 0
 
     def add(self, feedbacks: Sequence[Feedback]) -> bool:
         """Queue verdicts; True when it is time to write."""
@@ -76,12 +84,37 @@ class FeedbackWriter:
             return bool(self._pending) and (len(self._pending) >= WRITE_BATCH or due)
 
     def flush(self) -> None:
+        """Write what is queued; if the batch is refused, verdict by verdict, so one verdict the
+        store refuses loses only itself (counted in ``failed``)."""
         with self._lock:
             batch, self._pending = self._pending, []
             self._last_write = time.monotonic()
-        if batch:
+        if not batch:
+            return
+        try:
             self.store.log_assessments(batch)
             self.written += len(batch)
+            return
+        except Exception as exc:
+            if len(batch) == 1:
+                self._lost(batch[0], exc)
+                return
+        for feedback in batch:
+            try:
+                self.store.log_assessments([feedback])
+                self.written += 1
+            except Exception as exc:
+                self._lost(feedback, exc)
+
+    def _lost(self, feedback: Feedback, exc: Exception) -> None:
+        self.failed += 1
+        logger.error(
+            "could not store the verdict %s on trace %s: %s: %s",
+            feedback.name,
+            feedback.trace_id,
+            type(exc).__name__,
+            exc,
+        )
 
 
 @dataclass

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tracejudge.entities import AssessmentError, AssessmentSource, AssessmentSourceType, Feedback
-from tracejudge.errors import ModelError
+from tracejudge.errors import ModelAuthenticationError, ModelError
 from tracejudge.judges.formatting import DATA_RULES, delimit, strip_block_markers
 from tracejudge.judges.injection_guard import InjectionScan, scan_blocks
 from tracejudge.judges.parsing import parse_verdict, yes_no
@@ -248,6 +248,8 @@ async def run_judge(spec: JudgeSpec, model: str | ChatModel | None) -> Feedback:
     replies = _Replies()
     try:
         await _ask(spec, chat_model, prepared, replies)
+    except ModelAuthenticationError:  # a configuration error: stop, do not record
+        raise
     except ModelError as exc:
         meta = _metadata(chat_model, replies.all, prepared.truncated)
         meta.update(prepared.scan.metadata())

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from tracejudge.errors import ModelError
+from tracejudge.errors import ModelAuthenticationError, ModelError
 from tracejudge.models import ChatModel, ChatResult, TokenLogprob
 
 ONE_WORD = "Answer with one word: yes or no."
@@ -79,6 +79,8 @@ async def run_probe(
             logprobs=model.supports_logprobs,
             top_logprobs=10,
         )
+    except ModelAuthenticationError:  # a configuration error: stop, do not record
+        raise
     except ModelError as exc:
         return ProbeResult(probe.name, None, error=f"{type(exc).__name__}: {exc}"), None
     p_yes = first_yes_no_probability(result.logprobs)

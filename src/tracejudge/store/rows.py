@@ -159,6 +159,7 @@ def run_row(run: EvaluationRun) -> dict[str, Any]:
         "judge_models": json.dumps(run.judge_models),
         "usage": json.dumps(run.usage, default=str),
         "row_count": run.row_count,
+        "failure": run.failure,
     }
 
 
@@ -175,4 +176,5 @@ def run_from_row(row: Mapping[Any, Any], metrics: dict[str, float]) -> Evaluatio
         usage=json.loads(row["usage"]),
         metrics=dict(metrics),
         row_count=int(row["row_count"]),
+        failure=row["failure"],
     )

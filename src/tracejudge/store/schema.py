@@ -166,6 +166,7 @@ runs = Table(
     Column("judge_models", Text, nullable=False),
     Column("usage", Text, nullable=False),
     Column("row_count", Integer, nullable=False),
+    Column("failure", Text, nullable=True),
     Index("ix_runs_exp_start", "experiment_id", "start_time"),
 )
 

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from tracejudge.errors import ModelError
+from tracejudge.errors import ModelAuthenticationError, ModelError
 from tracejudge.models import ChatModel
 from tracejudge.trust.conversation import Messages
 from tracejudge.trust.similarity import (
@@ -80,6 +80,8 @@ async def sample_one(
             seed=1000 + index,
             sample_index=index,
         )
+    except ModelAuthenticationError:  # a configuration error: stop, do not record
+        raise
     except ModelError as exc:
         return SampleResult(None, None, None, f"{type(exc).__name__}: {exc}")
     if result.finish_reason in ("length", "max_tokens") and not _FINAL.search(result.text or ""):

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from tracejudge.errors import ModelError
+from tracejudge.errors import ModelAuthenticationError, ModelError
 from tracejudge.judges.formatting import DATA_RULES, delimit, strip_block_markers
 from tracejudge.judges.parsing import parse_json_object
 from tracejudge.models import ChatModel, ChatResult, TokenLogprob
@@ -209,6 +209,8 @@ async def reflect(
             top_logprobs=5,
             json_schema=reflection.schema,
         )
+    except ModelAuthenticationError:  # a configuration error: stop, do not record
+        raise
     except ModelError as exc:
         return ReflectionResult(reflection.name, None, error=f"{type(exc).__name__}: {exc}")
     score, reasoning = reflection.score(result)

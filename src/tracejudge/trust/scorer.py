@@ -14,7 +14,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tracejudge.errors import InvalidArgumentError, ModelError, TraceJudgeError
+from tracejudge.errors import (
+    InvalidArgumentError,
+    ModelAuthenticationError,
+    ModelError,
+    TraceJudgeError,
+)
 from tracejudge.models import ChatModel, resolve_model, run_sync
 from tracejudge.models.types import TokenLogprob
 from tracejudge.trust.combine import combine, explain, mean
@@ -242,6 +247,8 @@ class TrustScorer:
             async with gate:
                 try:
                     return await item
+                except ModelAuthenticationError:  # a configuration error stops the batch
+                    raise
                 except TraceJudgeError as exc:
                     return {
                         "trustworthiness_score": None,

@@ -8,7 +8,7 @@ import string
 import threading
 from typing import Any
 
-from tracejudge.errors import ModelError, ModelNotAvailableError
+from tracejudge.errors import ModelAuthenticationError, ModelError, ModelNotAvailableError
 from tracejudge.judges.engine import verdict_probabilities
 from tracejudge.judges.formatting import DATA_RULES, delimit
 from tracejudge.judges.parsing import parse_verdict
@@ -83,6 +83,8 @@ async def llm_agreement(
             top_logprobs=5,
             json_schema=AGREEMENT_SCHEMA,
         )
+    except ModelAuthenticationError:  # a configuration error: stop, do not record
+        raise
     except ModelError:
         return None
     parsed = parse_verdict(result.text)
