@@ -438,3 +438,17 @@ def test_make_judge_validation(server):
     judge = make_judge("j", "Does {{ outputs }} match {{ expectations }}?", model=uri(server))
     fb = judge(outputs="x")
     assert fb.error.error_code == "MISSING_INPUT" and server.request_count == 0
+
+
+def test_an_unreadable_reply_is_not_cached(server):
+    """Issue 9.7: after a run that got empty replies, a rerun against a healthy server must ask
+    again, not repeat the parse error from the cache."""
+    healthy = server.responder
+    server.responder = lambda request: Reply("")
+    broken = is_grounded("q", "r", "ctx", model=uri(server))
+    assert broken.error is not None and server.request_count >= 2  # the reply and its repair
+    server.responder = healthy
+    calls_before = server.request_count
+    fixed = is_grounded("q", "r", "ctx", model=uri(server))
+    assert fixed.error is None and fixed.value in ("yes", "no")
+    assert server.request_count > calls_before

@@ -220,6 +220,9 @@ async def _ask(
         "logprobs": model.supports_logprobs,
         "top_logprobs": 5,
         "json_schema": _schema_for(spec, model),
+        # a reply the judge cannot read is not cached: a rerun asks again (it may have been an
+        # empty reply from an overloaded server)
+        "cache_if": lambda result: spec.parse(result.text) is not None,
     }
     async with model.session():  # back to back: the shared prefix is evaluated once
         replies.reasoned.append(await model.achat(messages, **call))

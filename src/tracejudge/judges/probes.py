@@ -63,6 +63,11 @@ def _text_yes_no(text: str) -> float | None:
     return {"yes": 1.0, "no": 0.0}.get(first)
 
 
+def _read_yes_no(result: ChatResult) -> float | None:
+    p_yes = first_yes_no_probability(result.logprobs)
+    return p_yes if p_yes is not None else _text_yes_no(result.text)
+
+
 async def run_probe(
     model: ChatModel, system: str, data: str, probe: Probe
 ) -> tuple[ProbeResult, ChatResult | None]:
@@ -78,14 +83,13 @@ async def run_probe(
             max_tokens=2,  # the first token's alternatives are recorded when the second starts
             logprobs=model.supports_logprobs,
             top_logprobs=10,
+            cache_if=lambda r: _read_yes_no(r) is not None,
         )
     except ModelAuthenticationError:  # a configuration error: stop, do not record
         raise
     except ModelError as exc:
         return ProbeResult(probe.name, None, error=f"{type(exc).__name__}: {exc}"), None
-    p_yes = first_yes_no_probability(result.logprobs)
-    if p_yes is None:
-        p_yes = _text_yes_no(result.text)
+    p_yes = _read_yes_no(result)
     if p_yes is None:
         return ProbeResult(probe.name, None, error=f"unreadable: {result.text[:80]!r}"), result
     score = 1.0 - p_yes if probe.inverted else p_yes

@@ -7,7 +7,7 @@ import contextlib
 import contextvars
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -28,6 +28,14 @@ _held_slots: contextvars.ContextVar[frozenset[int]] = contextvars.ContextVar(
     "tracejudge_held_model_slots", default=frozenset()
 )
 """Models (by id) whose concurrency slot the current task holds through :meth:`ChatModel.session`."""
+
+
+def _accepted(cache_if: Callable[[ChatResult], bool], result: ChatResult) -> bool:
+    try:
+        return bool(cache_if(result))
+    except Exception:  # a checker that fails accepts nothing
+        logger.debug("cache_if raised; the reply is not cached", exc_info=True)
+        return False
 
 
 class ChatModel:
@@ -100,7 +108,11 @@ class ChatModel:
         json_schema: dict[str, Any] | None = None,
         sample_index: int = 0,
         use_cache: bool | None = None,
+        cache_if: Callable[[ChatResult], bool] | None = None,
     ) -> ChatResult:
+        """One chat completion. ``cache_if`` decides whether a fresh reply is worth caching: a
+        judge passes its parser, so a reply it could not read is asked again next time instead
+        of being served from the cache for ever."""
         request = ChatRequest(
             messages=tuple(dict(m) for m in messages),
             temperature=temperature,
@@ -129,7 +141,8 @@ class ChatModel:
         self._in_flight[key] = future
         try:
             result = await self._fresh(request)
-            self.cache.put(key, result)
+            if cache_if is None or _accepted(cache_if, result):
+                self.cache.put(key, result)
             future.set_result(result)
             return result
         except BaseException as exc:

@@ -208,6 +208,9 @@ async def reflect(
             logprobs=model.supports_logprobs,
             top_logprobs=5,
             json_schema=reflection.schema,
+            cache_if=lambda r: (
+                reflection.score(r)[0] is not None
+            ),  # unreadable: ask again next time
         )
     except ModelAuthenticationError:  # a configuration error: stop, do not record
         raise
