@@ -48,6 +48,10 @@ def judge_reply(request):
     """Says no when the judged material mentions 'Lyon' (a wrong answer), or, for context
     relevance, 'Marseille' (an irrelevant document); yes otherwise. Answers trust checks too."""
     text = " ".join(str(m.get("content")) for m in request["messages"])
+    if "Answer with one word: yes or no." in text:  # a judge's probe
+        negative = "state anything" in text  # the inverted probe: "no" means supported
+        wrong = "Lyon" in text or ("is the CONTEXT relevant" in text and "Marseille" in text)
+        return Reply("yes" if wrong == negative else "no")
     if "is the CONTEXT relevant" in text:
         return Reply(NO if "Marseille" in text else YES)
     if "Reply with exactly one word: True or False" in text:

@@ -114,3 +114,32 @@ def test_order_by():
 def test_order_by_errors(bad):
     with pytest.raises(InvalidOrderByError):
         parse_order_by([bad])
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("tag.a = 'x' AND " * 600 + "tag.a = 'x'", "comparisons; at most 500"),
+        ("(" * 600 + "tag.a = 'x'" + ")" * 600, "nests parentheses 600 deep"),
+        ("tag.a = '" + "x" * 30_000 + "'", "characters long"),
+    ],
+)
+def test_oversized_filters_are_refused_with_a_reason(text, needle):
+    with pytest.raises(InvalidFilterError, match=needle):
+        parse_filter(text)
+
+
+def test_parentheses_inside_strings_do_not_count_as_nesting():
+    assert parse_filter("tag.a = '" + "(" * 100 + "'") is not None
+
+
+@pytest.mark.parametrize("bad", [123, b"tag.a = 'x'", ["tag.a = 'x'"]])
+def test_a_filter_that_is_not_a_string_is_an_invalid_filter(bad):
+    with pytest.raises(InvalidFilterError, match="must be a string"):
+        parse_filter(bad)
+
+
+@pytest.mark.parametrize("bad", [[1], [None], 5, {"timestamp": "DESC"}])
+def test_order_by_that_is_not_strings_is_an_invalid_order_by(bad):
+    with pytest.raises(InvalidOrderByError):
+        parse_order_by(bad)

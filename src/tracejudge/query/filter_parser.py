@@ -357,23 +357,65 @@ class _ToAst(Transformer[Token, Any]):
         return _check(field, "IS NOT NULL", None, op.column or 1, self.text)
 
 
+MAX_FILTER_CHARS = 20_000
+MAX_FILTER_CLAUSES = 500
+MAX_FILTER_DEPTH = 50
+"""Bounds on a filter: past them a search would cost the database far more than any person
+means to ask (and deep nesting would exhaust the parser's stack)."""
+
+_QUOTED = re.compile(r"'(?:[^'\\]|\\.|'')*'|\"(?:[^\"\\]|\\.)*\"|`[^`]*`")
+
+
+def _check_size(text: str) -> None:
+    if len(text) > MAX_FILTER_CHARS:
+        raise InvalidFilterError(
+            f"The filter is {len(text):,} characters long; at most {MAX_FILTER_CHARS:,} are allowed."
+        )
+    depth = deepest = 0
+    for ch in _QUOTED.sub("", text):
+        if ch == "(":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch == ")":
+            depth -= 1
+    if deepest > MAX_FILTER_DEPTH:
+        raise InvalidFilterError(
+            f"The filter nests parentheses {deepest} deep; at most {MAX_FILTER_DEPTH} are allowed."
+        )
+
+
+def _count_clauses(expr: Expr) -> int:
+    if isinstance(expr, Comparison):
+        return 1
+    return sum(_count_clauses(e) for e in expr.items)
+
+
 def parse_filter(text: str | None) -> Expr | None:
     """Parse a filter string into an expression tree; ``None`` or blank text means no filter."""
-    if text is None or not text.strip():
+    if text is None:
         return None
     if not isinstance(text, str):
-        raise InvalidFilterError(f"A filter must be a string, not {type(text).__name__}")
+        raise InvalidFilterError(f"A filter must be a string, not {type(text).__name__}.")
+    if not text.strip():
+        return None
+    _check_size(text)
     try:
         tree = _parser().parse(text, start="filter")
     except UnexpectedInput as exc:
         raise _syntax_error(text, exc) from None
     try:
-        return _ToAst(text).transform(tree)
+        expr: Expr = _ToAst(text).transform(tree)
     except Exception as exc:  # lark wraps errors raised in callbacks
         inner = getattr(exc, "orig_exc", exc)
         if isinstance(inner, InvalidFilterError):
             raise inner from None
         raise
+    clauses = _count_clauses(expr)
+    if clauses > MAX_FILTER_CLAUSES:
+        raise InvalidFilterError(
+            f"The filter has {clauses} comparisons; at most {MAX_FILTER_CLAUSES} are allowed."
+        )
+    return expr
 
 
 ORDERABLE = {"timestamp_ms", "execution_time_ms", "status", "name", "trace_id"}
@@ -385,8 +427,16 @@ def parse_order_by(clauses: Sequence[str] | str | None) -> list[OrderKey]:
         return []
     if isinstance(clauses, str):
         clauses = [clauses]
+    if not isinstance(clauses, (list, tuple)):
+        raise InvalidOrderByError(
+            f"order_by must be a list of strings such as ['timestamp DESC'], not {type(clauses).__name__}."
+        )
     keys = []
     for clause in clauses:
+        if not isinstance(clause, str):
+            raise InvalidOrderByError(
+                f"Each order_by clause must be a string such as 'timestamp DESC', not {clause!r}."
+            )
         try:
             tree = _parser().parse(clause, start="order_key")
             key: OrderKey = _ToAst(clause).transform(tree)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,36 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+PG_CONNECT_TIMEOUT_S = 10
+STATEMENT_TIMEOUT_ENV = "TRACEJUDGE_STATEMENT_TIMEOUT_S"
+DEFAULT_STATEMENT_TIMEOUT_S = 60.0
+
+
+def statement_timeout_s() -> float:
+    """How long one statement may run on PostgreSQL (0 = no limit); read when a connection opens."""
+    raw = os.environ.get(STATEMENT_TIMEOUT_ENV)
+    if raw is None or not raw.strip():
+        return DEFAULT_STATEMENT_TIMEOUT_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if value < 0:
+        raise StoreError(
+            f"{STATEMENT_TIMEOUT_ENV}={raw!r}: expected a number of seconds >= 0 (0: no limit)."
+        )
+    return value
+
+
+def _pg_session_settings(dbapi_conn: Any, _record: Any) -> None:
+    """A statement timeout, so that no query can hold the server for minutes (the server stops
+    it, the caller gets a StoreError); migrations lift it for their own transaction."""
+    ms = int(statement_timeout_s() * 1000)
+    with dbapi_conn.cursor() as cur:
+        cur.execute(f"SET statement_timeout = {ms}")
+    dbapi_conn.commit()
+
+
 def create_store_engine(uri: str) -> Engine:
     """An engine for ``sqlite:///path.db`` or ``postgresql+psycopg://…``, with tuned settings."""
     try:
@@ -58,7 +89,16 @@ def create_store_engine(uri: str) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     if backend == "postgresql":
-        return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+        engine = create_engine(
+            url,
+            pool_pre_ping=True,
+            pool_size=5,
+            max_overflow=10,
+            # a server that accepts the connection but never answers must not hang the app
+            connect_args={"connect_timeout": PG_CONNECT_TIMEOUT_S},
+        )
+        event.listen(engine, "connect", _pg_session_settings)
+        return engine
     raise InvalidTrackingURIError(
         f"Unsupported tracking URI {uri!r}; use sqlite:///path.db or postgresql+psycopg://user@host/db"
     )
@@ -87,6 +127,7 @@ def migrate(engine: Engine) -> None:
                 _migrate_sqlite(engine, cfg, head)
             else:
                 with engine.begin() as conn:
+                    conn.execute(text("SET LOCAL statement_timeout = 0"))  # index builds take long
                     conn.execute(
                         text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK}
                     )
