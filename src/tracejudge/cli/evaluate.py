@@ -121,7 +121,7 @@ def evaluate_command(
     console = Console()
     scorers = build_scorers(scorer_names, guidelines, model, preset)
     ids = experiment_ids_for(experiments)
-    traces = Client().search_all(ids, filter_string, max_results)
+    traces = Client().search_all(ids, filter_string=filter_string, max_results=max_results)
     if not traces:
         raise click.ClickException("No traces match.")
     console.print(f"Scoring {len(traces)} trace(s) with {', '.join(s.name for s in scorers)}")

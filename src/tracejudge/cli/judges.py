@@ -43,7 +43,10 @@ def agreement_command(
 ) -> None:
     """Compare the verdicts called NAME with human feedback of the same name on the same traces."""
     traces = Client().search_all(
-        experiment_ids_for(experiments), filter_string, max_results=max_traces, include_spans=False
+        experiment_ids_for(experiments),
+        filter_string=filter_string,
+        max_results=max_traces,
+        include_spans=False,
     )
     report = agreement(name, traces, expectation=expectation)
     if fmt == "json":

@@ -89,9 +89,9 @@ def search(
     client = Client()
     found = client.search_all(
         ids or [e.experiment_id for e in client.list_experiments()],
-        filter_string,
-        max_results,
-        list(order_by) or None,
+        filter_string=filter_string,
+        max_results=max_results,
+        order_by=list(order_by) or None,
         include_spans=spans and fmt == "json",
     )
     if fmt == "json":

@@ -6,9 +6,12 @@ A ``Feedback`` is a judgement of a response (by a person, an LLM judge or code);
 
 from __future__ import annotations
 
+import math
+import numbers
 import time
 import traceback
 import uuid
+from collections.abc import Mapping
 from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, ClassVar
 
@@ -138,9 +141,27 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
+_INT64 = 2**63
+
+
 def _check_value(value: Any) -> Any:
-    if value is None or isinstance(value, (bool, int, float, str)):
+    """A value both databases store and compare alike: finite numbers within 64 bits (NaN would
+    filter differently on SQLite and PostgreSQL; 10**400 fits neither), strings, JSON."""
+    if value is None or isinstance(value, (bool, str)):
         return value
+    if isinstance(value, numbers.Integral):
+        if not -_INT64 <= int(value) < _INT64:
+            raise InvalidArgumentError(
+                "An assessment value must fit in 64 bits; store a larger number as a string."
+            )
+        return int(value)
+    if isinstance(value, numbers.Real):
+        number = float(value)
+        if not math.isfinite(number):
+            raise InvalidArgumentError(
+                f"An assessment value must be a finite number, not {value!r} (use None for no value)."
+            )
+        return number
     if isinstance(value, (list, tuple, dict)):
         return to_jsonable(value)
     raise InvalidArgumentError(
@@ -182,7 +203,15 @@ class Assessment:
         elif isinstance(self.source, str):
             self.source = AssessmentSource(self.source)
         self.error = AssessmentError.coerce(self.error)
+        if self.metadata is not None and not isinstance(self.metadata, Mapping):
+            raise InvalidArgumentError(
+                f"An assessment's metadata must be a dict, not {type(self.metadata).__name__}."
+            )
         self.metadata = dict(self.metadata or {})
+        if self.rationale is not None and not isinstance(self.rationale, str):
+            raise InvalidArgumentError(
+                f"An assessment's rationale must be a string, not {type(self.rationale).__name__}."
+            )
 
     def to_dict(self) -> dict[str, Any]:
         source = self.source or AssessmentSource(self.default_source_type)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -183,7 +184,11 @@ def encode_token(values: Sequence[Any], digest: str) -> str:
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
-def decode_token(token: str, digest: str, n_keys: int) -> list[Any]:
+def decode_token(token: str, digest: str, keys: Sequence[SortKey]) -> list[Any]:
+    """The sort values a page token carries, checked against the search's sort keys: a token
+    from another search, or one edited by hand, is an InvalidPageTokenError, never SQL."""
+    if not isinstance(token, str):
+        raise InvalidPageTokenError(f"A page token is a string, not {type(token).__name__}.")
     try:
         padded = token + "=" * (-len(token) % 4)
         data = json.loads(base64.urlsafe_b64decode(padded.encode()).decode())
@@ -191,11 +196,35 @@ def decode_token(token: str, digest: str, n_keys: int) -> list[Any]:
         token_digest = data["q"]
     except Exception:
         raise InvalidPageTokenError(f"Malformed page token {token[:40]!r}.") from None
-    if token_digest != digest or not isinstance(values, list) or len(values) != n_keys:
+    if token_digest != digest or not isinstance(values, list) or len(values) != len(keys):
         raise InvalidPageTokenError(
             "This page token belongs to a different search (experiments, filter or order_by changed)."
         )
+    for key, value in zip(keys, values, strict=True):
+        if not _fits(key, value):
+            raise InvalidPageTokenError(f"Page token value {value!r} is not a valid sort position.")
     return values
+
+
+_INT64 = 2**63
+
+
+def _fits(key: SortKey, value: Any) -> bool:
+    if value is None:
+        return key.nullable
+    if isinstance(value, bool):
+        return False
+    try:
+        python_type = key.expr.type.python_type
+    except NotImplementedError:  # pragma: no cover - every sort column has a plain type
+        return isinstance(value, (int, float, str))
+    if python_type is str:
+        return isinstance(value, str)
+    if python_type is int:
+        return isinstance(value, int) and -_INT64 <= value < _INT64
+    if python_type is float:
+        return isinstance(value, (int, float)) and math.isfinite(value) and abs(value) < 1e300
+    return False
 
 
 __all__ = [

@@ -49,11 +49,30 @@ def get_tracking_uri() -> str:
     return uri
 
 
+_NOT_A_PATH = {"databricks", "databricks-uc", "uc", "file", "sqlite", "postgresql", "http", "https"}
+"""Words people pass as a tracking URI (MLflow's names, a bare scheme) that must not quietly
+become a database file in the working directory."""
+
+
 def normalize_uri(uri: str) -> str:
     """Absolute SQLite paths (so a later ``chdir`` does not move the store); paths become SQLite URIs."""
+    if not isinstance(uri, str):
+        raise InvalidTrackingURIError(f"A tracking URI is a string, not {type(uri).__name__}.")
     uri = uri.strip()
+    if not uri:
+        raise InvalidTrackingURIError(
+            "The tracking URI is empty; use sqlite:///path.db, postgresql+psycopg://user@host/db, "
+            "or set_tracking_uri(None) for the default ./tracejudge.db."
+        )
+    if uri.lower() in _NOT_A_PATH or uri.lower().startswith(("databricks:", "databricks://")):
+        raise InvalidTrackingURIError(
+            f"Tracking URI {uri!r} is not supported by tracejudge; use sqlite:///path.db or "
+            "postgresql+psycopg://user@host/db (a plain file path is an SQLite file)."
+        )
+    if "\x00" in uri:
+        raise InvalidTrackingURIError(f"Tracking URI {uri!r} contains a NUL character.")
     if "://" not in uri:
-        uri = "sqlite:///" + str(Path(uri).expanduser().resolve())
+        uri = "sqlite:///" + str(_absolute(uri))
     if uri.startswith(("http://", "https://")):
         raise InvalidTrackingURIError(
             f"Tracking URI {uri!r}: a tracking server is not supported by this version; "
@@ -61,13 +80,21 @@ def normalize_uri(uri: str) -> str:
         )
     try:
         url = make_url(uri)
-    except ArgumentError as exc:
+    except (ArgumentError, ValueError) as exc:
         raise InvalidTrackingURIError(f"Cannot parse tracking URI {uri!r}: {exc}") from None
-    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-        path = Path(url.database).expanduser()
-        if not path.is_absolute():
-            return url.set(database=str(path.resolve())).render_as_string(hide_password=False)
+    on_disk = url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:")
+    if on_disk and not Path(str(url.database)).is_absolute():  # relative, or "~/…"
+        path = _absolute(str(url.database))
+        return url.set(database=str(path)).render_as_string(hide_password=False)
     return uri
+
+
+def _absolute(path: str) -> Path:
+    """``path`` with ``~`` expanded, made absolute; an unusable path is an invalid URI."""
+    try:
+        return Path(path).expanduser().resolve()
+    except (RuntimeError, OSError, ValueError) as exc:  # "~nobody", a loop of symlinks
+        raise InvalidTrackingURIError(f"Cannot use {path!r} as an SQLite file: {exc}") from None
 
 
 def get_store(uri: str | None = None) -> TraceStore:

@@ -45,6 +45,9 @@ from tracejudge.store.filter_sql import to_sql
 
 F = TypeVar("F", bound=Callable[..., Any])
 _IN_CHUNK = 500  # ids per IN (...) list, well under SQLite's bound-parameter limit
+MAX_PAGE_SIZE = 50_000
+"""The most traces one search call returns; larger ``max_results`` are capped to it (the page
+token then continues), so that no request asks the database for an unbounded LIMIT."""
 SANITIZED_METADATA_KEY = "tracejudge.sanitized"
 """Trace metadata naming the values the store changed to fit (NUL replaced, text clipped)."""
 _UPDATABLE = {"value", "rationale", "metadata", "valid", "error", "source", "span_id", "run_id"}
@@ -334,10 +337,11 @@ class SqlTraceStore:
         page_token: str | None = None,
         include_spans: bool = True,
     ) -> PagedList[Trace]:
-        if not isinstance(max_results, int) or max_results < 1:
+        if isinstance(max_results, bool) or not isinstance(max_results, int) or max_results < 1:
             raise InvalidArgumentError(
                 f"max_results must be a positive integer, not {max_results!r}."
             )
+        max_results = min(max_results, MAX_PAGE_SIZE)  # a page beyond this is read in pages
         if isinstance(order_by, str):
             order_by = [order_by]
         where = [to_sql(parse_filter(filter_string))]
@@ -346,7 +350,7 @@ class SqlTraceStore:
             where.append(s.traces.c.experiment_id.in_(keys_in))
         keys = keyset.sort_keys(order_by)
         digest = keyset.search_digest(experiment_ids, filter_string, order_by)
-        values = keyset.decode_token(page_token, digest, len(keys)) if page_token else None
+        values = keyset.decode_token(page_token, digest, keys) if page_token else None
         feedback_key = keyset.single_feedback_order(order_by)
         if feedback_key is not None:
             queries = keyset.feedback_ordered_queries(feedback_key, where, values)

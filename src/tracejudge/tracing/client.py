@@ -72,13 +72,17 @@ class Client:
     def search_traces(
         self,
         experiment_ids: Sequence[str] | str | None = None,
+        *,
         filter_string: str | None = None,
-        max_results: int = 100,
         order_by: Sequence[str] | str | None = None,
+        max_results: int = 100,
         page_token: str | None = None,
         include_spans: bool = True,
     ) -> PagedList[Trace]:
-        """One page of traces; pass ``page.token`` back as ``page_token`` for the next one."""
+        """One page of traces; pass ``page.token`` back as ``page_token`` for the next one.
+
+        Everything after ``experiment_ids`` is keyword-only, in the module-level function's order.
+        """
         get_exporter().flush(timeout=30)
         ids = resolve_experiment_ids(experiment_ids, self.store)
         orders = [order_by] if isinstance(order_by, str) else order_by
@@ -89,12 +93,19 @@ class Client:
     def search_all(
         self,
         experiment_ids: Sequence[str] | str | None = None,
+        *,
         filter_string: str | None = None,
-        max_results: int | None = None,
         order_by: Sequence[str] | str | None = None,
+        max_results: int | None = None,
         include_spans: bool = True,
     ) -> list[Trace]:
         """Every matching trace (or the first ``max_results``), fetched page by page."""
+        if max_results is not None and (
+            isinstance(max_results, bool) or not isinstance(max_results, int) or max_results < 1
+        ):
+            raise InvalidArgumentError(
+                f"max_results must be a positive integer or None (all), not {max_results!r}."
+            )
         found: list[Trace] = []
         token: str | None = None
         while max_results is None or len(found) < max_results:
@@ -104,7 +115,12 @@ class Client:
                 else min(_ALL_PAGE_SIZE, max_results - len(found))
             )
             page = self.search_traces(
-                experiment_ids, filter_string, size, order_by, token, include_spans
+                experiment_ids,
+                filter_string=filter_string,
+                order_by=order_by,
+                max_results=size,
+                page_token=token,
+                include_spans=include_spans,
             )
             found.extend(page)
             token = page.token
@@ -236,6 +252,10 @@ def search_traces(
     if return_type not in ("pandas", "list"):
         raise InvalidArgumentError(f"return_type must be 'pandas' or 'list', not {return_type!r}.")
     traces = Client().search_all(
-        experiment_ids, filter_string, max_results, order_by, include_spans
+        experiment_ids,
+        filter_string=filter_string,
+        order_by=order_by,
+        max_results=max_results,
+        include_spans=include_spans,
     )
     return traces if return_type == "list" else traces_to_dataframe(traces)

@@ -36,6 +36,30 @@ writer (each one takes the GIL from the traced application) and larger transacti
 _WARN_EVERY_S = 5.0
 
 
+DEFAULT_QUEUE_SIZE = 10_000
+
+
+def queue_size_from_env() -> int:
+    """``TRACEJUDGE_TRACE_QUEUE_SIZE``, or the default (logged) when it is not a positive integer.
+
+    Read when an exporter is made, never raising: a typo in the environment must not break
+    ``import tracejudge``, and 0 must not mean an unbounded queue.
+    """
+    raw = os.environ.get(QUEUE_SIZE_ENV)
+    if raw is None or not raw.strip():
+        return DEFAULT_QUEUE_SIZE
+    try:
+        size = int(raw)
+    except ValueError:
+        size = 0
+    if size < 1:
+        logger.warning(
+            "%s=%r is not a positive integer; using %d", QUEUE_SIZE_ENV, raw, DEFAULT_QUEUE_SIZE
+        )
+        return DEFAULT_QUEUE_SIZE
+    return size
+
+
 @dataclass
 class ExportItem:
     """The finished spans of one trace bound for one store, with what the trace was given.
@@ -78,7 +102,7 @@ class TraceExporter:
     """A bounded queue plus one writer thread (started on first use, restarted after fork)."""
 
     def __init__(self, max_queue: int | None = None, batch_size: int = BATCH_SIZE) -> None:
-        size = max_queue or int(os.environ.get(QUEUE_SIZE_ENV, "10000"))
+        size = max_queue or queue_size_from_env()
         self._queue: queue.Queue[ExportItem] = queue.Queue(maxsize=size)
         self._batch_size = batch_size
         self._thread: threading.Thread | None = None
