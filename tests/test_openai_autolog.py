@@ -105,6 +105,36 @@ def test_streaming_as_context_manager(server, autologged):
     assert _chat_span(_trace()).outputs["choices"][0]["message"]["content"] == text
 
 
+def test_breaking_out_of_a_stream_is_a_normal_end_that_closes_it(server, autologged):
+    """Issue 9.10: a ``break`` marked the span ERROR and left the HTTP stream open."""
+    client = openai.OpenAI(base_url=server.base_url, api_key="k")
+    stream = client.chat.completions.create(model="m", messages=MESSAGES, stream=True)
+    for chunk in stream:
+        if chunk.choices and chunk.choices[0].delta.content:
+            break
+    assert stream.response.is_closed
+    chat = _chat_span(_trace())
+    assert chat.status.status_code == SpanStatusCode.OK
+    assert chat.attributes["stream_stopped_early"] is True
+    assert chat.outputs["choices"][0]["message"]["content"] == "Paris"  # what had arrived
+
+    aclient = openai.AsyncOpenAI(base_url=server.base_url, api_key="k")
+    responses = []
+
+    async def read_one() -> None:
+        astream = await aclient.chat.completions.create(model="m", messages=MESSAGES, stream=True)
+        responses.append(astream.response)
+        async for chunk in astream:
+            if chunk.choices and chunk.choices[0].delta.content:
+                break
+
+    asyncio.run(read_one())  # run() finalises the abandoned async generator before returning
+    assert responses[0].is_closed
+    chat = _chat_span(_trace())
+    assert chat.status.status_code == SpanStatusCode.OK
+    assert chat.attributes["stream_stopped_early"] is True
+
+
 def test_async_and_async_streaming(server, autologged):
     client = openai.AsyncOpenAI(base_url=server.base_url, api_key="k")
 

@@ -9,6 +9,7 @@ response is passed through chunk by chunk and recorded, once consumed, as one co
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 from collections.abc import AsyncIterator, Iterator
@@ -152,10 +153,24 @@ class _TracedStream:
             for chunk in self._stream:
                 self._chunks.add(chunk)
                 yield chunk
+        except GeneratorExit:  # the caller stopped reading (``break``): a normal end
+            self._stop_early()
+            raise
         except BaseException as exc:
             self._end(exc)
             raise
         self._end()
+
+    def _stop_early(self) -> None:
+        """Close the HTTP response the caller no longer reads and record what arrived."""
+        try:
+            self._stream.close()
+        except Exception:
+            logger.debug("tracejudge could not close an abandoned stream", exc_info=True)
+        finally:
+            if self._span is not None:
+                self._span.set_attribute("stream_stopped_early", True)
+            self._end()
 
     def __next__(self) -> Any:
         try:
@@ -206,11 +221,29 @@ class _TracedAsyncStream:
         try:
             async for chunk in self._stream:
                 self._chunks.add(chunk)
-                yield chunk
+                try:
+                    yield chunk
+                except (GeneratorExit, asyncio.CancelledError):
+                    # Thrown in at the yield, so by the caller, who stopped reading (``break``
+                    # leaves the generator to be closed by the event loop, and asyncio.run
+                    # cancels that close): a normal end. The model call itself did not fail.
+                    await self._stop_early()
+                    raise
         except BaseException as exc:
-            self._end(exc)
+            self._end(exc)  # a no-op after _stop_early
             raise
         self._end()
+
+    async def _stop_early(self) -> None:
+        """Close the HTTP response the caller no longer reads and record what arrived."""
+        try:
+            await self._stream.close()
+        except Exception:
+            logger.debug("tracejudge could not close an abandoned stream", exc_info=True)
+        finally:
+            if self._span is not None:
+                self._span.set_attribute("stream_stopped_early", True)
+            self._end()
 
     async def __anext__(self) -> Any:
         try:

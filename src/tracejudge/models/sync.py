@@ -4,19 +4,51 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-from collections.abc import Coroutine
+import logging
+import weakref
+from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+logger = logging.getLogger("tracejudge.models")
+
+_closers: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, list[Callable[[], Awaitable[Any]]]
+] = weakref.WeakKeyDictionary()
+
+
+def close_with_loop(aclose: Callable[[], Awaitable[Any]]) -> None:
+    """Await ``aclose()`` before the loop :func:`run_sync` made for this call ends.
+
+    HTTP clients belong to the loop they were made in. Left to the garbage collector, their
+    ``aclose`` would run after that loop is closed ("Event loop is closed", "Task exception was
+    never retrieved"); the sync wrappers close them on their own loop instead. On a loop the
+    caller owns this does nothing: the caller's loop outlives the call.
+    """
+    _closers.setdefault(asyncio.get_running_loop(), []).append(aclose)
+
+
+async def _run_then_close(coro: Coroutine[Any, Any, T]) -> T:
+    try:
+        return await coro
+    finally:
+        for aclose in _closers.pop(asyncio.get_running_loop(), []):
+            try:
+                await aclose()
+            except Exception:
+                logger.debug("closing a client at the end of its loop failed", exc_info=True)
 
 
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:
-    """``asyncio.run(coro)``, or, when a loop already runs here (a notebook), in a worker thread."""
+    """``asyncio.run(coro)``, or, when a loop already runs here (a notebook), in a worker thread.
+
+    Clients registered with :func:`close_with_loop` are closed before the loop ends.
+    """
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(coro)
+        return asyncio.run(_run_then_close(coro))
     context = contextvars.copy_context()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tracejudge-sync") as pool:
-        return pool.submit(context.run, asyncio.run, coro).result()
+        return pool.submit(context.run, asyncio.run, _run_then_close(coro)).result()

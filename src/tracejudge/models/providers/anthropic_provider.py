@@ -19,6 +19,7 @@ from tracejudge.errors import (
 )
 from tracejudge.models.providers.base import Provider
 from tracejudge.models.retry import parse_retry_after
+from tracejudge.models.sync import close_with_loop
 from tracejudge.models.types import ChatRequest, ChatResult, Usage
 from tracejudge.models.uri import ModelSpec
 
@@ -102,6 +103,7 @@ class AnthropicProvider(Provider):
                 api_key=self.api_key, base_url=self.base_url, max_retries=0
             )
             self._clients[loop] = client
+            close_with_loop(client.close)  # on this loop, when run_sync made it
         return client
 
     def request_kwargs(self, request: ChatRequest) -> dict[str, Any]:
