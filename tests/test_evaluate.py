@@ -665,3 +665,18 @@ def test_a_verdict_the_store_refuses_loses_only_itself(judge, monkeypatch):
     assert result.run.usage["verdicts_not_stored"] == 1
     stored = tracejudge.search_traces(filter_string="feedback.safety = 'yes'")
     assert len(stored) == 4 and refused[0] not in set(stored.trace_id)
+
+
+def test_a_make_judge_judge_is_a_scorer_evaluate_runs(judge):
+    """Issue 9: evaluate(scorers=[make_judge(...)]) was rejected as "not a scorer"."""
+    from tracejudge.judges import make_judge
+
+    capital = make_judge(
+        "capital", "Does {{ outputs }} name the capital asked for in {{ inputs }}?", model=judge
+    )
+    assert isinstance(capital, Scorer)
+    rows = [{"inputs": "capital of France?", "outputs": a} for a in ("Paris", "Lyon")]
+    result = tracejudge.evaluate(rows, scorers=[capital])
+    assert result.result_df["capital/value"].tolist() == ["yes", "no"]
+    assert result.run.judge_models == [judge]
+    assert result.run.scorers[0]["class"] == "Judge" and "instructions" in result.run.scorers[0]

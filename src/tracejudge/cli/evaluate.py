@@ -2,42 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import click
 from rich.console import Console
 
-from tracejudge.cli.report import print_run_summary, print_worst
 from tracejudge.cli.traces import experiment_ids_for
 from tracejudge.errors import InvalidArgumentError
 from tracejudge.evaluation import evaluate
-from tracejudge.scorers import (
-    Correctness,
-    ExpectationsGuidelines,
-    Guidelines,
-    RelevanceToQuery,
-    RetrievalGroundedness,
-    RetrievalRelevance,
-    RetrievalSufficiency,
-    Safety,
-    Scorer,
-    Trustworthiness,
-)
+from tracejudge.evaluation.report import print_run_summary, print_worst
+from tracejudge.scorers import Guidelines, Scorer
+from tracejudge.scorers.registry import BUILTIN_SCORERS, builtin_scorer
 from tracejudge.tracing.client import Client
-
-SCORERS: dict[str, Any] = {
-    "trustworthiness": Trustworthiness,
-    "groundedness": RetrievalGroundedness,
-    "retrieval_groundedness": RetrievalGroundedness,
-    "relevance": RelevanceToQuery,
-    "relevance_to_query": RelevanceToQuery,
-    "retrieval_relevance": RetrievalRelevance,
-    "sufficiency": RetrievalSufficiency,
-    "retrieval_sufficiency": RetrievalSufficiency,
-    "correctness": Correctness,
-    "safety": Safety,
-    "expectations_guidelines": ExpectationsGuidelines,
-}
 
 
 def build_scorers(
@@ -45,14 +19,7 @@ def build_scorers(
 ) -> list[Scorer]:
     scorers: list[Scorer] = []
     for name in [n.strip() for n in names.split(",") if n.strip()]:
-        cls = SCORERS.get(name)
-        if cls is None:
-            raise InvalidArgumentError(
-                f"Unknown scorer {name!r}; known: {', '.join(sorted(SCORERS))}."
-            )
-        scorers.append(
-            cls(model=model, quality_preset=preset) if cls is Trustworthiness else cls(model=model)
-        )
+        scorers.append(builtin_scorer(name, model, preset))
     for item in guidelines:
         name, sep, text = item.partition("=")
         if not sep or not name.strip() or not text.strip():
@@ -87,7 +54,7 @@ def build_scorers(
     "scorer_names",
     default="trustworthiness",
     show_default=True,
-    help=f"Comma-separated: {', '.join(sorted(SCORERS))}.",
+    help=f"Comma-separated: {', '.join(sorted(BUILTIN_SCORERS))}.",
 )
 @click.option(
     "--guideline", "guidelines", multiple=True, help='A guideline scorer: NAME="text" (repeatable).'

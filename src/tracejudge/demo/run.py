@@ -59,7 +59,7 @@ def run_demo(console: Console, model_uri: str | None, preset: str, questions: in
         [t for t in traces if t is not None], scorers, experiment=EXPERIMENT, run_name="demo"
     )
 
-    from tracejudge.cli.report import print_run_summary, print_worst
+    from tracejudge.evaluation.report import print_run_summary, print_worst
 
     print_run_summary(console, result.run)
     print_planted_ranks(console, result.result_df, planted_ids, grounded_ids)

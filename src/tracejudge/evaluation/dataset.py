@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -124,7 +123,3 @@ def rows_from_data(data: Any) -> list[EvalRow]:
     if not rows:
         raise InvalidArgumentError("evaluate(data=...) got no rows.")
     return rows
-
-
-def describe_value(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value, default=str)[:200]

@@ -17,6 +17,7 @@ from tracejudge.evaluation.dataset import EvalRow, rows_from_data
 from tracejudge.evaluation.harness import CONFIGURATION_ERRORS, Evaluation
 from tracejudge.evaluation.progress import RunProgress
 from tracejudge.evaluation.result import EvaluationResult, result_frame
+from tracejudge.judges.custom import Judge
 from tracejudge.metrics import EvaluationMetric
 from tracejudge.models import resolve_model, run_sync, track_usage
 from tracejudge.scorers import Scorer
@@ -51,7 +52,7 @@ def _judge_models(scorers: Sequence[Scorer]) -> list[str]:
     for scorer in scorers:
         if isinstance(scorer, Trustworthiness):
             uri = scorer.trust_scorer.model.uri
-        elif isinstance(scorer, JudgeScorer):
+        elif isinstance(scorer, (JudgeScorer, Judge)):
             uri = resolve_model(scorer.model).uri
         else:
             continue

@@ -20,7 +20,7 @@ from tracejudge.judges.engine import JudgeSpec, run_judge
 from tracejudge.judges.formatting import to_text
 from tracejudge.judges.parsing import parse_json_object, yes_no
 from tracejudge.judges.probes import Probe
-from tracejudge.models import run_sync
+from tracejudge.scorer import Scorer
 
 VARIABLES = ("inputs", "outputs", "expectations", "trace")
 _VARIABLE = re.compile(r"\{\{\s*(\w+)\s*\}\}")
@@ -116,8 +116,12 @@ def _trace_text(trace: Trace) -> str:
     return to_text(spans)
 
 
-class Judge:
-    """A custom judge; call it with ``inputs=``, ``outputs=``, ``expectations=``, ``trace=``."""
+class Judge(Scorer):
+    """A custom judge; call it with ``inputs=``, ``outputs=``, ``expectations=``, ``trace=``.
+
+    A :class:`~tracejudge.scorer.Scorer`, so ``evaluate(scorers=[make_judge(...)])`` runs it
+    like the built-ins.
+    """
 
     def __init__(
         self,
@@ -129,6 +133,7 @@ class Judge:
     ) -> None:
         if not name or not isinstance(name, str):
             raise InvalidArgumentError("A judge needs a name.")
+        super().__init__(name)
         used = [v for v in _VARIABLE.findall(instructions or "")]
         unknown = sorted({v for v in used if v not in VARIABLES})
         if unknown:
@@ -303,17 +308,21 @@ class Judge:
         )
         return await run_judge(spec, self.model)
 
-    def __call__(
-        self,
-        *,
-        inputs: Any = None,
-        outputs: Any = None,
-        expectations: Any = None,
-        trace: Trace | None = None,
+    async def ascore(
+        self, *, inputs: Any, outputs: Any, expectations: Any, trace: Trace | None
     ) -> Feedback:
-        return run_sync(
-            self.acall(inputs=inputs, outputs=outputs, expectations=expectations, trace=trace)
+        return await self.acall(
+            inputs=inputs, outputs=outputs, expectations=expectations, trace=trace
         )
+
+    def describe(self) -> dict[str, Any]:
+        info = super().describe()
+        info.update(
+            instructions=self.instructions,
+            feedback_value_type=repr(self.feedback_value_type),
+            examples=len(self.examples),
+        )
+        return info
 
 
 def make_judge(

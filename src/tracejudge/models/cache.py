@@ -90,11 +90,6 @@ _writer = _CacheWriter()
 atexit.register(_writer.flush)
 
 
-def flush_cache() -> None:
-    """Write every pending cache entry now (tests, and before handing the store to another process)."""
-    _writer.flush()
-
-
 class CallCache:
     def __init__(self, store: TraceStore | None = None) -> None:
         self._store = store  # None: the current tracking store, looked up at each call

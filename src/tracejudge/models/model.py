@@ -20,7 +20,7 @@ from tracejudge.models.providers.base import Provider
 from tracejudge.models.retry import RetryPolicy
 from tracejudge.models.sync import run_sync
 from tracejudge.models.types import ChatRequest, ChatResult, Message
-from tracejudge.tracing import tracing_disabled
+from tracejudge.tracing_switch import tracing_disabled
 
 logger = logging.getLogger("tracejudge.models")
 

@@ -1,6 +1,7 @@
 """Scorers: what evaluate() runs on each row. ``@scorer`` for functions, built-ins for judges."""
 
-from tracejudge.scorers.base import AGGREGATIONS, FunctionScorer, Scorer, scorer, to_feedbacks
+from tracejudge.scorer import AGGREGATIONS, Scorer
+from tracejudge.scorers.base import FunctionScorer, scorer, to_feedbacks
 from tracejudge.scorers.builtin import (
     Correctness,
     ExpectationsGuidelines,

@@ -28,7 +28,7 @@ from tracejudge.judges import (
     ameets_guidelines,
 )
 from tracejudge.models import ChatModel
-from tracejudge.scorers.base import Scorer
+from tracejudge.scorer import Scorer
 from tracejudge.scorers.fields import (
     llm_prompt_and_response,
     request_text,

@@ -10,11 +10,11 @@ from tracejudge.tracing.fluent import (
     get_last_active_trace_id,
     start_span,
     trace,
-    tracing_disabled,
     update_current_trace,
 )
 from tracejudge.tracing.live_span import LiveSpan, NoOpSpan
 from tracejudge.tracing.provider import get_tracer_provider
+from tracejudge.tracing_switch import tracing_disabled
 
 __all__ = [
     "Client",

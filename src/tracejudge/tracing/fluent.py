@@ -7,12 +7,10 @@ context (``contextvars.copy_context().run(...)``).
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import functools
 import inspect
 import logging
-from collections.abc import AsyncGenerator, Callable, Generator, Iterator, Mapping
+from collections.abc import AsyncGenerator, Callable, Generator, Mapping
 from types import TracebackType
 from typing import Any, TypeVar, overload
 
@@ -30,32 +28,12 @@ from tracejudge.tracing.live_span import (
     safe_str,
 )
 from tracejudge.tracing.provider import get_assembler, get_tracer
+from tracejudge.tracing_switch import tracing_is_off
 
 logger = logging.getLogger("tracejudge.tracing")
 
 F = TypeVar("F", bound=Callable[..., Any])
 _LIVE_SPAN_KEY = otel_context.create_key("tracejudge-live-span")
-_disabled: contextvars.ContextVar[bool] = contextvars.ContextVar(
-    "tracejudge_tracing_disabled", default=False
-)
-
-
-@contextlib.contextmanager
-def tracing_disabled() -> Iterator[None]:
-    """Record no spans in this block (and in tasks it starts): traced functions just run.
-
-    tracejudge's own judge calls run in such a block, so autologged clients do not add the
-    judges' traffic to the application's traces.
-    """
-    token = _disabled.set(True)
-    try:
-        yield
-    finally:
-        _disabled.reset(token)
-
-
-def is_tracing_disabled() -> bool:
-    return _disabled.get()
 
 
 class _SpanScope:
@@ -74,7 +52,7 @@ class _SpanScope:
         self.span: LiveSpan | None = None
 
     def __enter__(self) -> LiveSpan:
-        if _disabled.get():
+        if tracing_is_off():
             self.span = NoOpSpan()
             return self.span
         try:
@@ -294,7 +272,7 @@ def open_detached_span(name: str, span_type: str, attrs: dict[str, str] | None =
     Generators make it current per step; integrations use it for calls that end later.
     ``attrs`` are encoded attributes (:func:`encode_attributes`).
     """
-    if _disabled.get():
+    if tracing_is_off():
         return NoOpSpan()
     try:
         return LiveSpan(get_tracer().start_span(name), span_type, attributes=attrs)

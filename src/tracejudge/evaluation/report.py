@@ -10,7 +10,7 @@ from rich.table import Table
 
 from tracejudge.entities import EvaluationRun
 from tracejudge.entities.assessment import numeric_value
-from tracejudge.evaluation import EvaluationResult
+from tracejudge.evaluation.result import EvaluationResult
 
 
 def print_run_summary(console: Console, run: EvaluationRun) -> None:
@@ -42,6 +42,12 @@ def print_run_summary(console: Console, run: EvaluationRun) -> None:
         f"cost: {'unknown' if usage.get('calls_without_price') else f'${cost:.4f}'}, "
         f"judges: {', '.join(run.judge_models) or 'none'}"
     )
+    if run.failure:
+        console.print(f"[red]The run stopped ({run.status.value}): {run.failure}[/red]")
+    if usage.get("verdicts_not_stored"):
+        console.print(
+            f"[red]{usage['verdicts_not_stored']} verdict(s) could not be stored (see the log).[/red]"
+        )
 
 
 def _short(value: Any, limit: int = 160) -> str:
