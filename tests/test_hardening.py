@@ -350,7 +350,7 @@ def test_many_clauses_select_the_same_traces_as_few(store_uri):
 def test_postgres_sessions_carry_a_statement_timeout(postgres_uri, monkeypatch):
     from sqlalchemy import text
 
-    from tracejudge.errors import StoreError
+    from tracejudge.settings import InvalidSettingError
 
     monkeypatch.setenv("TRACEJUDGE_STATEMENT_TIMEOUT_S", "1")
     store = SqlTraceStore(postgres_uri)
@@ -359,7 +359,7 @@ def test_postgres_sessions_carry_a_statement_timeout(postgres_uri, monkeypatch):
             assert conn.execute(text("SHOW statement_timeout")).scalar() == "1s"
         monkeypatch.setenv("TRACEJUDGE_STATEMENT_TIMEOUT_S", "soon")
         store.engine.dispose()
-        with pytest.raises(StoreError, match="TRACEJUDGE_STATEMENT_TIMEOUT_S"):
+        with pytest.raises(InvalidSettingError, match="TRACEJUDGE_STATEMENT_TIMEOUT_S='soon'"):
             store.list_experiments()
     finally:
         store.close()

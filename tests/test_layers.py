@@ -13,6 +13,7 @@ RANK = {
     "entities": 0,
     "errors": 0,
     "tracing_switch": 0,
+    "settings": 0,
     "testing": 0,
     # persistence and the filter grammar
     "store": 1,

@@ -222,8 +222,26 @@ def test_a_bad_queue_size_in_the_environment_does_not_break_import(tmp_path):
             timeout=120,
         )
         assert done.returncode == 0, done.stderr
-        assert done.stdout.strip() == "10000" and "not a positive integer" in done.stderr
+        assert done.stdout.strip() == "10000" and "expected a positive integer" in done.stderr
 
 
 def test_typed_errors_share_one_base():
     assert issubclass(InvalidPageTokenError, TraceJudgeError)
+
+
+def test_settings_are_read_when_used_and_name_the_variable(monkeypatch):
+    from click.testing import CliRunner
+
+    from tracejudge import settings
+    from tracejudge.cli.main import main
+
+    monkeypatch.setenv("TRACEJUDGE_CALL_CACHE", "sometimes")
+    with pytest.raises(settings.InvalidSettingError, match="TRACEJUDGE_CALL_CACHE='sometimes'"):
+        settings.CALL_CACHE.get()
+    monkeypatch.setenv("TRACEJUDGE_CALL_CACHE", "off")
+    assert settings.CALL_CACHE.get() is False
+    monkeypatch.setenv("TRACEJUDGE_EXIT_FLUSH_TIMEOUT", "-1")
+    assert settings.EXIT_FLUSH_TIMEOUT_S.get_or_default() == 30.0  # the tracing path goes on
+    result = CliRunner().invoke(main, ["settings"])
+    assert result.exit_code == 1 and "TRACEJUDGE_EXIT_FLUSH_TIMEOUT='-1'" in result.output
+    assert all(s.name in result.output for s in settings.ALL)

@@ -43,6 +43,7 @@ def _register() -> None:
     from tracejudge.cli.evaluate import evaluate_command
     from tracejudge.cli.experiments import experiments
     from tracejudge.cli.judges import judges
+    from tracejudge.cli.settings_command import settings_command
     from tracejudge.cli.traces import traces
 
     main.add_command(experiments)
@@ -50,6 +51,7 @@ def _register() -> None:
     main.add_command(evaluate_command)
     main.add_command(demo)
     main.add_command(judges)
+    main.add_command(settings_command)
 
 
 _register()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from types import TracebackType
 
 from rich.console import Console
@@ -17,13 +16,15 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-PROGRESS_ENV = "TRACEJUDGE_PROGRESS"
+from tracejudge import settings
+
+PROGRESS_ENV = settings.PROGRESS.name
 
 
 def progress_wanted() -> bool:
-    forced = os.environ.get(PROGRESS_ENV)
+    forced = settings.PROGRESS.get()
     if forced is not None:
-        return forced.lower() not in ("0", "false", "no", "off")
+        return forced
     return Console(stderr=True).is_terminal
 
 

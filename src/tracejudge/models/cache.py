@@ -13,22 +13,22 @@ import asyncio
 import atexit
 import hashlib
 import logging
-import os
 import threading
 import time
 
 import orjson
 
+from tracejudge import settings
 from tracejudge.models.types import ChatRequest, ChatResult
 from tracejudge.store import TraceStore, get_store
 
 logger = logging.getLogger("tracejudge.models")
 
-CACHE_ENV = "TRACEJUDGE_CALL_CACHE"
+CACHE_ENV = settings.CALL_CACHE.name
 
 
 def cache_enabled_by_default() -> bool:
-    return os.environ.get(CACHE_ENV, "1").lower() not in ("0", "false", "no", "off")
+    return settings.CALL_CACHE.get()
 
 
 def cache_key(model_id: str, request: ChatRequest) -> str:

@@ -10,14 +10,14 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.util
-import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from tracejudge import settings
 from tracejudge.errors import ModelNotAvailableError
 
-MODEL_DIR_ENV = "TRACEJUDGE_MODEL_DIR"
+MODEL_DIR_ENV = settings.MODEL_DIR.name
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ _assembly_lock = threading.Lock()
 
 
 def model_dir() -> Path:
-    return Path(os.environ.get(MODEL_DIR_ENV) or Path.home() / ".cache" / "tracejudge" / "models")
+    return settings.MODEL_DIR.get()
 
 
 def runtime_installed() -> bool:

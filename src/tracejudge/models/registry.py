@@ -5,13 +5,14 @@ from __future__ import annotations
 import os
 import threading
 
+from tracejudge import settings
 from tracejudge.errors import ModelNotConfiguredError
 from tracejudge.models import local_models
 from tracejudge.models.model import ChatModel
 from tracejudge.models.providers.base import Provider
 from tracejudge.models.uri import ModelSpec, parse_model_uri
 
-JUDGE_MODEL_ENV = "TRACEJUDGE_JUDGE_MODEL"
+JUDGE_MODEL_ENV = settings.JUDGE_MODEL.name
 OPENAI_DEFAULT = "openai:/gpt-4.1-mini"
 LOCAL_DEFAULT = "local:/default"
 
@@ -61,7 +62,7 @@ def default_model_uri() -> str:
     the local default model when ``tracejudge[local]`` is installed. Otherwise an error says how
     to configure one.
     """
-    configured = os.environ.get(JUDGE_MODEL_ENV)
+    configured = settings.JUDGE_MODEL.get()
     if configured:
         return configured
     if os.environ.get("OPENAI_API_KEY"):

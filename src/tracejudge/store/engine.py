@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.pool import StaticPool
 
+from tracejudge import settings
 from tracejudge.errors import InvalidTrackingURIError, StoreError
 from tracejudge.store.migrations.env_constants import VERSION_TABLE
 
@@ -36,30 +36,12 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 
 PG_CONNECT_TIMEOUT_S = 10
-STATEMENT_TIMEOUT_ENV = "TRACEJUDGE_STATEMENT_TIMEOUT_S"
-DEFAULT_STATEMENT_TIMEOUT_S = 60.0
-
-
-def statement_timeout_s() -> float:
-    """How long one statement may run on PostgreSQL (0 = no limit); read when a connection opens."""
-    raw = os.environ.get(STATEMENT_TIMEOUT_ENV)
-    if raw is None or not raw.strip():
-        return DEFAULT_STATEMENT_TIMEOUT_S
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if value < 0:
-        raise StoreError(
-            f"{STATEMENT_TIMEOUT_ENV}={raw!r}: expected a number of seconds >= 0 (0: no limit)."
-        )
-    return value
 
 
 def _pg_session_settings(dbapi_conn: Any, _record: Any) -> None:
     """A statement timeout, so that no query can hold the server for minutes (the server stops
     it, the caller gets a StoreError); migrations lift it for their own transaction."""
-    ms = int(statement_timeout_s() * 1000)
+    ms = int(settings.STATEMENT_TIMEOUT_S.get() * 1000)
     with dbapi_conn.cursor() as cur:
         cur.execute(f"SET statement_timeout = {ms}")
     dbapi_conn.commit()

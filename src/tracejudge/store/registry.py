@@ -13,12 +13,13 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from tracejudge import settings
 from tracejudge.errors import InvalidTrackingURIError
 from tracejudge.store.base import TraceStore
 from tracejudge.store.sql_store import SqlTraceStore
 
 DEFAULT_TRACKING_URI = "sqlite:///./tracejudge.db"
-TRACKING_URI_ENV = "TRACEJUDGE_TRACKING_URI"
+TRACKING_URI_ENV = settings.TRACKING_URI.name
 
 _lock = threading.Lock()
 _explicit_uri: str | None = None
@@ -41,7 +42,7 @@ def set_tracking_uri(uri: str | Path | None) -> None:
 def get_tracking_uri() -> str:
     if _explicit_uri:
         return _explicit_uri
-    raw = os.environ.get(TRACKING_URI_ENV) or DEFAULT_TRACKING_URI
+    raw = settings.TRACKING_URI.get() or DEFAULT_TRACKING_URI
     key = (raw, os.getcwd()) if "://" not in raw or raw.startswith("sqlite") else (raw, "")
     uri = _normalized.get(key)
     if uri is None:  # cached: this runs at the start of every trace

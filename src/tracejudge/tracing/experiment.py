@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import os
 from collections.abc import Iterator, Sequence
 
+from tracejudge import settings
 from tracejudge.entities import Experiment
 from tracejudge.entities.experiment import DEFAULT_EXPERIMENT_NAME
 from tracejudge.errors import ExperimentNotFoundError
 from tracejudge.store import TraceStore, get_store
 
-EXPERIMENT_NAME_ENV = "TRACEJUDGE_EXPERIMENT_NAME"
+EXPERIMENT_NAME_ENV = settings.EXPERIMENT_NAME.name
 
 _active_name: str | None = None
 _context_name: contextvars.ContextVar[str | None] = contextvars.ContextVar(
@@ -40,7 +40,7 @@ def set_experiment(name: str) -> Experiment:
 
 def active_experiment_name() -> str | None:
     """The experiment new traces go to (``None`` means the default experiment)."""
-    return _context_name.get() or _active_name or os.environ.get(EXPERIMENT_NAME_ENV) or None
+    return _context_name.get() or _active_name or settings.EXPERIMENT_NAME.get_or_default() or None
 
 
 def get_experiment_by_name(name: str) -> Experiment | None:

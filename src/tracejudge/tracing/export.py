@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from tracejudge import settings
 from tracejudge.entities import Trace
 from tracejudge.store import get_store
 from tracejudge.tracing.otel_convert import SpanRecord, assemble_trace, span_from_record
@@ -28,15 +29,12 @@ from tracejudge.tracing.payload import SpanPayload
 
 logger = logging.getLogger("tracejudge.tracing")
 
-QUEUE_SIZE_ENV = "TRACEJUDGE_TRACE_QUEUE_SIZE"
+QUEUE_SIZE_ENV = settings.TRACE_QUEUE_SIZE.name
 BATCH_SIZE = 200
 LINGER_S = 0.01
 """After the first trace of a batch arrives, wait this long for more: fewer wake-ups of the
 writer (each one takes the GIL from the traced application) and larger transactions."""
 _WARN_EVERY_S = 5.0
-
-
-DEFAULT_QUEUE_SIZE = 10_000
 
 
 def queue_size_from_env() -> int:
@@ -45,19 +43,7 @@ def queue_size_from_env() -> int:
     Read when an exporter is made, never raising: a typo in the environment must not break
     ``import tracejudge``, and 0 must not mean an unbounded queue.
     """
-    raw = os.environ.get(QUEUE_SIZE_ENV)
-    if raw is None or not raw.strip():
-        return DEFAULT_QUEUE_SIZE
-    try:
-        size = int(raw)
-    except ValueError:
-        size = 0
-    if size < 1:
-        logger.warning(
-            "%s=%r is not a positive integer; using %d", QUEUE_SIZE_ENV, raw, DEFAULT_QUEUE_SIZE
-        )
-        return DEFAULT_QUEUE_SIZE
-    return size
+    return settings.TRACE_QUEUE_SIZE.get_or_default()
 
 
 @dataclass
@@ -310,7 +296,7 @@ def _flush_at_exit() -> None:
         return
     _flushed_at_exit_pid = os.getpid()
     exporter = _exporter
-    if not exporter.flush(timeout=float(os.environ.get("TRACEJUDGE_EXIT_FLUSH_TIMEOUT", "30"))):
+    if not exporter.flush(timeout=settings.EXIT_FLUSH_TIMEOUT_S.get_or_default()):
         logger.warning(
             "tracejudge: traces still unwritten at exit after the flush timeout were lost"
         )

@@ -1,0 +1,174 @@
+"""Every ``TRACEJUDGE_*`` environment variable in one place: its type, default and meaning.
+
+Read when used, not at import (so a typo never breaks ``import tracejudge``, and tests and
+long-running processes see changes), and checked then: a value that does not parse raises
+:class:`InvalidSettingError` naming the variable and what it expects. Code on the tracing
+path, which must never raise into the application, uses :meth:`Setting.get_or_default`
+instead, which logs the problem and goes on with the default.
+
+Hand-written rather than pydantic-settings: nine variables, read lazily one at a time, with no
+other use for pydantic in the core package.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+from tracejudge.errors import InvalidArgumentError
+
+T = TypeVar("T")
+logger = logging.getLogger("tracejudge")
+
+
+class InvalidSettingError(InvalidArgumentError):
+    """A ``TRACEJUDGE_*`` environment variable holds a value that cannot be used."""
+
+
+def _positive_int(raw: str) -> int:
+    value = int(raw)
+    if value < 1:
+        raise ValueError("must be at least 1")
+    return value
+
+
+def _seconds(raw: str) -> float:
+    value = float(raw)
+    if not value >= 0 or value == float("inf"):
+        raise ValueError("must be a number of seconds >= 0")
+    return value
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _flag(raw: str) -> bool:
+    word = raw.strip().lower()
+    if word in _TRUE:
+        return True
+    if word in _FALSE:
+        return False
+    raise ValueError("must be one of 1/0, true/false, yes/no, on/off")
+
+
+def _text(raw: str) -> str:
+    return raw.strip()
+
+
+def _path(raw: str) -> Path:
+    return Path(raw.strip()).expanduser()
+
+
+@dataclass(frozen=True)
+class Setting(Generic[T]):
+    name: str
+    parse: Callable[[str], T]
+    default: T
+    expects: str
+    help: str
+
+    def raw(self) -> str | None:
+        value = os.environ.get(self.name)
+        return None if value is None or not value.strip() else value
+
+    def get(self) -> T:
+        """The value (the default when unset or blank); InvalidSettingError when it does not parse."""
+        raw = self.raw()
+        if raw is None:
+            return self.default
+        try:
+            return self.parse(raw)
+        except ValueError as exc:
+            raise InvalidSettingError(
+                f"{self.name}={raw!r}: expected {self.expects} ({exc})."
+            ) from None
+
+    def get_or_default(self) -> T:
+        """The value, or the default with a logged warning when it does not parse (never raises)."""
+        try:
+            return self.get()
+        except InvalidSettingError as exc:
+            logger.warning("%s Using the default, %r.", exc, self.default)
+            return self.default
+
+
+TRACKING_URI = Setting[str | None](
+    "TRACEJUDGE_TRACKING_URI",
+    _text,
+    None,
+    "a store URI",
+    "Where traces are stored: sqlite:///path.db or postgresql+psycopg://… (default ./tracejudge.db).",
+)
+EXPERIMENT_NAME = Setting[str | None](
+    "TRACEJUDGE_EXPERIMENT_NAME",
+    _text,
+    None,
+    "an experiment name",
+    "The experiment new traces go to when set_experiment() was not called.",
+)
+JUDGE_MODEL = Setting[str | None](
+    "TRACEJUDGE_JUDGE_MODEL",
+    _text,
+    None,
+    "a model URI",
+    "The judge model when a scorer names none (else OpenAI with OPENAI_API_KEY, else local:/default).",
+)
+MODEL_DIR = Setting[Path](
+    "TRACEJUDGE_MODEL_DIR",
+    _path,
+    Path.home() / ".cache" / "tracejudge" / "models",
+    "a folder",
+    "Where the local model's assembled weights are kept.",
+)
+CALL_CACHE = Setting[bool](
+    "TRACEJUDGE_CALL_CACHE",
+    _flag,
+    True,
+    "on or off",
+    "Cache model calls in the store, so identical judgements are not paid twice.",
+)
+PROGRESS = Setting[bool | None](
+    "TRACEJUDGE_PROGRESS",
+    _flag,
+    None,
+    "on or off",
+    "Show evaluate()'s progress bar (default: when stderr is a terminal).",
+)
+TRACE_QUEUE_SIZE = Setting[int](
+    "TRACEJUDGE_TRACE_QUEUE_SIZE",
+    _positive_int,
+    10_000,
+    "a positive integer",
+    "Finished traces waiting for the background writer; beyond it traces are dropped and counted.",
+)
+EXIT_FLUSH_TIMEOUT_S = Setting[float](
+    "TRACEJUDGE_EXIT_FLUSH_TIMEOUT",
+    _seconds,
+    30.0,
+    "seconds",
+    "How long a process waits at exit for its traces to be written.",
+)
+STATEMENT_TIMEOUT_S = Setting[float](
+    "TRACEJUDGE_STATEMENT_TIMEOUT_S",
+    _seconds,
+    60.0,
+    "seconds (0: no limit)",
+    "How long one PostgreSQL statement may run before the server stops it.",
+)
+
+ALL: tuple[Setting[Any], ...] = (
+    TRACKING_URI,
+    EXPERIMENT_NAME,
+    JUDGE_MODEL,
+    MODEL_DIR,
+    CALL_CACHE,
+    PROGRESS,
+    TRACE_QUEUE_SIZE,
+    EXIT_FLUSH_TIMEOUT_S,
+    STATEMENT_TIMEOUT_S,
+)
