@@ -13,7 +13,8 @@ from tracejudge import settings
 def settings_command() -> None:
     """List the TRACEJUDGE_* environment variables and check the ones that are set."""
     table = Table(title="tracejudge settings (environment variables)")
-    for column in ("variable", "value", "default", "meaning"):
+    table.add_column("variable", no_wrap=True)
+    for column in ("value", "default", "meaning"):
         table.add_column(column, overflow="fold")
     problems = []
     for setting in settings.ALL:
