@@ -391,3 +391,33 @@ def test_a_database_that_accepts_but_never_answers_fails_instead_of_hanging():
     silent.close()
     assert not worker.is_alive(), "opening the store hung"
     assert isinstance(outcome[0], StoreError)
+
+
+def _judge_in_child(uri: str, base_url: str) -> str:
+    from tracejudge.judges import is_grounded
+
+    tracejudge.set_tracking_uri(uri)
+    return str(
+        is_grounded("q", "r", "ctx", model=f"openai-compatible:/j?base_url={base_url}").value
+    )
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_a_multiprocessing_child_writes_its_model_call_cache(sqlite_uri, method):
+    """The call cache is written in the background too: a child's entries must land."""
+    from tracejudge.testing import ChatServer, Reply
+
+    def reply(request):  # the one-word probes get one word, so that every reply is cacheable
+        one_word = request.get("max_tokens") == 2
+        return Reply("no" if one_word else '{"rationale": "ok", "verdict": "yes"}')
+
+    with ChatServer(reply) as server:
+        ctx = multiprocessing.get_context(method)
+        child = ctx.Process(target=_judge_in_child, args=(sqlite_uri, server.base_url))
+        child.start()  # it ends right after its judgement, before the writer's next batch
+        child.join(timeout=300)
+        assert child.exitcode == 0
+        calls = server.request_count
+        assert calls >= 1
+        assert _judge_in_child(sqlite_uri, server.base_url) == "yes"  # here: from the cache
+        assert server.request_count == calls

@@ -14,6 +14,7 @@ RANK = {
     "errors": 0,
     "tracing_switch": 0,
     "settings": 0,
+    "process_exit": 0,
     "testing": 0,
     # persistence and the filter grammar
     "store": 1,

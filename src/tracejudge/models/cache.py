@@ -10,9 +10,9 @@ A cache that fails (store down) is logged and skipped: it never fails the call.
 from __future__ import annotations
 
 import asyncio
-import atexit
 import hashlib
 import logging
+import os
 import threading
 import time
 
@@ -20,6 +20,7 @@ import orjson
 
 from tracejudge import settings
 from tracejudge.models.types import ChatRequest, ChatResult
+from tracejudge.process_exit import at_process_exit
 from tracejudge.store import TraceStore, get_store
 
 logger = logging.getLogger("tracejudge.models")
@@ -87,7 +88,21 @@ class _CacheWriter:
 
 
 _writer = _CacheWriter()
-atexit.register(_writer.flush)
+
+
+def _new_writer_after_fork() -> None:
+    """A forked child starts with its own writer: the parent's lock may have been held at the
+    fork and its thread does not exist here; the parent writes its own pending entries."""
+    global _writer
+    _writer = _CacheWriter()
+
+
+def _flush_writer() -> None:
+    _writer.flush()
+
+
+os.register_at_fork(after_in_child=_new_writer_after_fork)
+at_process_exit(_flush_writer)
 
 
 class CallCache:

@@ -8,10 +8,8 @@ count is kept for :func:`get_export_stats`.
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import logging
-import multiprocessing.util
 import os
 import queue
 import threading
@@ -23,6 +21,7 @@ from typing import Any
 
 from tracejudge import settings
 from tracejudge.entities import Trace
+from tracejudge.process_exit import at_process_exit
 from tracejudge.store import get_store
 from tracejudge.tracing.otel_convert import SpanRecord, assemble_trace, span_from_record
 from tracejudge.tracing.payload import SpanPayload
@@ -264,37 +263,7 @@ def _reset_after_fork() -> None:
     _exporter = TraceExporter()
 
 
-class _MultiprocessingHook:
-    """Flush at the end of a multiprocessing child too.
-
-    multiprocessing ends its children (fork, forkserver and spawn alike, and the workers of a
-    ProcessPoolExecutor) with ``os._exit``, which skips ``atexit``; it runs its own finalizers
-    first, so the flush is registered there. A child clears the finalizers it inherited or
-    registered while starting, then runs the after-fork hooks: this object's hook registers the
-    flush again in every child.
-    """
-
-    def __init__(self) -> None:
-        multiprocessing.util.register_after_fork(self, _MultiprocessingHook._in_child)
-        self._register()
-
-    @staticmethod
-    def _register() -> None:
-        multiprocessing.util.Finalize(None, _flush_at_exit, exitpriority=100)
-
-    @staticmethod
-    def _in_child(_self: object) -> None:
-        _MultiprocessingHook._register()
-
-
-_flushed_at_exit_pid: int | None = None
-
-
 def _flush_at_exit() -> None:
-    global _flushed_at_exit_pid
-    if _flushed_at_exit_pid == os.getpid():  # both atexit and multiprocessing's finalizer ran
-        return
-    _flushed_at_exit_pid = os.getpid()
     exporter = _exporter
     if not exporter.flush(timeout=settings.EXIT_FLUSH_TIMEOUT_S.get_or_default()):
         logger.warning(
@@ -311,5 +280,4 @@ def _flush_at_exit() -> None:
 
 
 os.register_at_fork(after_in_child=_reset_after_fork)
-atexit.register(_flush_at_exit)
-_multiprocessing_hook = _MultiprocessingHook()  # held: multiprocessing keeps only a weak reference
+at_process_exit(_flush_at_exit)  # atexit, and multiprocessing children's own exit path
