@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+import re
+import subprocess
+import sys
+import threading
 import uuid
 from collections.abc import Iterator
 
@@ -10,7 +14,8 @@ import pytest
 from sqlalchemy import create_engine, text
 
 import tracejudge
-from tracejudge.store import SqlTraceStore, reset_stores, set_tracking_uri
+from tracejudge.store import SqlTraceStore, TraceStore, reset_stores, set_tracking_uri
+from tracejudge.store.http_store import HttpTraceStore
 
 POSTGRES_URI = os.environ.get(
     "TRACEJUDGE_TEST_POSTGRES_URI", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -89,10 +94,87 @@ def store_uri(request) -> str:
 
 
 @pytest.fixture
-def store(store_uri) -> Iterator[SqlTraceStore]:
+def sql_store(store_uri) -> Iterator[SqlTraceStore]:
+    """The SQL store itself (for tests of what only a database has: engines, migrations)."""
     st = SqlTraceStore(store_uri)
     yield st
     st.close()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres), "http"])
+def store(request) -> Iterator[TraceStore]:
+    """Each store test runs on an SQLite file, on PostgreSQL, and through a real tracking server
+    process (on a fresh SQLite file) with the HTTP store: all three must behave alike."""
+    if request.param == "http":
+        url = request.getfixturevalue("tracking_server")
+        st: TraceStore = HttpTraceStore(url)
+    elif request.param == "sqlite":
+        st = SqlTraceStore(request.getfixturevalue("sqlite_uri"))
+    else:
+        st = SqlTraceStore(request.getfixturevalue("postgres_uri"))
+    yield st
+    st.close()
+
+
+class ServerProcess:
+    """``tracejudge server --port 0`` as a real process; ``url`` once it listens."""
+
+    def __init__(self, store_uri: str, *extra: str) -> None:
+        self.store_uri = store_uri
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tracejudge.cli.main",
+                "server",
+                "--port",
+                "0",
+                "--backend-store-uri",
+                store_uri,
+                *extra,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        seen = []
+        found = None
+        for line in self.proc.stdout:  # the address is printed once the socket listens
+            seen.append(line)
+            found = re.search(r"listening on (http://\S+),", line)
+            if found is not None:
+                break
+        if found is None:
+            self.stop()
+            raise RuntimeError("the server did not start:\n" + "".join(seen))
+        self.url = found.group(1)
+        threading.Thread(target=self._drain, daemon=True).start()
+
+    def _drain(self) -> None:
+        assert self.proc.stdout is not None
+        for _ in self.proc.stdout:  # keep the pipe from filling up
+            pass
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait(timeout=60)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@pytest.fixture
+def tracking_server(sqlite_uri) -> Iterator[str]:
+    """The URL of a tracking server process serving a fresh SQLite file."""
+    server = ServerProcess(sqlite_uri)
+    yield server.url
+    server.stop()
 
 
 @pytest.fixture

@@ -27,7 +27,10 @@ def ids(traces):
 def test_open_creates_schema_and_default_experiment(store):
     experiments = store.list_experiments()
     assert [(e.experiment_id, e.name) for e in experiments] == [("0", "Default")]
-    again = SqlTraceStore(store.uri)  # re-opening an up-to-date store migrates nothing
+
+
+def test_reopening_an_up_to_date_store_migrates_nothing(sql_store):
+    again = SqlTraceStore(sql_store.uri)  # re-opening an up-to-date store migrates nothing
     assert again.list_experiments()[0].name == "Default"
     again.close()
 
@@ -76,6 +79,10 @@ def test_log_traces_is_an_upsert_and_late_spans_append(store):
 @pytest.fixture
 def populated(store):
     """Nine traces with distinct times, tags, feedback and span types."""
+    return _populate(store)
+
+
+def _populate(store):
     exp = store.get_or_create_experiment("search").experiment_id
     traces = []
     for i in range(9):
@@ -283,8 +290,9 @@ def test_bad_page_token_and_arguments(store, populated):
         store.search_traces(["x"])
 
 
-def test_search_without_spans_never_reads_span_json(store, populated):
-    exp, _ = populated
+def test_search_without_spans_never_reads_span_json(sql_store):
+    store = sql_store
+    exp, _ = _populate(store)
     statements = []
 
     def record(conn, cursor, statement, *args):
@@ -449,7 +457,8 @@ def test_runs_round_trip(store):
     assert [a.name for a in store.get_run_assessments("run-1")] == ["safety"]
 
 
-def test_migrations_reach_head_and_record_it(store):
+def test_migrations_reach_head_and_record_it(sql_store):
+    store = sql_store
     from alembic.script import ScriptDirectory
     from sqlalchemy import text
 
@@ -461,7 +470,8 @@ def test_migrations_reach_head_and_record_it(store):
     assert version == head == "0004"
 
 
-def test_the_migrations_build_the_schema_the_code_declares(store):
+def test_the_migrations_build_the_schema_the_code_declares(sql_store):
+    store = sql_store
     """schema.py and the migrations must not drift apart (Alembic's autogenerate comparison)."""
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext

@@ -128,3 +128,49 @@ class ModelTimeoutError(ModelError):
 
 class RunNotFoundError(NotFoundError):
     """No evaluation run has the given id."""
+
+
+class InvalidSettingError(InvalidArgumentError):
+    """A ``TRACEJUDGE_*`` environment variable holds a value that cannot be used."""
+
+
+class AuthenticationError(TraceJudgeError):
+    """The tracking server refused the request's credentials (HTTP 401/403)."""
+
+
+# ------------------------------------------------------------------ over HTTP
+
+
+def _all_subclasses(cls: type[TraceJudgeError]) -> list[type[TraceJudgeError]]:
+    found = [cls]
+    for sub in cls.__subclasses__():
+        found.extend(_all_subclasses(sub))
+    return found
+
+
+def error_code(exc: TraceJudgeError) -> str:
+    """The stable code an error travels under in the REST API: its class name."""
+    return type(exc).__name__
+
+
+def http_status(exc: TraceJudgeError) -> int:
+    """400 for bad input, 401 for credentials, 404 for what does not exist, 503 when the store
+    is failing, 500 otherwise."""
+    if isinstance(exc, InvalidArgumentError):
+        return 400
+    if isinstance(exc, AuthenticationError):
+        return 401
+    if isinstance(exc, NotFoundError):
+        return 404
+    if isinstance(exc, StoreError):
+        return 503
+    return 500
+
+
+def error_from_code(code: str, message: str) -> TraceJudgeError:
+    """The typed error a REST error response stands for (the base class for an unknown code), so
+    that code talking to a tracking server catches the same errors as against a database."""
+    for cls in _all_subclasses(TraceJudgeError):
+        if cls.__name__ == code:
+            return cls(message)
+    return TraceJudgeError(message)

@@ -19,14 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from tracejudge.errors import InvalidArgumentError
+from tracejudge.errors import InvalidSettingError as InvalidSettingError
 
 T = TypeVar("T")
 logger = logging.getLogger("tracejudge")
-
-
-class InvalidSettingError(InvalidArgumentError):
-    """A ``TRACEJUDGE_*`` environment variable holds a value that cannot be used."""
 
 
 def _positive_int(raw: str) -> int:
@@ -104,6 +100,13 @@ TRACKING_URI = Setting[str | None](
     "a store URI",
     "Where traces are stored: sqlite:///path.db or postgresql+psycopg://… (default ./tracejudge.db).",
 )
+TRACKING_TOKEN = Setting[str | None](
+    "TRACEJUDGE_TRACKING_TOKEN",
+    _text,
+    None,
+    "a bearer token",
+    "The token the SDK sends to a tracking server that asks for one.",
+)
 EXPERIMENT_NAME = Setting[str | None](
     "TRACEJUDGE_EXPERIMENT_NAME",
     _text,
@@ -163,6 +166,7 @@ STATEMENT_TIMEOUT_S = Setting[float](
 
 ALL: tuple[Setting[Any], ...] = (
     TRACKING_URI,
+    TRACKING_TOKEN,
     EXPERIMENT_NAME,
     JUDGE_MODEL,
     MODEL_DIR,

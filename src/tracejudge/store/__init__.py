@@ -1,6 +1,7 @@
 """Persistence of traces: the ``TraceStore`` protocol, its SQL implementation and the tracking URI."""
 
 from tracejudge.store.base import PagedList, TraceStore
+from tracejudge.store.http_store import HttpTraceStore
 from tracejudge.store.registry import (
     DEFAULT_TRACKING_URI,
     TRACKING_URI_ENV,
@@ -14,6 +15,7 @@ from tracejudge.store.sql_store import SqlTraceStore
 __all__ = [
     "DEFAULT_TRACKING_URI",
     "TRACKING_URI_ENV",
+    "HttpTraceStore",
     "PagedList",
     "SqlTraceStore",
     "TraceStore",

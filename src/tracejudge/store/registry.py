@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -16,6 +17,7 @@ from sqlalchemy.exc import ArgumentError
 from tracejudge import settings
 from tracejudge.errors import InvalidTrackingURIError
 from tracejudge.store.base import TraceStore
+from tracejudge.store.http_store import HttpTraceStore
 from tracejudge.store.sql_store import SqlTraceStore
 
 DEFAULT_TRACKING_URI = "sqlite:///./tracejudge.db"
@@ -75,10 +77,7 @@ def normalize_uri(uri: str) -> str:
     if "://" not in uri:
         uri = "sqlite:///" + str(_absolute(uri))
     if uri.startswith(("http://", "https://")):
-        raise InvalidTrackingURIError(
-            f"Tracking URI {uri!r}: a tracking server is not supported by this version; "
-            "use sqlite:///path.db or postgresql+psycopg://user@host/db"
-        )
+        return _server_uri(uri)
     try:
         url = make_url(uri)
     except (ArgumentError, ValueError) as exc:
@@ -88,6 +87,21 @@ def normalize_uri(uri: str) -> str:
         path = _absolute(str(url.database))
         return url.set(database=str(path)).render_as_string(hide_password=False)
     return uri
+
+
+def _server_uri(uri: str) -> str:
+    """``http(s)://host[:port][/prefix]`` of a tracking server, without a trailing slash."""
+    parts = urlsplit(uri)
+    if not parts.hostname or parts.query or parts.fragment:
+        raise InvalidTrackingURIError(
+            f"Tracking URI {uri!r}: a tracking server is given as http://host:port "
+            "(optionally with a path prefix), with no query or fragment."
+        )
+    try:
+        parts.port  # noqa: B018 - validates the port
+    except ValueError as exc:
+        raise InvalidTrackingURIError(f"Tracking URI {uri!r}: {exc}") from None
+    return uri.rstrip("/")
 
 
 def _absolute(path: str) -> Path:
@@ -104,9 +118,15 @@ def get_store(uri: str | None = None) -> TraceStore:
     with _lock:
         store = _stores.get(key)
         if store is None:
-            store = SqlTraceStore(key)
+            store = _open(key)
             _stores[key] = store
         return store
+
+
+def _open(uri: str) -> TraceStore:
+    if uri.startswith(("http://", "https://")):
+        return HttpTraceStore(uri, token=settings.TRACKING_TOKEN.get())
+    return SqlTraceStore(uri)
 
 
 def _forget_inherited_connections() -> None:

@@ -438,11 +438,9 @@ class SqlTraceStore:
             for trace_id in {a.trace_id for a in stored}:
                 assert trace_id is not None
                 self._require_trace(conn, trace_id)
-            if stored:
-                conn.execute(
-                    insert(s.assessments),
-                    sanitize.fit_rows(s.assessments, [rows.assessment_row(a) for a in stored])[0],
-                )
+            if stored:  # an upsert on the id: a retried write replaces, it does not duplicate
+                rows_ = [rows.assessment_row(a) for a in stored]
+                self._upsert(conn, s.assessments, rows_, ["assessment_id"])
                 self._refresh_latest(conn, stored)
         return stored
 

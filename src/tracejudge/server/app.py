@@ -1,0 +1,322 @@
+"""The tracking server's REST API: the ``TraceStore`` protocol over HTTP, under ``/api/v1/``.
+
+Every route is a thin translation: JSON in, one store call, JSON out. Entities travel as
+their ``to_dict`` form, errors as ``{"error_code": <the typed error's class>, "message": …}``
+with the status :func:`tracejudge.errors.http_status` gives it, so the HTTP store on the other
+side raises the very error the SQL store would have raised. A write is answered only after its
+transaction has committed. Routes are plain ``def``: FastAPI runs them in its thread pool, which
+suits the synchronous SQL store.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from tracejudge.entities import Assessment, EvaluationRun, Span, Trace
+from tracejudge.errors import TraceJudgeError, error_code, http_status
+from tracejudge.store.base import TraceStore
+
+API = "/api/v1"
+DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # an unknown field is a 400, not silently ignored
+
+
+class NameBody(_Body):
+    name: str
+
+
+class TracesBody(_Body):
+    traces: list[dict[str, Any]]
+
+
+class SearchBody(_Body):
+    experiment_ids: list[str] | None = None
+    filter_string: str | None = None
+    order_by: list[str] | None = None
+    max_results: int = 100
+    page_token: str | None = None
+    include_spans: bool = True
+
+
+class TraceIdsBody(_Body):
+    trace_ids: list[str]
+
+
+class SpansBody(_Body):
+    spans: list[dict[str, Any]]
+
+
+class TagBody(_Body):
+    key: str
+    value: str
+
+
+class KeyBody(_Body):
+    key: str
+
+
+class AssessmentsBody(_Body):
+    assessments: list[dict[str, Any]]
+
+
+class ChangesBody(_Body):
+    changes: dict[str, Any]
+
+
+class ReplacementBody(_Body):
+    replacement: dict[str, Any]
+
+
+class RunBody(_Body):
+    run: dict[str, Any]
+
+
+class RunSearchBody(_Body):
+    experiment_ids: list[str] | None = None
+    max_results: int = 1000
+
+
+class CacheBody(_Body):
+    entries: list[tuple[str, str, str]]
+
+
+class BodyLimit:
+    """Refuse a request body over the limit with 413 before reading it (Content-Length), or as
+    soon as a chunked body passes it."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await _too_large(send, self.limit)
+            return
+        seen = 0
+
+        async def limited() -> Any:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _BodyTooLarge()
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _BodyTooLarge:
+            await _too_large(send, self.limit)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+async def _too_large(send: Send, limit: int) -> None:
+    response = JSONResponse(
+        {
+            "error_code": "RequestTooLarge",
+            "message": f"The request body is over the server's limit of {limit:,} bytes.",
+        },
+        status_code=413,
+    )
+    await response({"type": "http"}, _no_body, send)
+
+
+async def _no_body() -> dict[str, Any]:  # pragma: no cover - JSONResponse never reads
+    return {"type": "http.request", "body": b""}
+
+
+def _error(exc: TraceJudgeError) -> JSONResponse:
+    return JSONResponse(
+        {"error_code": error_code(exc), "message": str(exc)}, status_code=http_status(exc)
+    )
+
+
+def create_app(store: TraceStore, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> FastAPI:
+    """The API over ``store`` (the server opens it; tests may hand one in)."""
+    app = FastAPI(
+        title="tracejudge tracking server",
+        version="1",
+        description="Traces, verdicts and evaluation runs of LLM applications.",
+    )
+    app.state.store = store
+
+    @app.exception_handler(TraceJudgeError)
+    async def typed_error(request: Request, exc: TraceJudgeError) -> JSONResponse:
+        return _error(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        where = "; ".join(
+            f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in exc.errors()
+        )
+        return JSONResponse(
+            {"error_code": "InvalidArgumentError", "message": f"Malformed request: {where}"},
+            status_code=400,
+        )
+
+    @app.exception_handler(KeyError)
+    @app.exception_handler(TypeError)
+    @app.exception_handler(ValueError)
+    async def malformed_entity(request: Request, exc: Exception) -> JSONResponse:
+        # an entity's from_dict met a body of the wrong shape
+        return JSONResponse(
+            {
+                "error_code": "InvalidArgumentError",
+                "message": f"Malformed request body: {type(exc).__name__}: {exc}",
+            },
+            status_code=400,
+        )
+
+    @app.get("/health")
+    def health() -> dict[str, str]:
+        store.list_experiments()  # the database answers
+        return {"status": "ok"}
+
+    # ------------------------------------------------------------ experiments
+
+    @app.post(f"{API}/experiments")
+    def create_experiment(body: NameBody) -> dict[str, Any]:
+        return store.create_experiment(body.name).to_dict()
+
+    @app.post(f"{API}/experiments/get-or-create")
+    def get_or_create_experiment(body: NameBody) -> dict[str, Any]:
+        return store.get_or_create_experiment(body.name).to_dict()
+
+    @app.get(f"{API}/experiments")
+    def list_experiments() -> dict[str, Any]:
+        return {"experiments": [e.to_dict() for e in store.list_experiments()]}
+
+    @app.post(f"{API}/experiments/by-name")
+    def get_experiment_by_name(body: NameBody) -> dict[str, Any]:
+        found = store.get_experiment_by_name(body.name)
+        return {"experiment": None if found is None else found.to_dict()}
+
+    @app.get(f"{API}/experiments/{{experiment_id}}")
+    def get_experiment(experiment_id: str) -> dict[str, Any]:
+        return store.get_experiment(experiment_id).to_dict()
+
+    # ----------------------------------------------------------------- traces
+
+    @app.post(f"{API}/traces/batch")
+    def log_traces(body: TracesBody) -> dict[str, Any]:
+        store.log_traces([Trace.from_dict(t) for t in body.traces])
+        return {"logged": len(body.traces)}
+
+    @app.post(f"{API}/traces/search")
+    def search_traces(body: SearchBody) -> dict[str, Any]:
+        page = store.search_traces(
+            body.experiment_ids,
+            body.filter_string,
+            body.order_by,
+            body.max_results,
+            body.page_token,
+            body.include_spans,
+        )
+        return {"traces": [t.to_dict() for t in page], "next_page_token": page.token}
+
+    @app.post(f"{API}/traces/delete")
+    def delete_traces(body: TraceIdsBody) -> dict[str, Any]:
+        return {"deleted": store.delete_traces(body.trace_ids)}
+
+    @app.get(f"{API}/traces/{{trace_id}}")
+    def get_trace(trace_id: str, include_spans: bool = True) -> dict[str, Any]:
+        found = store.get_trace(trace_id, include_spans)
+        return {"trace": None if found is None else found.to_dict()}
+
+    @app.post(f"{API}/traces/{{trace_id}}/spans")
+    def log_spans(trace_id: str, body: SpansBody) -> dict[str, Any]:
+        store.log_spans(trace_id, [Span.from_dict(s) for s in body.spans])
+        return {"logged": len(body.spans)}
+
+    @app.post(f"{API}/traces/{{trace_id}}/tags")
+    def set_trace_tag(trace_id: str, body: TagBody) -> dict[str, Any]:
+        store.set_trace_tag(trace_id, body.key, body.value)
+        return {}
+
+    @app.post(f"{API}/traces/{{trace_id}}/tags/delete")
+    def delete_trace_tag(trace_id: str, body: KeyBody) -> dict[str, Any]:
+        store.delete_trace_tag(trace_id, body.key)
+        return {}
+
+    # ------------------------------------------------------------ assessments
+
+    @app.post(f"{API}/assessments/batch")
+    def log_assessments(body: AssessmentsBody) -> dict[str, Any]:
+        stored = store.log_assessments([Assessment.from_dict(a) for a in body.assessments])
+        return {"assessments": [a.to_dict() for a in stored]}
+
+    @app.get(f"{API}/traces/{{trace_id}}/assessments/{{assessment_id}}")
+    def get_assessment(trace_id: str, assessment_id: str) -> dict[str, Any]:
+        return store.get_assessment(trace_id, assessment_id).to_dict()
+
+    @app.patch(f"{API}/traces/{{trace_id}}/assessments/{{assessment_id}}")
+    def update_assessment(trace_id: str, assessment_id: str, body: ChangesBody) -> dict[str, Any]:
+        return store.update_assessment(trace_id, assessment_id, body.changes).to_dict()
+
+    @app.delete(f"{API}/traces/{{trace_id}}/assessments/{{assessment_id}}")
+    def delete_assessment(trace_id: str, assessment_id: str) -> dict[str, Any]:
+        store.delete_assessment(trace_id, assessment_id)
+        return {}
+
+    @app.post(f"{API}/traces/{{trace_id}}/assessments/{{assessment_id}}/override")
+    def override_assessment(
+        trace_id: str, assessment_id: str, body: ReplacementBody
+    ) -> dict[str, Any]:
+        replacement = Assessment.from_dict(body.replacement)
+        new = store.override_assessment(trace_id, assessment_id, replacement)
+        return new.to_dict()
+
+    # ------------------------------------------------------------------- runs
+
+    @app.post(f"{API}/runs")
+    def create_run(body: RunBody) -> dict[str, Any]:
+        store.create_run(EvaluationRun.from_dict(body.run))
+        return {}
+
+    @app.put(f"{API}/runs/{{run_id}}")
+    def update_run(run_id: str, body: RunBody) -> dict[str, Any]:
+        store.update_run(EvaluationRun.from_dict({**body.run, "run_id": run_id}))
+        return {}
+
+    @app.get(f"{API}/runs/{{run_id}}")
+    def get_run(run_id: str) -> dict[str, Any]:
+        return store.get_run(run_id).to_dict()
+
+    @app.post(f"{API}/runs/search")
+    def search_runs(body: RunSearchBody) -> dict[str, Any]:
+        found = store.search_runs(body.experiment_ids, body.max_results)
+        return {"runs": [r.to_dict() for r in found]}
+
+    @app.get(f"{API}/runs/{{run_id}}/assessments")
+    def get_run_assessments(run_id: str) -> dict[str, Any]:
+        return {"assessments": [a.to_dict() for a in store.get_run_assessments(run_id)]}
+
+    # ------------------------------------------------------------ call cache
+
+    @app.get(f"{API}/llm-cache/{{key}}")
+    def get_cached_call(key: str) -> dict[str, Any]:
+        return {"response": store.get_cached_call(key)}
+
+    @app.post(f"{API}/llm-cache")
+    def put_cached_calls(body: CacheBody) -> dict[str, Any]:
+        store.put_cached_calls(body.entries)
+        return {"stored": len(body.entries)}
+
+    app.add_middleware(BodyLimit, limit=max_body_bytes)
+    return app

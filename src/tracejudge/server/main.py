@@ -1,0 +1,165 @@
+"""Starting the tracking server: options, the store it serves, tokens, and uvicorn.
+
+One process serves on a socket bound here (so ``--port 0`` picks a free port and prints it);
+``--workers N`` hands the address to uvicorn's supervisor, whose workers each build the app from
+the environment this process sets for them (:func:`app_from_environment`).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import secrets
+import socket
+import sys
+
+import click
+import uvicorn
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from tracejudge.errors import InvalidArgumentError
+from tracejudge.server.app import DEFAULT_MAX_BODY_BYTES, create_app
+from tracejudge.store import get_store, get_tracking_uri
+
+STORE_ENV = "TRACEJUDGE_SERVER_STORE_URI"
+TOKENS_ENV = "TRACEJUDGE_SERVER_TOKEN"
+BODY_ENV = "TRACEJUDGE_SERVER_MAX_BODY_BYTES"
+
+
+class BearerTokens:
+    """Every ``/api/`` request must carry ``Authorization: Bearer <one of the tokens>``."""
+
+    def __init__(self, app: ASGIApp, tokens: frozenset[str]) -> None:
+        self.app = app
+        self.tokens = tokens
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/api/"):
+            header = dict(scope.get("headers") or []).get(b"authorization", b"").decode()
+            scheme, _, given = header.partition(" ")
+            if scheme.lower() != "bearer" or not any(
+                secrets.compare_digest(given, t) for t in self.tokens
+            ):
+                from fastapi.responses import JSONResponse
+
+                response = JSONResponse(
+                    {
+                        "error_code": "AuthenticationError",
+                        "message": "Missing or wrong bearer token (TRACEJUDGE_TRACKING_TOKEN).",
+                    },
+                    status_code=401,
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def build_app(store_uri: str, tokens: frozenset[str], max_body_bytes: int) -> FastAPI:
+    app = create_app(get_store(store_uri), max_body_bytes)
+    if tokens:
+        app.add_middleware(BearerTokens, tokens=tokens)
+    return app
+
+
+def _tokens(raw: str | None) -> frozenset[str]:
+    return frozenset(t.strip() for t in (raw or "").split(",") if t.strip())
+
+
+def app_from_environment() -> FastAPI:
+    """The app as a ``--workers`` worker builds it (uvicorn factory)."""
+    return build_app(
+        os.environ[STORE_ENV],
+        _tokens(os.environ.get(TOKENS_ENV)),
+        int(os.environ.get(BODY_ENV) or DEFAULT_MAX_BODY_BYTES),
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@click.command("server")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=5000, show_default=True, help="Port (0: any free port).")
+@click.option(
+    "--backend-store-uri",
+    default=None,
+    help="Store to serve: sqlite:///path.db or postgresql+psycopg://… (default: the tracking URI).",
+)
+@click.option("--workers", default=1, show_default=True, help="Server processes.")
+@click.option(
+    "--auth-token",
+    "auth_tokens",
+    multiple=True,
+    envvar=TOKENS_ENV,
+    help="Accepted bearer token (repeatable; env TRACEJUDGE_SERVER_TOKEN, comma-separated).",
+)
+@click.option(
+    "--insecure",
+    is_flag=True,
+    help="Allow listening on a non-loopback address without a token.",
+)
+@click.option(
+    "--max-body-mb",
+    default=DEFAULT_MAX_BODY_BYTES // (1024 * 1024),
+    show_default=True,
+    help="Largest request body accepted (413 above it).",
+)
+def server_command(
+    host: str,
+    port: int,
+    backend_store_uri: str | None,
+    workers: int,
+    auth_tokens: tuple[str, ...],
+    insecure: bool,
+    max_body_mb: int,
+) -> None:
+    """Serve the REST API (under /api/v1, docs at /docs) on one store."""
+    store_uri = backend_store_uri or get_tracking_uri()
+    if store_uri.startswith(("http://", "https://")):
+        raise InvalidArgumentError("The server's store must be a database, not another server.")
+    tokens = _tokens(",".join(auth_tokens))
+    if not tokens and not _is_loopback(host) and not insecure:
+        raise InvalidArgumentError(
+            f"Refusing to listen on {host} without a token: give --auth-token (or "
+            f"{TOKENS_ENV}), or --insecure if the network is trusted."
+        )
+    if workers < 1:
+        raise InvalidArgumentError("--workers must be at least 1.")
+    max_body = max_body_mb * 1024 * 1024
+    get_store(store_uri)  # open and migrate once, before any worker starts
+    if workers > 1:
+        os.environ[STORE_ENV] = store_uri
+        os.environ[TOKENS_ENV] = ",".join(sorted(tokens))
+        os.environ[BODY_ENV] = str(max_body)
+        click.echo(
+            f"tracejudge server on http://{host}:{port} ({workers} workers), store {store_uri}"
+        )
+        uvicorn.run(
+            "tracejudge.server.main:app_from_environment",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="warning",
+        )
+        return
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    bound = sock.getsockname()[1]
+    click.echo(f"tracejudge server listening on http://{host}:{bound}, store {store_uri}")
+    sys.stdout.flush()
+    config = uvicorn.Config(
+        build_app(store_uri, tokens, max_body), log_level="warning", timeout_keep_alive=30
+    )
+    uvicorn.Server(config).run(sockets=[sock])

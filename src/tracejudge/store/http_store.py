@@ -1,0 +1,303 @@
+"""The ``TraceStore`` protocol spoken to a tracking server (``tracejudge server``) over HTTP.
+
+``set_tracking_uri("http://host:5000")`` makes every SDK call, search, ``evaluate()`` and the
+CLI go through here unchanged. One ``httpx.Client`` keeps connections alive; a request that
+did not get through (connection refused or reset, 429, 502/503/504) is retried with
+exponential backoff and jitter, as long as repeating it cannot write twice: trace and verdict
+writes are upserts keyed by ids the client fills in before sending. Errors come back as the
+typed error the server raised (``InvalidFilterError``, ``TraceNotFoundError``, …).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+
+from tracejudge.entities import Assessment, EvaluationRun, Experiment, Span, Trace
+from tracejudge.errors import (
+    AuthenticationError,
+    InvalidArgumentError,
+    StoreError,
+    TraceJudgeError,
+    TraceNotFoundError,
+    error_from_code,
+)
+from tracejudge.store.base import PagedList
+
+API = "/api/v1"
+RETRY_STATUSES = {429, 502, 503, 504}
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+"""The request never reached the server: always safe to send again."""
+_LOST_ANSWER = (httpx.ReadError, httpx.ReadTimeout, httpx.WriteError, httpx.RemoteProtocolError)
+"""The server may have acted on it: sent again only when repeating it is harmless."""
+
+
+class HttpTraceStore:
+    """A :class:`~tracejudge.store.base.TraceStore` on a tracking server."""
+
+    def __init__(
+        self,
+        uri: str,
+        *,
+        token: str | None = None,
+        timeout: float = 60.0,
+        max_retries: int = 6,
+        backoff_s: float = 0.25,
+    ) -> None:
+        self.uri = uri.rstrip("/")
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._client = httpx.Client(
+            base_url=self.uri,
+            headers=headers,
+            timeout=httpx.Timeout(timeout, connect=10.0),
+            limits=httpx.Limits(max_keepalive_connections=16, max_connections=64),
+        )
+        self.max_retries = max_retries
+        self.backoff_s = backoff_s
+
+    def __repr__(self) -> str:
+        return f"HttpTraceStore({self.uri!r})"
+
+    def close(self) -> None:
+        self._client.close()
+
+    def forget_connections(self) -> None:
+        """After a fork: a new connection pool for this process."""
+        self._client = httpx.Client(
+            base_url=self.uri, headers=self._client.headers, timeout=self._client.timeout
+        )
+
+    # ---------------------------------------------------------------- calls
+
+    def _call(
+        self, method: str, path: str, body: Any = None, *, idempotent: bool = True, **params: Any
+    ) -> Any:
+        try:
+            content = None if body is None else json.dumps(body, allow_nan=False).encode()
+        except (TypeError, ValueError) as exc:
+            raise InvalidArgumentError(f"{method} {path}: cannot send {exc}") from None
+        headers = {"Content-Type": "application/json"} if content is not None else None
+        attempt = 0
+        while True:
+            try:
+                response = self._client.request(
+                    method, API + path, content=content, headers=headers, params=params or None
+                )
+            except _NOT_SENT as exc:
+                problem: str = f"cannot reach the tracking server {self.uri}: {exc}"
+            except _LOST_ANSWER as exc:
+                if not idempotent:
+                    raise StoreError(
+                        f"{method} {path}: the tracking server did not answer ({exc}); "
+                        "the request may or may not have been applied."
+                    ) from exc
+                problem = f"the tracking server {self.uri} did not answer: {exc}"
+            except httpx.HTTPError as exc:
+                raise StoreError(f"{method} {path} failed: {exc}") from exc
+            else:
+                if response.status_code < 400:
+                    return response.json()
+                if response.status_code not in RETRY_STATUSES:
+                    raise _typed_error(response)
+                problem = f"the tracking server answered {response.status_code}"
+                retry_after = response.headers.get("Retry-After")
+                if retry_after and retry_after.isdigit():
+                    attempt += 1
+                    if attempt > self.max_retries:
+                        raise _typed_error(response)
+                    time.sleep(min(float(retry_after), 30.0))
+                    continue
+            attempt += 1
+            if attempt > self.max_retries:
+                raise StoreError(f"{problem} (gave up after {attempt} attempts)")
+            time.sleep(self.backoff_s * 2 ** (attempt - 1) * random.uniform(0.5, 1.5))
+
+    # ------------------------------------------------------------ experiments
+
+    def create_experiment(self, name: str) -> Experiment:
+        return Experiment.from_dict(
+            self._call("POST", "/experiments", {"name": name}, idempotent=False)
+        )
+
+    def get_experiment(self, experiment_id: str) -> Experiment:
+        return Experiment.from_dict(self._call("GET", f"/experiments/{_segment(experiment_id)}"))
+
+    def get_experiment_by_name(self, name: str) -> Experiment | None:
+        found = self._call("POST", "/experiments/by-name", {"name": name})["experiment"]
+        return None if found is None else Experiment.from_dict(found)
+
+    def get_or_create_experiment(self, name: str) -> Experiment:
+        return Experiment.from_dict(
+            self._call("POST", "/experiments/get-or-create", {"name": name})
+        )
+
+    def list_experiments(self) -> list[Experiment]:
+        return [Experiment.from_dict(e) for e in self._call("GET", "/experiments")["experiments"]]
+
+    # ----------------------------------------------------------------- traces
+
+    def log_traces(self, traces: Sequence[Trace]) -> None:
+        stamped = [_with_stamped_assessments(t) for t in traces]
+        self._call("POST", "/traces/batch", {"traces": [t.to_dict() for t in stamped]})
+
+    def log_spans(self, trace_id: str, spans: Sequence[Span]) -> None:
+        self._call(
+            "POST", f"/traces/{_segment(trace_id)}/spans", {"spans": [s.to_dict() for s in spans]}
+        )
+
+    def get_trace(self, trace_id: str, include_spans: bool = True) -> Trace | None:
+        found = self._call(
+            "GET", f"/traces/{_segment(trace_id)}", include_spans=str(include_spans).lower()
+        )["trace"]
+        return None if found is None else Trace.from_dict(found)
+
+    def search_traces(
+        self,
+        experiment_ids: Sequence[str] | None = None,
+        filter_string: str | None = None,
+        order_by: Sequence[str] | None = None,
+        max_results: int = 100,
+        page_token: str | None = None,
+        include_spans: bool = True,
+    ) -> PagedList[Trace]:
+        body = {
+            "experiment_ids": list(experiment_ids) if experiment_ids else None,
+            "filter_string": filter_string,
+            "order_by": [order_by] if isinstance(order_by, str) else order_by,
+            "max_results": max_results,
+            "page_token": page_token,
+            "include_spans": include_spans,
+        }
+        reply = self._call("POST", "/traces/search", body)
+        return PagedList([Trace.from_dict(t) for t in reply["traces"]], reply["next_page_token"])
+
+    def delete_traces(self, trace_ids: Sequence[str]) -> int:
+        return int(self._call("POST", "/traces/delete", {"trace_ids": list(trace_ids)})["deleted"])
+
+    # ------------------------------------------------------------------- tags
+
+    def set_trace_tag(self, trace_id: str, key: str, value: str) -> None:
+        self._call("POST", f"/traces/{_segment(trace_id)}/tags", {"key": key, "value": str(value)})
+
+    def delete_trace_tag(self, trace_id: str, key: str) -> None:
+        self._call("POST", f"/traces/{_segment(trace_id)}/tags/delete", {"key": key})
+
+    # ------------------------------------------------------------ assessments
+
+    def log_assessments(self, assessments: Sequence[Assessment]) -> list[Assessment]:
+        stamped = [a.stamped(a.trace_id) if a.trace_id else a for a in assessments]
+        reply = self._call(
+            "POST", "/assessments/batch", {"assessments": [a.to_dict() for a in stamped]}
+        )
+        return [Assessment.from_dict(a) for a in reply["assessments"]]
+
+    def log_assessment(self, assessment: Assessment) -> Assessment:
+        return self.log_assessments([assessment])[0]
+
+    def get_assessment(self, trace_id: str, assessment_id: str) -> Assessment:
+        return Assessment.from_dict(self._call("GET", _assessment_path(trace_id, assessment_id)))
+
+    def update_assessment(
+        self, trace_id: str, assessment_id: str, changes: dict[str, Any]
+    ) -> Assessment:
+        body = {
+            "changes": {k: v.to_dict() if hasattr(v, "to_dict") else v for k, v in changes.items()}
+        }
+        return Assessment.from_dict(
+            self._call("PATCH", _assessment_path(trace_id, assessment_id), body)
+        )
+
+    def delete_assessment(self, trace_id: str, assessment_id: str) -> None:
+        self._call("DELETE", _assessment_path(trace_id, assessment_id), idempotent=False)
+
+    def override_assessment(
+        self, trace_id: str, assessment_id: str, replacement: Assessment
+    ) -> Assessment:
+        path = _assessment_path(trace_id, assessment_id) + "/override"
+        reply = self._call("POST", path, {"replacement": replacement.to_dict()}, idempotent=False)
+        return Assessment.from_dict(reply)
+
+    # ------------------------------------------------------------------- runs
+
+    def create_run(self, run: EvaluationRun) -> None:
+        self._call("POST", "/runs", {"run": _run_dict(run)}, idempotent=False)
+
+    def update_run(self, run: EvaluationRun) -> None:
+        self._call("PUT", f"/runs/{_segment(run.run_id)}", {"run": _run_dict(run)})
+
+    def get_run(self, run_id: str) -> EvaluationRun:
+        return EvaluationRun.from_dict(self._call("GET", f"/runs/{_segment(run_id)}"))
+
+    def search_runs(
+        self, experiment_ids: Sequence[str] | None = None, max_results: int = 1000
+    ) -> list[EvaluationRun]:
+        body = {
+            "experiment_ids": list(experiment_ids) if experiment_ids else None,
+            "max_results": max_results,
+        }
+        return [
+            EvaluationRun.from_dict(r) for r in self._call("POST", "/runs/search", body)["runs"]
+        ]
+
+    def get_run_assessments(self, run_id: str) -> list[Assessment]:
+        reply = self._call("GET", f"/runs/{_segment(run_id)}/assessments")
+        return [Assessment.from_dict(a) for a in reply["assessments"]]
+
+    # ------------------------------------------------------------ call cache
+
+    def get_cached_call(self, key: str) -> str | None:
+        response = self._call("GET", f"/llm-cache/{_segment(key)}")["response"]
+        return None if response is None else str(response)
+
+    def put_cached_calls(self, entries: Sequence[tuple[str, str, str]]) -> None:
+        self._call("POST", "/llm-cache", {"entries": [list(e) for e in entries]})
+
+
+def _segment(value: str) -> str:
+    """One path segment: ids with ``/`` or ``?`` in them must not change the route."""
+    from urllib.parse import quote
+
+    return quote(str(value), safe="")
+
+
+def _assessment_path(trace_id: str, assessment_id: str) -> str:
+    return f"/traces/{_segment(trace_id)}/assessments/{_segment(assessment_id)}"
+
+
+def _run_dict(run: EvaluationRun) -> dict[str, Any]:
+    """A run as JSON; metrics that are not finite numbers are not stored (as in the SQL store)."""
+    data = run.to_dict()
+    data["metrics"] = {
+        k: v for k, v in data["metrics"].items() if v is not None and math.isfinite(float(v))
+    }
+    return data
+
+
+def _with_stamped_assessments(trace: Trace) -> Trace:
+    """Give the trace's assessments their ids here, so that a retried write replaces rather than
+    duplicates them."""
+    if not trace.info.assessments:
+        return trace
+    trace.info.assessments = [a.stamped(trace.info.trace_id) for a in trace.info.assessments]
+    return trace
+
+
+def _typed_error(response: httpx.Response) -> TraceJudgeError:
+    try:
+        body = response.json()
+        code, message = str(body["error_code"]), str(body["message"])
+    except Exception:
+        code, message = "", response.text[:500] or f"HTTP {response.status_code}"
+    if response.status_code in (401, 403):
+        return AuthenticationError(message)
+    if code == "" and response.status_code == 404:
+        return TraceNotFoundError(message)
+    if code == "":
+        return StoreError(f"the tracking server answered {response.status_code}: {message}")
+    return error_from_code(code, message)

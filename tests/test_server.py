@@ -1,0 +1,207 @@
+"""The tracking server as a real process on 127.0.0.1: the SDK, search, verdicts and evaluate()
+through it, its errors, its tokens, and being killed in the middle of a burst."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import httpx
+import pytest
+
+import tracejudge
+from conftest import ServerProcess
+from tracejudge.entities import RunStatus
+from tracejudge.errors import AuthenticationError, InvalidFilterError, TraceNotFoundError
+from tracejudge.models import reset_models
+from tracejudge.scorers import Safety
+from tracejudge.store import SqlTraceStore, reset_stores, set_tracking_uri
+from tracejudge.testing import ChatServer, Reply
+
+
+@pytest.fixture
+def through_server(tracking_server, sqlite_uri, monkeypatch):
+    """The SDK pointed at a server process; yields (server URL, the file it writes)."""
+    monkeypatch.setenv("TRACEJUDGE_PROGRESS", "0")
+    set_tracking_uri(tracking_server)
+    yield tracking_server, sqlite_uri
+    tracejudge.flush()
+    set_tracking_uri(None)
+    reset_stores()
+
+
+def test_the_sdk_search_verdicts_and_evaluate_work_unchanged_through_a_server(through_server):
+    _url, database = through_server
+
+    @tracejudge.trace
+    def app(question: str) -> str:
+        tracejudge.update_current_trace(tags={"env": "prod"})
+        return "Lyon" if "wrong" in question else "Paris"
+
+    tracejudge.set_experiment("served")
+    for i in range(20):
+        app(f"capital of France? {'wrong' if i % 4 == 0 else ''} {i}")
+    assert tracejudge.flush()
+    assert tracejudge.get_export_stats().dropped == 0
+    found = tracejudge.search_traces(filter_string="tag.env = 'prod'", return_type="list")
+    assert len(found) == 20
+    tracejudge.log_feedback(found[0].info.trace_id, "helpful", True, source="HUMAN")
+    with pytest.raises(InvalidFilterError, match="expected"):
+        tracejudge.search_traces(filter_string="tag.env = ")
+
+    reset_models()
+    no = '{"rationale": "wrong city", "verdict": "no"}'
+    yes = '{"rationale": "fine", "verdict": "yes"}'
+
+    def judge(request):
+        text = json.dumps(request["messages"])
+        if request.get("max_tokens") == 2:
+            return Reply("no" if "Lyon" in text else "yes")
+        return Reply(no if "Lyon" in text else yes)
+
+    with ChatServer(judge) as chat:
+        result = tracejudge.evaluate(
+            tracejudge.search_traces(),
+            scorers=[Safety(model=f"openai-compatible:/j?base_url={chat.base_url}")],
+        )
+    reset_models()
+    assert result.run.status == RunStatus.FINISHED
+    assert result.result_df["safety/value"].value_counts().to_dict() == {"yes": 15, "no": 5}
+
+    # what the server wrote is in its own database, as the SQL store reads it
+    direct = SqlTraceStore(database)
+    try:
+        assert direct.get_run(result.run.run_id).status == RunStatus.FINISHED
+        stored = direct.search_traces(filter_string="feedback.safety = 'no'", max_results=100)
+        assert len(stored) == 5
+        assert all(t.info.tags["env"] == "prod" for t in stored)
+    finally:
+        direct.close()
+
+
+def test_errors_are_json_with_a_stable_code_and_the_right_status(tracking_server):
+    with httpx.Client(base_url=tracking_server) as http:
+        assert http.get("/health").json() == {"status": "ok"}
+        assert http.get("/docs").status_code == 200
+        bad = http.post("/api/v1/traces/search", json={"filter_string": "tag.x = "})
+        assert bad.status_code == 400 and bad.json()["error_code"] == "InvalidFilterError"
+        assert "expected" in bad.json()["message"]
+        missing = http.get("/api/v1/runs/run-nope")
+        assert missing.status_code == 404 and missing.json()["error_code"] == "RunNotFoundError"
+        broken = http.post(
+            "/api/v1/traces/batch",
+            content=b"{not json",
+            headers={"Content-Type": "application/json"},
+        )
+        assert broken.status_code == 400 and broken.json()["error_code"] == "InvalidArgumentError"
+        unknown = http.post("/api/v1/traces/search", json={"filter": "x"})
+        assert unknown.status_code == 400 and "filter" in unknown.json()["message"]
+        wrong_shape = http.post("/api/v1/traces/batch", json={"traces": [{"info": {}}]})
+        assert wrong_shape.status_code == 400
+        injection = http.post(
+            "/api/v1/traces/search", json={"filter_string": "tag.x = 'a'; DROP TABLE traces; --'"}
+        )
+        assert injection.status_code == 400
+        assert http.post("/api/v1/traces/search", json={}).json()["traces"] == []
+    store = tracejudge.store.HttpTraceStore(tracking_server)
+    try:
+        with pytest.raises(TraceNotFoundError):
+            store.set_trace_tag("tr-missing", "k", "v")
+    finally:
+        store.close()
+
+
+def test_an_oversized_body_gets_413_and_changes_nothing(sqlite_uri):
+    server = ServerProcess(sqlite_uri, "--max-body-mb", "1")
+    try:
+        with httpx.Client(base_url=server.url) as http:
+            big = {"name": "x" * (2 * 1024 * 1024)}
+            reply = http.post("/api/v1/experiments", json=big)
+            assert reply.status_code == 413 and reply.json()["error_code"] == "RequestTooLarge"
+            names = [e["name"] for e in http.get("/api/v1/experiments").json()["experiments"]]
+            assert names == ["Default"]
+    finally:
+        server.stop()
+
+
+def test_bearer_tokens(sqlite_uri, monkeypatch):
+    server = ServerProcess(sqlite_uri, "--auth-token", "s3cret", "--auth-token", "other")
+    try:
+        with httpx.Client(base_url=server.url) as http:
+            assert http.get("/api/v1/experiments").status_code == 401
+            assert http.get("/health").status_code == 200  # for load balancers
+            ok = http.get("/api/v1/experiments", headers={"Authorization": "Bearer other"})
+            assert ok.status_code == 200
+        store = tracejudge.store.HttpTraceStore(server.url)
+        with pytest.raises(AuthenticationError):
+            store.list_experiments()
+        store.close()
+        monkeypatch.setenv("TRACEJUDGE_TRACKING_TOKEN", "s3cret")
+        reset_stores()
+        assert [e.name for e in tracejudge.store.get_store(server.url).list_experiments()] == [
+            "Default"
+        ]
+    finally:
+        reset_stores()
+        server.stop()
+
+
+def test_a_non_loopback_address_needs_a_token():
+    done = subprocess.run(
+        [sys.executable, "-m", "tracejudge.cli.main", "server", "--host", "0.0.0.0", "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2 and "without a token" in done.stderr
+
+
+BURST = """
+import sys, tracejudge
+tracejudge.set_tracking_uri(sys.argv[1])
+for i in range(int(sys.argv[2])):
+    with tracejudge.start_span(f"burst-{i}"):
+        pass
+    if i == 200:
+        print("started", flush=True)
+ok = tracejudge.flush(timeout=240)
+stats = tracejudge.get_export_stats()
+print(f"done {ok} exported={stats.exported} dropped={stats.dropped}", flush=True)
+"""
+
+
+def test_a_server_killed_mid_burst_loses_no_acknowledged_trace(tmp_path, sqlite_uri):
+    """SIGKILL the server while an app sends 1,000 traces, restart it on the same port: every
+    trace is in the store afterwards, none twice, and the app's exporter dropped none."""
+    server = ServerProcess(sqlite_uri)
+    port = server.url.rsplit(":", 1)[1]
+    script = tmp_path / "burst.py"
+    script.write_text(textwrap.dedent(BURST))
+    app = subprocess.Popen(
+        [sys.executable, str(script), server.url, "1000"], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert app.stdout is not None
+        assert app.stdout.readline().strip() == "started"
+        server.kill()  # mid-burst: batches in flight get no answer
+        time.sleep(0.5)  # the app's exporter meets a closed port and backs off
+        server = ServerProcess(sqlite_uri, "--port", port)  # the same address, the same file
+        out, _ = app.communicate(timeout=300)
+        summary = out.strip().splitlines()[-1]
+        assert summary.startswith("done True"), summary
+        direct = SqlTraceStore(sqlite_uri)
+        try:
+            stored = direct.search_traces(max_results=5000, include_spans=False)
+        finally:
+            direct.close()
+        names = [t.info.name for t in stored]
+        assert len(names) == len(set(names)) == 1000  # every one, none twice
+        assert "exported=1000 dropped=0" in summary
+    finally:
+        if app.poll() is None:
+            app.send_signal(signal.SIGKILL)
+        server.stop()
