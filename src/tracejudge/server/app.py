@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tracejudge.entities import Assessment, EvaluationRun, Span, Trace
 from tracejudge.errors import TraceJudgeError, error_code, http_status
+from tracejudge.server.otlp import add_otlp_routes
 from tracejudge.store.base import TraceStore
 
 API = "/api/v1"
@@ -318,5 +319,6 @@ def create_app(store: TraceStore, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) 
         store.put_cached_calls(body.entries)
         return {"stored": len(body.entries)}
 
+    add_otlp_routes(app, store, max_body_bytes)
     app.add_middleware(BodyLimit, limit=max_body_bytes)
     return app

@@ -1,0 +1,101 @@
+"""OTLP/HTTP ingestion at ``/v1/traces``: traces from any OpenTelemetry SDK, with no tracejudge code.
+
+Point an app's standard exporter at the server (``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=
+http://host:5000/v1/traces``); name the experiment with the ``x-tracejudge-experiment`` header
+or the resource attribute ``tracejudge.experiment`` (else the default experiment). Spans of one
+trace may arrive over several requests and in any order: each request's spans are merged with
+what the store already holds of their trace, and the trace is assembled again, its request and
+response taken from its root. OpenInference and GenAI attributes are mapped onto span types,
+inputs, outputs and documents (:mod:`tracejudge.tracing.genai_conventions`).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+from starlette.concurrency import run_in_threadpool
+
+from tracejudge.entities import Span, Trace
+from tracejudge.entities.experiment import DEFAULT_EXPERIMENT_ID
+from tracejudge.store.base import TraceStore
+from tracejudge.tracing.genai_conventions import apply_conventions
+from tracejudge.tracing.otel_convert import SpanRecord, assemble_trace, span_from_record
+from tracejudge.tracing.otlp_decode import decompress, parse_request, span_records
+
+EXPERIMENT_HEADER = "x-tracejudge-experiment"
+EXPERIMENT_RESOURCE_ATTRIBUTE = "tracejudge.experiment"
+
+
+def add_otlp_routes(app: FastAPI, store: TraceStore, max_body_bytes: int) -> None:
+    """``POST /v1/traces``; a body may decompress to at most ``max_body_bytes``."""
+
+    @app.post("/v1/traces", tags=["OTLP"])
+    async def export_traces(request: Request) -> Response:
+        """OTLP/HTTP trace export (protobuf or JSON; gzip accepted)."""
+        body = decompress(
+            await request.body(), request.headers.get("content-encoding"), max_body_bytes
+        )
+        parsed = parse_request(body, request.headers.get("content-type"))
+        records = span_records(parsed)
+        experiment = request.headers.get(EXPERIMENT_HEADER)
+        await run_in_threadpool(ingest, store, records, experiment)
+        if "json" in (request.headers.get("content-type") or ""):
+            return Response("{}", media_type="application/json")
+        return Response(
+            ExportTraceServiceResponse().SerializeToString(), media_type="application/x-protobuf"
+        )
+
+
+def ingest(
+    store: TraceStore, records: list[tuple[SpanRecord, dict[str, Any]]], experiment: str | None
+) -> int:
+    """Write the spans, merged into their traces; returns the number of traces written."""
+    by_trace: dict[str, list[Span]] = defaultdict(list)
+    homes: dict[str, str | None] = {}
+    services: dict[str, str] = {}
+    for record, resource in records:
+        span = apply_conventions(span_from_record(record))
+        by_trace[span.trace_id].append(span)
+        homes.setdefault(
+            span.trace_id, experiment or _text(resource.get(EXPERIMENT_RESOURCE_ATTRIBUTE))
+        )
+        service = _text(resource.get("service.name"))
+        if service:
+            services.setdefault(span.trace_id, service)
+    experiment_ids: dict[str | None, str] = {None: DEFAULT_EXPERIMENT_ID}
+    traces: list[Trace] = []
+    for trace_id, spans in by_trace.items():
+        home = homes[trace_id]
+        if home not in experiment_ids:
+            assert home is not None
+            experiment_ids[home] = store.get_or_create_experiment(home).experiment_id
+        traces.append(_merged(store, trace_id, spans, experiment_ids[home], services.get(trace_id)))
+    if traces:
+        store.log_traces(traces)
+    return len(traces)
+
+
+def _merged(
+    store: TraceStore, trace_id: str, spans: list[Span], experiment_id: str, service: str | None
+) -> Trace:
+    existing = store.get_trace(trace_id)
+    known: dict[str, Span] = {}
+    tags: dict[str, str] = {}
+    metadata: dict[str, str] = {}
+    if existing is not None:
+        known = {s.span_id: s for s in existing.data.spans}
+        tags, metadata = dict(existing.info.tags), dict(existing.info.trace_metadata)
+        experiment_id = existing.info.experiment_id  # a trace stays where it first landed
+    for span in spans:
+        known[span.span_id] = span
+    if service:
+        metadata.setdefault("service.name", service)
+    metadata.setdefault("tracejudge.source", "otlp")
+    return assemble_trace(list(known.values()), experiment_id, tags, metadata)
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value.strip() else None

@@ -1,0 +1,133 @@
+"""Reading an OTLP/HTTP trace export (protobuf or JSON, optionally gzip) into span records.
+
+Any OpenTelemetry SDK's standard OTLP exporter, in any language, sends this. The records are
+the same :class:`~tracejudge.tracing.otel_convert.SpanRecord` tuples the tracejudge SDK makes
+from its own spans, so one conversion serves both.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import gzip
+import json
+import zlib
+from typing import Any
+
+from google.protobuf import json_format
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+from opentelemetry.trace import StatusCode
+
+from tracejudge.errors import InvalidArgumentError
+from tracejudge.tracing.otel_convert import SpanRecord
+
+_STATUS = {0: StatusCode.UNSET, 1: StatusCode.OK, 2: StatusCode.ERROR}
+_ID_FIELDS = ("traceId", "spanId", "parentSpanId")
+
+
+def decompress(body: bytes, encoding: str | None, max_bytes: int) -> bytes:
+    """The body without its ``Content-Encoding`` (gzip or deflate), at most ``max_bytes`` long."""
+    encoding = (encoding or "").strip().lower()
+    if encoding in ("", "identity"):
+        return body
+    if encoding not in ("gzip", "deflate"):
+        raise InvalidArgumentError(f"Unsupported Content-Encoding {encoding!r}; use gzip.")
+    inflater = zlib.decompressobj(wbits=31 if encoding == "gzip" else 15)
+    try:
+        out = inflater.decompress(body, max_bytes + 1)
+    except (zlib.error, gzip.BadGzipFile) as exc:
+        raise InvalidArgumentError(f"The {encoding} body does not decompress: {exc}") from None
+    if len(out) > max_bytes:
+        raise InvalidArgumentError(f"The decompressed body is over {max_bytes:,} bytes.")
+    return out
+
+
+def parse_request(body: bytes, content_type: str | None) -> ExportTraceServiceRequest:
+    """An ``ExportTraceServiceRequest`` from protobuf or OTLP/JSON (whose ids are hex)."""
+    kind = (content_type or "application/x-protobuf").split(";")[0].strip().lower()
+    request = ExportTraceServiceRequest()
+    if kind in ("application/x-protobuf", "application/protobuf"):
+        try:
+            request.ParseFromString(body)
+        except DecodeError as exc:
+            raise InvalidArgumentError(f"The body is not an OTLP protobuf message: {exc}") from None
+        return request
+    if kind == "application/json":
+        try:
+            data = json.loads(body)
+            _hex_ids_to_base64(data)
+            json_format.ParseDict(data, request)
+        except (ValueError, json_format.ParseError) as exc:
+            raise InvalidArgumentError(f"The body is not OTLP/JSON: {exc}") from None
+        return request
+    raise InvalidArgumentError(
+        f"Unsupported Content-Type {content_type!r}: send application/x-protobuf or application/json."
+    )
+
+
+def _hex_ids_to_base64(node: Any) -> None:
+    """OTLP/JSON writes trace and span ids as hex; protobuf's JSON reader expects base64."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in _ID_FIELDS and isinstance(value, str) and value:
+                try:
+                    node[key] = base64.b64encode(bytes.fromhex(value)).decode()
+                except ValueError:
+                    raise InvalidArgumentError(f"{key} {value!r} is not hex.") from None
+            else:
+                _hex_ids_to_base64(value)
+    elif isinstance(node, list):
+        for item in node:
+            _hex_ids_to_base64(item)
+
+
+def any_value(value: AnyValue) -> Any:
+    kind = value.WhichOneof("value")
+    if kind is None:
+        return None
+    if kind == "array_value":
+        return [any_value(v) for v in value.array_value.values]
+    if kind == "kvlist_value":
+        return {kv.key: any_value(kv.value) for kv in value.kvlist_value.values}
+    if kind == "bytes_value":
+        return binascii.hexlify(value.bytes_value).decode()
+    return getattr(value, kind)
+
+
+def attributes(kvs: Any) -> dict[str, Any]:
+    return {kv.key: any_value(kv.value) for kv in kvs}
+
+
+def _id(raw: bytes, size: int, what: str) -> int:
+    if len(raw) != size or not any(raw):
+        raise InvalidArgumentError(f"A span has an invalid {what} ({len(raw)} bytes).")
+    return int.from_bytes(raw, "big")
+
+
+def span_records(request: ExportTraceServiceRequest) -> list[tuple[SpanRecord, dict[str, Any]]]:
+    """Every span of the request, with its resource's attributes (``service.name``, …)."""
+    out = []
+    for resource_spans in request.resource_spans:
+        resource = attributes(resource_spans.resource.attributes)
+        for scope_spans in resource_spans.scope_spans:
+            for span in scope_spans.spans:
+                parent = span.parent_span_id
+                record = SpanRecord(
+                    trace_id=_id(span.trace_id, 16, "trace id"),
+                    span_id=_id(span.span_id, 8, "span id"),
+                    parent_id=_id(parent, 8, "parent span id") if parent else None,
+                    name=span.name or "span",
+                    start_time_ns=int(span.start_time_unix_nano),
+                    end_time_ns=int(span.end_time_unix_nano) or None,
+                    status_code=_STATUS.get(span.status.code, StatusCode.UNSET),
+                    status_description=span.status.message or None,
+                    attributes=attributes(span.attributes) or None,
+                    events=tuple(
+                        (e.name, int(e.time_unix_nano), attributes(e.attributes))
+                        for e in span.events
+                    ),
+                )
+                out.append((record, resource))
+    return out
