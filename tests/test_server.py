@@ -205,3 +205,65 @@ def test_a_server_killed_mid_burst_loses_no_acknowledged_trace(tmp_path, sqlite_
         if app.poll() is None:
             app.send_signal(signal.SIGKILL)
         server.stop()
+
+
+def test_metrics_count_ingested_traces_and_requests_by_route(through_server):
+    url, _ = through_server
+    for i in range(3):
+        with tracejudge.start_span(f"m{i}"):
+            pass
+    assert tracejudge.flush()
+    with httpx.Client(base_url=url) as http:
+        http.get("/api/v1/runs/run-nope")
+        text = http.get("/metrics").text
+    assert "tracejudge_traces_ingested_total 3" in text
+    assert 'tracejudge_requests_total{route="/api/v1/runs/{run_id}",status="404"} 1' in text
+    assert 'tracejudge_request_seconds_bucket{le="+Inf"}' in text
+
+
+WRITERS = """
+import sys, threading, tracejudge
+tracejudge.set_tracking_uri(sys.argv[1])
+proc = sys.argv[2]
+
+def write(thread):
+    for i in range(5):
+        with tracejudge.start_span(f"p{proc}-t{thread}-{i}"):
+            tracejudge.update_current_trace(tags={"proc": proc})
+
+threads = [threading.Thread(target=write, args=(t,)) for t in range(50)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+ok = tracejudge.flush(timeout=240)
+stats = tracejudge.get_export_stats()
+print(f"done {ok} exported={stats.exported} dropped={stats.dropped}", flush=True)
+"""
+
+
+@pytest.mark.postgres
+def test_200_writer_threads_in_4_processes_through_a_2_worker_server_on_postgres(
+    tmp_path, postgres_uri
+):
+    server = ServerProcess(postgres_uri, "--workers", "2")
+    script = tmp_path / "writers.py"
+    script.write_text(textwrap.dedent(WRITERS))
+    try:
+        apps = [
+            subprocess.Popen(
+                [sys.executable, str(script), server.url, str(p)], stdout=subprocess.PIPE, text=True
+            )
+            for p in range(4)
+        ]
+        outputs = [app.communicate(timeout=300)[0].strip() for app in apps]
+        assert all(o.endswith("exported=250 dropped=0") for o in outputs), outputs
+        direct = SqlTraceStore(postgres_uri)
+        try:
+            stored = direct.search_traces(max_results=5000, include_spans=False)
+        finally:
+            direct.close()
+        names = [t.info.name for t in stored]
+        assert len(names) == len(set(names)) == 1000
+    finally:
+        server.stop()

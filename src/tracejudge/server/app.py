@@ -14,12 +14,13 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tracejudge.entities import Assessment, EvaluationRun, Span, Trace
 from tracejudge.errors import TraceJudgeError, error_code, http_status
+from tracejudge.server.metrics import MeasureRequests, ServerMetrics
 from tracejudge.server.otlp import add_otlp_routes
 from tracejudge.store.base import TraceStore
 
@@ -156,6 +157,7 @@ def create_app(store: TraceStore, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) 
         description="Traces, verdicts and evaluation runs of LLM applications.",
     )
     app.state.store = store
+    metrics = app.state.metrics = ServerMetrics()
 
     @app.exception_handler(TraceJudgeError)
     async def typed_error(request: Request, exc: TraceJudgeError) -> JSONResponse:
@@ -183,6 +185,10 @@ def create_app(store: TraceStore, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) 
             },
             status_code=400,
         )
+
+    @app.get("/metrics", response_class=PlainTextResponse)
+    def prometheus_metrics() -> str:
+        return metrics.render()
 
     @app.get("/health")
     def health() -> dict[str, str]:
@@ -216,8 +222,10 @@ def create_app(store: TraceStore, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) 
 
     @app.post(f"{API}/traces/batch")
     def log_traces(body: TracesBody) -> dict[str, Any]:
-        store.log_traces([Trace.from_dict(t) for t in body.traces])
-        return {"logged": len(body.traces)}
+        traces = [Trace.from_dict(t) for t in body.traces]
+        store.log_traces(traces)
+        metrics.ingested(len(traces), sum(len(t.data.spans) for t in traces))
+        return {"logged": len(traces)}
 
     @app.post(f"{API}/traces/search")
     def search_traces(body: SearchBody) -> dict[str, Any]:
@@ -319,6 +327,7 @@ def create_app(store: TraceStore, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) 
         store.put_cached_calls(body.entries)
         return {"stored": len(body.entries)}
 
-    add_otlp_routes(app, store, max_body_bytes)
+    add_otlp_routes(app, store, max_body_bytes, metrics)
     app.add_middleware(BodyLimit, limit=max_body_bytes)
+    app.add_middleware(MeasureRequests, metrics=metrics)  # outermost: it sees the 413s too
     return app

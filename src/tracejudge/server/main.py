@@ -135,30 +135,31 @@ def server_command(
         raise InvalidArgumentError("--workers must be at least 1.")
     max_body = max_body_mb * 1024 * 1024
     get_store(store_uri)  # open and migrate once, before any worker starts
-    if workers > 1:
-        os.environ[STORE_ENV] = store_uri
-        os.environ[TOKENS_ENV] = ",".join(sorted(tokens))
-        os.environ[BODY_ENV] = str(max_body)
-        click.echo(
-            f"tracejudge server on http://{host}:{port} ({workers} workers), store {store_uri}"
-        )
-        uvicorn.run(
-            "tracejudge.server.main:app_from_environment",
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            log_level="warning",
-        )
-        return
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     sock.listen(2048)
     bound = sock.getsockname()[1]
-    click.echo(f"tracejudge server listening on http://{host}:{bound}, store {store_uri}")
+    click.echo(
+        f"tracejudge server listening on http://{host}:{bound}, store {store_uri}"
+        + (f", {workers} workers" if workers > 1 else "")
+    )
     sys.stdout.flush()
+    if workers > 1:  # uvicorn's supervisor; each worker builds the app from the environment
+        os.environ[STORE_ENV] = store_uri
+        os.environ[TOKENS_ENV] = ",".join(sorted(tokens))
+        os.environ[BODY_ENV] = str(max_body)
+        sock.set_inheritable(True)
+        uvicorn.run(
+            "tracejudge.server.main:app_from_environment",
+            factory=True,
+            fd=sock.fileno(),
+            workers=workers,
+            log_level="warning",
+            timeout_keep_alive=30,
+        )
+        return
     config = uvicorn.Config(
         build_app(store_uri, tokens, max_body), log_level="warning", timeout_keep_alive=30
     )

@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 
 from tracejudge.entities import Span, Trace
 from tracejudge.entities.experiment import DEFAULT_EXPERIMENT_ID
+from tracejudge.server.metrics import ServerMetrics
 from tracejudge.store.base import TraceStore
 from tracejudge.tracing.genai_conventions import apply_conventions
 from tracejudge.tracing.otel_convert import SpanRecord, assemble_trace, span_from_record
@@ -29,7 +30,9 @@ EXPERIMENT_HEADER = "x-tracejudge-experiment"
 EXPERIMENT_RESOURCE_ATTRIBUTE = "tracejudge.experiment"
 
 
-def add_otlp_routes(app: FastAPI, store: TraceStore, max_body_bytes: int) -> None:
+def add_otlp_routes(
+    app: FastAPI, store: TraceStore, max_body_bytes: int, metrics: ServerMetrics
+) -> None:
     """``POST /v1/traces``; a body may decompress to at most ``max_body_bytes``."""
 
     @app.post("/v1/traces", tags=["OTLP"])
@@ -41,7 +44,8 @@ def add_otlp_routes(app: FastAPI, store: TraceStore, max_body_bytes: int) -> Non
         parsed = parse_request(body, request.headers.get("content-type"))
         records = span_records(parsed)
         experiment = request.headers.get(EXPERIMENT_HEADER)
-        await run_in_threadpool(ingest, store, records, experiment)
+        traces = await run_in_threadpool(ingest, store, records, experiment)
+        metrics.ingested(traces, len(records))
         if "json" in (request.headers.get("content-type") or ""):
             return Response("{}", media_type="application/json")
         return Response(
