@@ -4,6 +4,7 @@ through it, its errors, its tokens, and being killed in the middle of a burst.""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -267,3 +268,67 @@ def test_200_writer_threads_in_4_processes_through_a_2_worker_server_on_postgres
         assert len(names) == len(set(names)) == 1000
     finally:
         server.stop()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_the_feedback_loop_example_app_end_to_end(tracking_server, sqlite_uri):
+    """examples/feedback_app: an answer carries its trace id; the end user's thumbs-down
+    becomes human feedback on that trace, on the tracking server."""
+    import pathlib
+
+    root = pathlib.Path(__file__).resolve().parents[1]
+    port = _free_port()
+    app = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "examples.feedback_app.app:app", "--port", str(port)],
+        cwd=root,
+        env={**os.environ, "TRACEJUDGE_TRACKING_URI": tracking_server},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        with httpx.Client(base_url=base, timeout=60) as http:
+            for _ in range(240):  # until it accepts connections (bounded: 2 minutes)
+                try:
+                    http.get("/docs")
+                    break
+                except httpx.TransportError:
+                    if app.poll() is not None:
+                        raise AssertionError(app.stderr.read() if app.stderr else "died") from None
+                    time.sleep(0.5)
+            asked = http.post("/ask", json={"question": "How tall is the Eiffel Tower?"}).json()
+            assert asked["answer"] == "The Eiffel Tower is 330 metres tall."
+            given = http.post(
+                "/feedback",
+                json={
+                    "trace_id": asked["trace_id"],
+                    "user_id": "u-42",
+                    "thumbs_up": False,
+                    "comment": "it is taller with the antennas",
+                },
+            )
+            assert given.status_code == 200, given.text
+            unknown = http.post(
+                "/feedback", json={"trace_id": "tr-0", "user_id": "u", "thumbs_up": True}
+            )
+            assert unknown.status_code == 404
+    finally:
+        app.terminate()
+        app.wait(timeout=60)
+    direct = SqlTraceStore(sqlite_uri)
+    try:
+        trace = direct.get_trace(asked["trace_id"])
+        [feedback] = trace.search_assessments("user_satisfaction")
+        assert feedback.value is False and feedback.rationale == "it is taller with the antennas"
+        assert feedback.source.source_type == "HUMAN" and feedback.source.source_id == "u-42"
+        assert {s.span_type for s in trace.data.spans} >= {"RETRIEVER", "CHAT_MODEL"}
+    finally:
+        direct.close()
