@@ -1,0 +1,295 @@
+"""Ingest through the tracking server, against writing to the same database directly.
+
+    python benchmarks/server_ingest.py [--traces 2000] [--spans 5] [--clients 1,8,64]
+        [--postgres postgresql+psycopg://postgres@127.0.0.1:5432/test] [--search-traces 20000]
+
+For each database (a fresh SQLite file; a fresh schema on PostgreSQL when reachable) and each
+number of concurrent clients: traces/s and spans/s written in batches of 50 (the SDK exporter's
+shape) through a real ``tracejudge server`` process with the HTTP store, through OTLP/HTTP
+(protobuf, one request per batch), and straight into the SQL store in this process (the
+baseline, measured in the same run). Then p50/p99 of a filtered first search page through the
+server and directly. Clients are threads of this one process (64 processes would not fit two
+cores), so the client side's own CPU is part of every figure. Not measured here: MLflow's
+server as a peer (it is not installed in this environment).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import secrets
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from sqlalchemy import create_engine, text
+
+from common import write_result
+from tracejudge.entities import Span, SpanStatus, SpanStatusCode, Trace, TraceData, TraceInfo
+from tracejudge.entities.trace import new_trace_id
+from tracejudge.store import HttpTraceStore, SqlTraceStore
+
+BATCH = 50
+
+
+def make_trace(spans: int, i: int) -> Trace:
+    tid = new_trace_id()
+    start = time.time_ns()
+    status = SpanStatus(SpanStatusCode.OK)
+    root = Span(
+        tid,
+        "0" * 15 + "1",
+        None,
+        "answer",
+        "CHAIN",
+        start,
+        start + 10**8,
+        status,
+        {"question": f"q{i}"},
+        f"a{i}",
+    )
+    kids = [
+        Span(
+            tid,
+            f"{k + 2:016x}",
+            root.span_id,
+            f"step{k}",
+            "LLM",
+            start,
+            start + 10**7,
+            status,
+            {"messages": [{"role": "user", "content": f"q{i}"}]},
+            {"text": "x" * 200},
+        )
+        for k in range(spans - 1)
+    ]
+    info = TraceInfo(
+        trace_id=tid,
+        experiment_id="0",
+        request_time=start // 10**6,
+        execution_duration=100,
+        name="answer",
+        request_preview=f"q{i}",
+        response_preview=f"a{i}",
+        tags={"env": "bench", "i": str(i % 10)},
+    )
+    return Trace(info, TraceData([root, *kids], f'{{"question": "q{i}"}}', f'"a{i}"'))
+
+
+def otlp_batch(spans: int, n: int) -> bytes:
+    request = ExportTraceServiceRequest()
+    scope = request.resource_spans.add().scope_spans.add()
+    now = time.time_ns()
+    for i in range(n):
+        trace_id = secrets.token_bytes(16)
+        root_id = secrets.token_bytes(8)
+        for k in range(spans):
+            span = scope.spans.add()
+            span.trace_id = trace_id
+            span.span_id = root_id if k == 0 else secrets.token_bytes(8)
+            if k:
+                span.parent_span_id = root_id
+            span.name = "answer" if k == 0 else f"step{k}"
+            span.start_time_unix_nano = now
+            span.end_time_unix_nano = now + 10**7
+            kind = span.attributes.add()
+            kind.key, kind.value.string_value = (
+                "openinference.span.kind",
+                "CHAIN" if k == 0 else "LLM",
+            )
+            value = span.attributes.add()
+            value.key, value.value.string_value = "input.value", f"q{i}"
+    return request.SerializeToString()
+
+
+class Server:
+    def __init__(self, store_uri: str) -> None:
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tracejudge.cli.main",
+                "server",
+                "--port",
+                "0",
+                "--backend-store-uri",
+                store_uri,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            found = re.search(r"listening on (http://\S+),", line)
+            if found:
+                self.url = found.group(1)
+                break
+        else:
+            raise SystemExit("the server did not start")
+        threading.Thread(target=lambda: [None for _ in self.proc.stdout or ()], daemon=True).start()
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=60)
+
+
+def rate(clients: int, batches: list[Callable[[], None]]) -> float:
+    """Batches per second with ``clients`` threads working through the list."""
+    start = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        for future in [pool.submit(b) for b in batches]:
+            future.result()
+    return len(batches) / (time.perf_counter() - start)
+
+
+def ingest_rows(store_uri: str, label: str, args: argparse.Namespace) -> list[str]:
+    rows = []
+    server = Server(store_uri)
+    http_store = HttpTraceStore(server.url)
+    direct = SqlTraceStore(store_uri)
+    try:
+        n_batches = args.traces // BATCH
+        for clients in [int(c) for c in args.clients.split(",")]:
+            traces = [[make_trace(args.spans, i) for i in range(BATCH)] for _ in range(n_batches)]
+            base = rate(clients, [lambda b=b: direct.log_traces(b) for b in traces])
+            traces = [[make_trace(args.spans, i) for i in range(BATCH)] for _ in range(n_batches)]
+            served = rate(clients, [lambda b=b: http_store.log_traces(b) for b in traces])
+            bodies = [otlp_batch(args.spans, BATCH) for _ in range(n_batches)]
+            with httpx.Client(
+                base_url=server.url, timeout=120, limits=httpx.Limits(max_connections=64)
+            ) as http:
+
+                def send(body: bytes) -> None:
+                    reply = http.post(
+                        "/v1/traces",
+                        content=body,
+                        headers={"Content-Type": "application/x-protobuf"},
+                    )
+                    reply.raise_for_status()
+
+                otlp = rate(clients, [lambda b=b: send(b) for b in bodies])
+            for how, value in (
+                ("direct SQL store (baseline)", base),
+                ("server, HTTP store", served),
+                ("server, OTLP protobuf", otlp),
+            ):
+                traces_s = value * BATCH
+                rows.append(
+                    f"| {label} | {clients} | {how} | {traces_s:,.0f} | {traces_s * args.spans:,.0f} "
+                    f"| {value / base:.2f} |"
+                )
+                print(rows[-1], flush=True)
+    finally:
+        http_store.close()
+        direct.close()
+        server.stop()
+    return rows
+
+
+def search_rows(store_uri: str, label: str, args: argparse.Namespace) -> list[str]:
+    direct = SqlTraceStore(store_uri)
+    have = len(direct.search_traces(max_results=args.search_traces, include_spans=False))
+    for start in range(have, args.search_traces, 500):
+        direct.log_traces(
+            [make_trace(2, i) for i in range(start, min(start + 500, args.search_traces))]
+        )
+    server = Server(store_uri)
+    http_store = HttpTraceStore(server.url)
+    rows = []
+    try:
+        for how, store in (("direct", direct), ("through the server", http_store)):
+            times = []
+            for _ in range(60):
+                t = time.perf_counter()
+                store.search_traces(
+                    filter_string="tag.i = '3'", max_results=50, include_spans=False
+                )
+                times.append((time.perf_counter() - t) * 1000)
+            times.sort()
+            rows.append(
+                f"| {label} | {how} | {statistics.median(times):.1f} | {times[int(0.99 * len(times)) - 1]:.1f} |"
+            )
+            print(rows[-1], flush=True)
+    finally:
+        http_store.close()
+        direct.close()
+        server.stop()
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--traces", type=int, default=2000)
+    parser.add_argument("--spans", type=int, default=5)
+    parser.add_argument("--clients", default="1,8,64")
+    parser.add_argument("--postgres", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    parser.add_argument("--search-traces", type=int, default=20000)
+    args = parser.parse_args()
+    folder = Path(tempfile.mkdtemp(prefix="tj-ingest-"))
+    stores: list[tuple[str, str, Callable[[], None]]] = [
+        ("SQLite", f"sqlite:///{folder / 'ingest.db'}", lambda: None)
+    ]
+    schema = f"tj_bench_{uuid.uuid4().hex[:8]}"
+    try:
+        admin = create_engine(args.postgres)
+        with admin.begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+
+        def drop() -> None:
+            with admin.begin() as conn:
+                conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+
+        stores.append(("PostgreSQL", f"{args.postgres}?options=-csearch_path%3D{schema}", drop))
+    except Exception as exc:
+        print(f"(PostgreSQL not measured: {exc})", file=sys.stderr)
+    lines = [
+        "# Ingest through the tracking server (2 cores)",
+        "",
+        f"{args.traces} traces of {args.spans} spans per cell, in batches of {BATCH}; clients are "
+        "threads of one process. Ratio: against the direct SQL store with as many clients, "
+        "measured in the same run.",
+        "",
+        "| database | clients | path | traces/s | spans/s | ratio to direct |",
+        "|---|---|---|---|---|---|",
+    ]
+    try:
+        for label, uri, _ in stores:
+            lines += ingest_rows(uri, label, args)
+        lines += [
+            "",
+            f"Search, first page of 50 filtered by a tag, {args.search_traces:,} traces "
+            "(60 queries):",
+            "",
+            "| database | path | p50 ms | p99 ms |",
+            "|---|---|---|---|",
+        ]
+        for label, uri, _ in stores:
+            lines += search_rows(uri, label, args)
+    finally:
+        for _, _, cleanup in stores:
+            cleanup()
+    lines += [
+        "",
+        "Not measured: MLflow's server on the same workload (MLflow is not installed here).",
+    ]
+    path = write_result("server_ingest.md", lines)
+    print(f"(written to {path})", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TRACEJUDGE_PROGRESS", "0")
+    sys.exit(main())
