@@ -130,13 +130,19 @@ def test_an_oversized_body_gets_413_and_changes_nothing(sqlite_uri):
 
 
 def test_bearer_tokens(sqlite_uri, monkeypatch):
-    server = ServerProcess(sqlite_uri, "--auth-token", "s3cret", "--auth-token", "other")
+    server = ServerProcess(
+        sqlite_uri, "--auth-token", "s3cret", "--auth-token", "other", "--read-only-token", "viewer"
+    )
     try:
         with httpx.Client(base_url=server.url) as http:
             assert http.get("/api/v1/experiments").status_code == 401
             assert http.get("/health").status_code == 200  # for load balancers
             ok = http.get("/api/v1/experiments", headers={"Authorization": "Bearer other"})
             assert ok.status_code == 200
+            viewer = {"Authorization": "Bearer viewer"}
+            assert http.post("/api/v1/traces/search", json={}, headers=viewer).status_code == 200
+            refused = http.post("/api/v1/experiments", json={"name": "x"}, headers=viewer)
+            assert refused.status_code == 403 and "only read" in refused.json()["message"]
         store = tracejudge.store.HttpTraceStore(server.url)
         with pytest.raises(AuthenticationError):
             store.list_experiments()

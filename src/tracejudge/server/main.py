@@ -16,6 +16,7 @@ import sys
 import click
 import uvicorn
 from fastapi import FastAPI
+from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tracejudge.errors import InvalidArgumentError
@@ -24,42 +25,70 @@ from tracejudge.store import get_store, get_tracking_uri
 
 STORE_ENV = "TRACEJUDGE_SERVER_STORE_URI"
 TOKENS_ENV = "TRACEJUDGE_SERVER_TOKEN"
+READ_TOKENS_ENV = "TRACEJUDGE_SERVER_READ_TOKEN"
 BODY_ENV = "TRACEJUDGE_SERVER_MAX_BODY_BYTES"
 
 
-class BearerTokens:
-    """Every ``/api/`` request must carry ``Authorization: Bearer <one of the tokens>``."""
+READ_ONLY_POSTS = frozenset(
+    {"/api/v1/traces/search", "/api/v1/runs/search", "/api/v1/experiments/by-name"}
+)
+"""POST routes that only read (a search's filter travels in the body)."""
 
-    def __init__(self, app: ASGIApp, tokens: frozenset[str]) -> None:
+
+class BearerTokens:
+    """Every ``/api/`` request must carry ``Authorization: Bearer <token>``; a read-only token
+    may only read (GET and the searches), anything else gets 403."""
+
+    def __init__(self, app: ASGIApp, tokens: frozenset[str], read_only: frozenset[str]) -> None:
         self.app = app
         self.tokens = tokens
+        self.read_only = read_only
+
+    @staticmethod
+    def _match(given: str, tokens: frozenset[str]) -> bool:
+        return any(secrets.compare_digest(given, t) for t in tokens)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].startswith("/api/"):
             header = dict(scope.get("headers") or []).get(b"authorization", b"").decode()
             scheme, _, given = header.partition(" ")
-            if scheme.lower() != "bearer" or not any(
-                secrets.compare_digest(given, t) for t in self.tokens
-            ):
-                from fastapi.responses import JSONResponse
-
-                response = JSONResponse(
-                    {
-                        "error_code": "AuthenticationError",
-                        "message": "Missing or wrong bearer token (TRACEJUDGE_TRACKING_TOKEN).",
-                    },
-                    status_code=401,
-                    headers={"WWW-Authenticate": "Bearer"},
-                )
-                await response(scope, receive, send)
+            bearer = scheme.lower() == "bearer"
+            if bearer and self._match(given, self.tokens):
+                await self.app(scope, receive, send)
                 return
+            reads = scope["method"] in ("GET", "HEAD") or scope["path"] in READ_ONLY_POSTS
+            if bearer and self._match(given, self.read_only):
+                if reads:
+                    await self.app(scope, receive, send)
+                    return
+                await _refuse(scope, receive, send, 403, "This token may only read.")
+                return
+            await _refuse(
+                scope,
+                receive,
+                send,
+                401,
+                "Missing or wrong bearer token (TRACEJUDGE_TRACKING_TOKEN).",
+            )
+            return
         await self.app(scope, receive, send)
 
 
-def build_app(store_uri: str, tokens: frozenset[str], max_body_bytes: int) -> FastAPI:
+async def _refuse(scope: Scope, receive: Receive, send: Send, status: int, message: str) -> None:
+    response = JSONResponse(
+        {"error_code": "AuthenticationError", "message": message},
+        status_code=status,
+        headers={"WWW-Authenticate": "Bearer"},
+    )
+    await response(scope, receive, send)
+
+
+def build_app(
+    store_uri: str, tokens: frozenset[str], read_only: frozenset[str], max_body_bytes: int
+) -> FastAPI:
     app = create_app(get_store(store_uri), max_body_bytes)
-    if tokens:
-        app.add_middleware(BearerTokens, tokens=tokens)
+    if tokens or read_only:
+        app.add_middleware(BearerTokens, tokens=tokens, read_only=read_only)
     return app
 
 
@@ -72,6 +101,7 @@ def app_from_environment() -> FastAPI:
     return build_app(
         os.environ[STORE_ENV],
         _tokens(os.environ.get(TOKENS_ENV)),
+        _tokens(os.environ.get(READ_TOKENS_ENV)),
         int(os.environ.get(BODY_ENV) or DEFAULT_MAX_BODY_BYTES),
     )
 
@@ -102,6 +132,13 @@ def _is_loopback(host: str) -> bool:
     help="Accepted bearer token (repeatable; env TRACEJUDGE_SERVER_TOKEN, comma-separated).",
 )
 @click.option(
+    "--read-only-token",
+    "read_tokens",
+    multiple=True,
+    envvar=READ_TOKENS_ENV,
+    help="Accepted bearer token that may only read (repeatable; env TRACEJUDGE_SERVER_READ_TOKEN).",
+)
+@click.option(
     "--insecure",
     is_flag=True,
     help="Allow listening on a non-loopback address without a token.",
@@ -118,6 +155,7 @@ def server_command(
     backend_store_uri: str | None,
     workers: int,
     auth_tokens: tuple[str, ...],
+    read_tokens: tuple[str, ...],
     insecure: bool,
     max_body_mb: int,
 ) -> None:
@@ -126,7 +164,8 @@ def server_command(
     if store_uri.startswith(("http://", "https://")):
         raise InvalidArgumentError("The server's store must be a database, not another server.")
     tokens = _tokens(",".join(auth_tokens))
-    if not tokens and not _is_loopback(host) and not insecure:
+    read_only = _tokens(",".join(read_tokens))
+    if not tokens and not read_only and not _is_loopback(host) and not insecure:
         raise InvalidArgumentError(
             f"Refusing to listen on {host} without a token: give --auth-token (or "
             f"{TOKENS_ENV}), or --insecure if the network is trusted."
@@ -152,6 +191,7 @@ def server_command(
     if workers > 1:  # uvicorn's supervisor; each worker builds the app from the environment
         os.environ[STORE_ENV] = store_uri
         os.environ[TOKENS_ENV] = ",".join(sorted(tokens))
+        os.environ[READ_TOKENS_ENV] = ",".join(sorted(read_only))
         os.environ[BODY_ENV] = str(max_body)
         sock.set_inheritable(True)
         uvicorn.run(
@@ -164,6 +204,8 @@ def server_command(
         )
         return
     config = uvicorn.Config(
-        build_app(store_uri, tokens, max_body), log_level="warning", timeout_keep_alive=30
+        build_app(store_uri, tokens, read_only, max_body),
+        log_level="warning",
+        timeout_keep_alive=30,
     )
     uvicorn.Server(config).run(sockets=[sock])
