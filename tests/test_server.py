@@ -338,3 +338,39 @@ def test_the_feedback_loop_example_app_end_to_end(tracking_server, sqlite_uri):
         assert {s.span_type for s in trace.data.spans} >= {"RETRIEVER", "CHAT_MODEL"}
     finally:
         direct.close()
+
+
+def test_the_cli_works_against_a_server(through_server):
+    from click.testing import CliRunner
+
+    from tracejudge.cli.main import main
+
+    url, _ = through_server
+    tracejudge.set_experiment("cli-served")
+    with tracejudge.start_span("hello"):
+        tracejudge.update_current_trace(tags={"env": "prod"})
+    assert tracejudge.flush()
+    runner = CliRunner()
+    listed = runner.invoke(main, ["--tracking-uri", url, "experiments", "list"])
+    assert listed.exit_code == 0 and "cli-served" in listed.output
+    found = runner.invoke(
+        main,
+        [
+            "--tracking-uri",
+            url,
+            "traces",
+            "search",
+            "--experiment",
+            "cli-served",
+            "--filter",
+            "tag.env = 'prod'",
+            "--format",
+            "json",
+        ],
+    )
+    assert found.exit_code == 0, found.output
+    assert [t["info"]["name"] for t in json.loads(found.output)] == ["hello"]
+    bad = runner.invoke(main, ["--tracking-uri", url, "traces", "search", "--filter", "tag.env ="])
+    assert (
+        bad.exit_code == 2 and "InvalidFilterError" not in bad.output and "expected" in bad.output
+    )
