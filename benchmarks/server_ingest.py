@@ -10,7 +10,7 @@ shape) through a real ``tracejudge server`` process with the HTTP store, through
 baseline, measured in the same run). Then p50/p99 of a filtered first search page through the
 server and directly. Clients are threads of this one process (64 processes would not fit two
 cores), so the client side's own CPU is part of every figure. Not measured here: MLflow's
-server as a peer (it is not installed in this environment).
+server as a peer unless ``--mlflow-python`` names an interpreter with MLflow installed.
 """
 
 from __future__ import annotations
@@ -228,6 +228,81 @@ def search_rows(store_uri: str, label: str, args: argparse.Namespace) -> list[st
     return rows
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _burst(
+    python: str, sdk: str, url: str, args: argparse.Namespace, threads: int
+) -> tuple[float, int]:
+    script = Path(__file__).with_name("sdk_burst.py")
+    done = subprocess.run(
+        [python, str(script), sdk, url, str(args.sdk_traces), str(args.spans), str(threads)],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        env={**os.environ, "MLFLOW_ENABLE_ASYNC_TRACE_LOGGING": "true"},
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"{sdk} burst failed: {done.stderr[-2000:]}")
+    seconds, acknowledged = done.stdout.split()[-2:]
+    return float(seconds), int(acknowledged)
+
+
+def mlflow_rows(mlflow_python: str, args: argparse.Namespace) -> list[str]:
+    """The same SDK workload through tracejudge's server and MLflow's, each on a fresh SQLite file."""
+    folder = Path(tempfile.mkdtemp(prefix="tj-vs-mlflow-"))
+    rows = []
+    for threads in (1, 8):
+        ours = Server(f"sqlite:///{folder / f'tj-{threads}.db'}")
+        try:
+            tj_s, tj_n = _burst(sys.executable, "tracejudge", ours.url, args, threads)
+        finally:
+            ours.stop()
+        port = _free_port()
+        mlflow_bin = str(Path(mlflow_python).with_name("mlflow"))
+        theirs = subprocess.Popen(
+            [
+                mlflow_bin,
+                "server",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--backend-store-uri",
+                f"sqlite:///{folder / f'mlflow-{threads}.db'}",
+                "--default-artifact-root",
+                str(folder / f"artifacts-{threads}"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            url = f"http://127.0.0.1:{port}"
+            for _ in range(600):
+                try:
+                    if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                time.sleep(0.5)
+            ml_s, ml_n = _burst(mlflow_python, "mlflow", url, args, threads)
+        finally:
+            theirs.terminate()
+            theirs.wait(timeout=60)
+        tj_rate, ml_rate = tj_n / tj_s, ml_n / ml_s
+        rows.append(
+            f"| {threads} | {tj_rate:,.0f} ({tj_n} stored) | {ml_rate:,.1f} ({ml_n} stored) "
+            f"| {tj_rate / ml_rate:.1f}x |"
+        )
+        print(rows[-1], flush=True)
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -237,6 +312,12 @@ def main() -> int:
     parser.add_argument("--clients", default="1,8,64")
     parser.add_argument("--postgres", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
     parser.add_argument("--search-traces", type=int, default=20000)
+    parser.add_argument(
+        "--mlflow-python",
+        help="an interpreter with mlflow>=3 installed: also run the same SDK workload through "
+        "'mlflow server' and through ours",
+    )
+    parser.add_argument("--sdk-traces", type=int, default=500, help="traces per SDK burst")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="tj-ingest-"))
     stores: list[tuple[str, str, Callable[[], None]]] = [
