@@ -206,3 +206,41 @@ def test_bad_otlp_bodies_get_a_400_and_change_nothing(tracking_server, body, hea
         assert reply.status_code == 400 and needle in reply.json()["message"]
         listed = http.post("/api/v1/traces/search", json={}).json()["traces"]
         assert listed == []
+
+
+def test_concurrent_requests_with_spans_of_one_trace_lose_none(tracking_server, sqlite_uri):
+    """20 requests at once, each carrying one child span of the same trace, then its root."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    trace_hex, root_hex = "6b8efff798038103d269b633813fc60c", "aee19b7ec3c1b100"
+    children = [
+        _genai_span(
+            trace_hex,
+            f"bee19b7ec3c1b1{i:02x}",
+            root_hex,
+            f"tool {i}",
+            **{"gen_ai.operation.name": "execute_tool"},
+        )
+        for i in range(20)
+    ]
+    with httpx.Client(base_url=tracking_server, timeout=120) as http:
+
+        def post(payload):
+            reply = http.post("/v1/traces", json=payload)
+            assert reply.status_code == 200, reply.text
+
+        with ThreadPoolExecutor(20) as pool:
+            list(pool.map(post, children))
+        post(
+            _genai_span(
+                trace_hex, root_hex, None, "agent", **{"gen_ai.operation.name": "invoke_agent"}
+            )
+        )
+    store = SqlTraceStore(sqlite_uri)
+    try:
+        trace = store.get_trace(f"tr-{trace_hex}")
+        assert trace is not None and trace.info.name == "agent"
+        assert len(trace.data.spans) == 21
+        assert {s.span_type for s in trace.data.spans} == {SpanType.TOOL, SpanType.AGENT}
+    finally:
+        store.close()

@@ -11,6 +11,8 @@ inputs, outputs and documents (:mod:`tracejudge.tracing.genai_conventions`).
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from collections import defaultdict
 from typing import Any
 
@@ -20,6 +22,7 @@ from starlette.concurrency import run_in_threadpool
 
 from tracejudge.entities import Span, Trace
 from tracejudge.entities.experiment import DEFAULT_EXPERIMENT_ID
+from tracejudge.entities.trace import trace_id_from_otel
 from tracejudge.server.metrics import ServerMetrics
 from tracejudge.store.base import TraceStore
 from tracejudge.tracing.genai_conventions import apply_conventions
@@ -53,10 +56,26 @@ def add_otlp_routes(
         )
 
 
+_STRIPES = [threading.Lock() for _ in range(64)]
+"""Requests carrying spans of the same trace merge one after the other in this process (a
+read-merge-write); see the closing note of issue 10 for replicas."""
+
+
 def ingest(
     store: TraceStore, records: list[tuple[SpanRecord, dict[str, Any]]], experiment: str | None
 ) -> int:
     """Write the spans, merged into their traces; returns the number of traces written."""
+    trace_ids = {trace_id_from_otel(record.trace_id) for record, _ in records}
+    stripes = sorted({hash(t) % len(_STRIPES) for t in trace_ids})
+    with contextlib.ExitStack() as held:
+        for index in stripes:  # always in the same order: no deadlock between requests
+            held.enter_context(_STRIPES[index])
+        return _ingest(store, records, experiment)
+
+
+def _ingest(
+    store: TraceStore, records: list[tuple[SpanRecord, dict[str, Any]]], experiment: str | None
+) -> int:
     by_trace: dict[str, list[Span]] = defaultdict(list)
     homes: dict[str, str | None] = {}
     services: dict[str, str] = {}
