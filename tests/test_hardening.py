@@ -421,3 +421,32 @@ def test_a_multiprocessing_child_writes_its_model_call_cache(sqlite_uri, method)
         assert calls >= 1
         assert _judge_in_child(sqlite_uri, server.base_url) == "yes"  # here: from the cache
         assert server.request_count == calls
+
+
+@pytest.mark.postgres
+def test_trace_locks_serialise_across_connections(postgres_uri):
+    """The OTLP merge's cross-process lock: a second holder waits until the first lets go."""
+    import threading
+
+    first, second = SqlTraceStore(postgres_uri), SqlTraceStore(postgres_uri)
+    order: list[str] = []
+    entered = threading.Event()
+
+    def later() -> None:
+        entered.wait(timeout=60)
+        with second.trace_locks(["tr-b", "tr-a"]):
+            order.append("second")
+
+    try:
+        thread = threading.Thread(target=later)
+        thread.start()
+        with first.trace_locks(["tr-a"]):
+            entered.set()
+            # the other holder cannot get in while this one holds tr-a, whatever the timing
+            thread.join(timeout=2)
+            order.append("first")
+        thread.join(timeout=60)
+        assert order == ["first", "second"]
+    finally:
+        first.close()
+        second.close()

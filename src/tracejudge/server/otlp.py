@@ -57,8 +57,8 @@ def add_otlp_routes(
 
 
 _STRIPES = [threading.Lock() for _ in range(64)]
-"""Requests carrying spans of the same trace merge one after the other in this process (a
-read-merge-write); see the closing note of issue 10 for replicas."""
+"""Requests carrying spans of the same trace merge one after the other (a read-merge-write):
+these locks within a process, the store's ``trace_locks`` across processes on PostgreSQL."""
 
 
 def ingest(
@@ -70,6 +70,9 @@ def ingest(
     with contextlib.ExitStack() as held:
         for index in stripes:  # always in the same order: no deadlock between requests
             held.enter_context(_STRIPES[index])
+        across_processes = getattr(store, "trace_locks", None)  # PostgreSQL: other replicas too
+        if across_processes is not None:
+            held.enter_context(across_processes(trace_ids))
         return _ingest(store, records, experiment)
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import hashlib
 import math
 import time
 from collections import defaultdict
@@ -19,6 +21,7 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    text,
     true,
     update,
 )
@@ -85,6 +88,11 @@ def _sanitized_notes(changes: Sequence[sanitize.Change]) -> list[dict[str, Any]]
     ]
 
 
+def _lock_key(trace_id: str) -> int:
+    """A signed 64-bit advisory-lock key for a trace id."""
+    return int.from_bytes(hashlib.blake2b(trace_id.encode(), digest_size=8).digest(), "big", signed=True)
+
+
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -110,6 +118,25 @@ class SqlTraceStore:
 
     def close(self) -> None:
         self.engine.dispose()
+
+    @contextlib.contextmanager
+    def trace_locks(self, trace_ids: Iterable[str]) -> Iterator[None]:
+        """Hold a lock per trace across every process using this database (PostgreSQL advisory
+        locks; SQLite serialises its writers already), for a read-merge-write of those traces."""
+        if self.dialect != "postgresql":
+            yield
+            return
+        keys = sorted({_lock_key(t) for t in trace_ids})  # one order everywhere: no deadlocks
+        with self.engine.connect() as conn:
+            for key in keys:
+                conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
+            conn.commit()
+            try:
+                yield
+            finally:
+                for key in reversed(keys):
+                    conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                conn.commit()
 
     def forget_connections(self) -> None:
         """After a fork: new connections for this process, the parent's left to the parent."""
