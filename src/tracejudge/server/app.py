@@ -10,7 +10,7 @@ suits the synchronous SQL store.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tracejudge.entities import Assessment, EvaluationRun, Span, Trace
-from tracejudge.errors import TraceJudgeError, error_code, http_status
+from tracejudge.errors import InvalidArgumentError, TraceJudgeError, error_code, http_status
 from tracejudge.server.metrics import MeasureRequests, ServerMetrics
 from tracejudge.server.otlp import add_otlp_routes
 from tracejudge.store.base import TraceStore
@@ -143,6 +143,22 @@ async def _no_body() -> dict[str, Any]:  # pragma: no cover - JSONResponse never
     return {"type": "http.request", "body": b""}
 
 
+E = TypeVar("E")
+
+
+def _entity(cls: type[E], data: dict[str, Any]) -> E:
+    """``cls.from_dict(data)``; a body of the wrong shape is the client's error (400), while the
+    same exceptions raised anywhere else stay server errors."""
+    try:
+        return cls.from_dict(data)  # type: ignore[attr-defined]
+    except TraceJudgeError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise InvalidArgumentError(
+            f"Malformed {cls.__name__}: {type(exc).__name__}: {exc}"
+        ) from None
+
+
 def _error(exc: TraceJudgeError) -> JSONResponse:
     return JSONResponse(
         {"error_code": error_code(exc), "message": str(exc)}, status_code=http_status(exc)
@@ -170,19 +186,6 @@ def create_app(store: TraceStore, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) 
         )
         return JSONResponse(
             {"error_code": "InvalidArgumentError", "message": f"Malformed request: {where}"},
-            status_code=400,
-        )
-
-    @app.exception_handler(KeyError)
-    @app.exception_handler(TypeError)
-    @app.exception_handler(ValueError)
-    async def malformed_entity(request: Request, exc: Exception) -> JSONResponse:
-        # an entity's from_dict met a body of the wrong shape
-        return JSONResponse(
-            {
-                "error_code": "InvalidArgumentError",
-                "message": f"Malformed request body: {type(exc).__name__}: {exc}",
-            },
             status_code=400,
         )
 
@@ -222,7 +225,7 @@ def create_app(store: TraceStore, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) 
 
     @app.post(f"{API}/traces/batch")
     def log_traces(body: TracesBody) -> dict[str, Any]:
-        traces = [Trace.from_dict(t) for t in body.traces]
+        traces = [_entity(Trace, t) for t in body.traces]
         store.log_traces(traces)
         metrics.ingested(len(traces), sum(len(t.data.spans) for t in traces))
         return {"logged": len(traces)}
@@ -250,7 +253,7 @@ def create_app(store: TraceStore, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) 
 
     @app.post(f"{API}/traces/{{trace_id}}/spans")
     def log_spans(trace_id: str, body: SpansBody) -> dict[str, Any]:
-        store.log_spans(trace_id, [Span.from_dict(s) for s in body.spans])
+        store.log_spans(trace_id, [_entity(Span, s) for s in body.spans])
         return {"logged": len(body.spans)}
 
     @app.post(f"{API}/traces/{{trace_id}}/tags")
@@ -267,7 +270,7 @@ def create_app(store: TraceStore, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) 
 
     @app.post(f"{API}/assessments/batch")
     def log_assessments(body: AssessmentsBody) -> dict[str, Any]:
-        stored = store.log_assessments([Assessment.from_dict(a) for a in body.assessments])
+        stored = store.log_assessments([_entity(Assessment, a) for a in body.assessments])
         return {"assessments": [a.to_dict() for a in stored]}
 
     @app.get(f"{API}/traces/{{trace_id}}/assessments/{{assessment_id}}")
@@ -287,7 +290,7 @@ def create_app(store: TraceStore, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) 
     def override_assessment(
         trace_id: str, assessment_id: str, body: ReplacementBody
     ) -> dict[str, Any]:
-        replacement = Assessment.from_dict(body.replacement)
+        replacement = _entity(Assessment, body.replacement)
         new = store.override_assessment(trace_id, assessment_id, replacement)
         return new.to_dict()
 
@@ -295,12 +298,12 @@ def create_app(store: TraceStore, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) 
 
     @app.post(f"{API}/runs")
     def create_run(body: RunBody) -> dict[str, Any]:
-        store.create_run(EvaluationRun.from_dict(body.run))
+        store.create_run(_entity(EvaluationRun, body.run))
         return {}
 
     @app.put(f"{API}/runs/{{run_id}}")
     def update_run(run_id: str, body: RunBody) -> dict[str, Any]:
-        store.update_run(EvaluationRun.from_dict({**body.run, "run_id": run_id}))
+        store.update_run(_entity(EvaluationRun, {**body.run, "run_id": run_id}))
         return {}
 
     @app.get(f"{API}/runs/{{run_id}}")

@@ -90,7 +90,9 @@ def _sanitized_notes(changes: Sequence[sanitize.Change]) -> list[dict[str, Any]]
 
 def _lock_key(trace_id: str) -> int:
     """A signed 64-bit advisory-lock key for a trace id."""
-    return int.from_bytes(hashlib.blake2b(trace_id.encode(), digest_size=8).digest(), "big", signed=True)
+    return int.from_bytes(
+        hashlib.blake2b(trace_id.encode(), digest_size=8).digest(), "big", signed=True
+    )
 
 
 def _now_ms() -> int:
