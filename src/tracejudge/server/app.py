@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, ORJSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -168,6 +168,8 @@ def _error(exc: TraceJudgeError) -> JSONResponse:
 def create_app(store: TraceStore, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> FastAPI:
     """The API over ``store`` (the server opens it; tests may hand one in)."""
     app = FastAPI(
+        # orjson, and no response model: answers are entities' to_dict, already plain JSON
+        default_response_class=ORJSONResponse,
         title="tracejudge tracking server",
         version="1",
         description="Traces, verdicts and evaluation runs of LLM applications.",
@@ -193,44 +195,44 @@ def create_app(store: TraceStore, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) 
     def prometheus_metrics() -> str:
         return metrics.render()
 
-    @app.get("/health")
+    @app.get("/health", response_model=None)
     def health() -> dict[str, str]:
         store.list_experiments()  # the database answers
         return {"status": "ok"}
 
     # ------------------------------------------------------------ experiments
 
-    @app.post(f"{API}/experiments")
+    @app.post(f"{API}/experiments", response_model=None)
     def create_experiment(body: NameBody) -> dict[str, Any]:
         return store.create_experiment(body.name).to_dict()
 
-    @app.post(f"{API}/experiments/get-or-create")
+    @app.post(f"{API}/experiments/get-or-create", response_model=None)
     def get_or_create_experiment(body: NameBody) -> dict[str, Any]:
         return store.get_or_create_experiment(body.name).to_dict()
 
-    @app.get(f"{API}/experiments")
+    @app.get(f"{API}/experiments", response_model=None)
     def list_experiments() -> dict[str, Any]:
         return {"experiments": [e.to_dict() for e in store.list_experiments()]}
 
-    @app.post(f"{API}/experiments/by-name")
+    @app.post(f"{API}/experiments/by-name", response_model=None)
     def get_experiment_by_name(body: NameBody) -> dict[str, Any]:
         found = store.get_experiment_by_name(body.name)
         return {"experiment": None if found is None else found.to_dict()}
 
-    @app.get(f"{API}/experiments/{{experiment_id}}")
+    @app.get(f"{API}/experiments/{{experiment_id}}", response_model=None)
     def get_experiment(experiment_id: str) -> dict[str, Any]:
         return store.get_experiment(experiment_id).to_dict()
 
     # ----------------------------------------------------------------- traces
 
-    @app.post(f"{API}/traces/batch")
+    @app.post(f"{API}/traces/batch", response_model=None)
     def log_traces(body: TracesBody) -> dict[str, Any]:
         traces = [_entity(Trace, t) for t in body.traces]
         store.log_traces(traces)
         metrics.ingested(len(traces), sum(len(t.data.spans) for t in traces))
         return {"logged": len(traces)}
 
-    @app.post(f"{API}/traces/search")
+    @app.post(f"{API}/traces/search", response_model=None)
     def search_traces(body: SearchBody) -> dict[str, Any]:
         page = store.search_traces(
             body.experiment_ids,
@@ -242,51 +244,53 @@ def create_app(store: TraceStore, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) 
         )
         return {"traces": [t.to_dict() for t in page], "next_page_token": page.token}
 
-    @app.post(f"{API}/traces/delete")
+    @app.post(f"{API}/traces/delete", response_model=None)
     def delete_traces(body: TraceIdsBody) -> dict[str, Any]:
         return {"deleted": store.delete_traces(body.trace_ids)}
 
-    @app.get(f"{API}/traces/{{trace_id}}")
+    @app.get(f"{API}/traces/{{trace_id}}", response_model=None)
     def get_trace(trace_id: str, include_spans: bool = True) -> dict[str, Any]:
         found = store.get_trace(trace_id, include_spans)
         return {"trace": None if found is None else found.to_dict()}
 
-    @app.post(f"{API}/traces/{{trace_id}}/spans")
+    @app.post(f"{API}/traces/{{trace_id}}/spans", response_model=None)
     def log_spans(trace_id: str, body: SpansBody) -> dict[str, Any]:
         store.log_spans(trace_id, [_entity(Span, s) for s in body.spans])
         return {"logged": len(body.spans)}
 
-    @app.post(f"{API}/traces/{{trace_id}}/tags")
+    @app.post(f"{API}/traces/{{trace_id}}/tags", response_model=None)
     def set_trace_tag(trace_id: str, body: TagBody) -> dict[str, Any]:
         store.set_trace_tag(trace_id, body.key, body.value)
         return {}
 
-    @app.post(f"{API}/traces/{{trace_id}}/tags/delete")
+    @app.post(f"{API}/traces/{{trace_id}}/tags/delete", response_model=None)
     def delete_trace_tag(trace_id: str, body: KeyBody) -> dict[str, Any]:
         store.delete_trace_tag(trace_id, body.key)
         return {}
 
     # ------------------------------------------------------------ assessments
 
-    @app.post(f"{API}/assessments/batch")
+    @app.post(f"{API}/assessments/batch", response_model=None)
     def log_assessments(body: AssessmentsBody) -> dict[str, Any]:
         stored = store.log_assessments([_entity(Assessment, a) for a in body.assessments])
         return {"assessments": [a.to_dict() for a in stored]}
 
-    @app.get(f"{API}/traces/{{trace_id}}/assessments/{{assessment_id}}")
+    @app.get(f"{API}/traces/{{trace_id}}/assessments/{{assessment_id}}", response_model=None)
     def get_assessment(trace_id: str, assessment_id: str) -> dict[str, Any]:
         return store.get_assessment(trace_id, assessment_id).to_dict()
 
-    @app.patch(f"{API}/traces/{{trace_id}}/assessments/{{assessment_id}}")
+    @app.patch(f"{API}/traces/{{trace_id}}/assessments/{{assessment_id}}", response_model=None)
     def update_assessment(trace_id: str, assessment_id: str, body: ChangesBody) -> dict[str, Any]:
         return store.update_assessment(trace_id, assessment_id, body.changes).to_dict()
 
-    @app.delete(f"{API}/traces/{{trace_id}}/assessments/{{assessment_id}}")
+    @app.delete(f"{API}/traces/{{trace_id}}/assessments/{{assessment_id}}", response_model=None)
     def delete_assessment(trace_id: str, assessment_id: str) -> dict[str, Any]:
         store.delete_assessment(trace_id, assessment_id)
         return {}
 
-    @app.post(f"{API}/traces/{{trace_id}}/assessments/{{assessment_id}}/override")
+    @app.post(
+        f"{API}/traces/{{trace_id}}/assessments/{{assessment_id}}/override", response_model=None
+    )
     def override_assessment(
         trace_id: str, assessment_id: str, body: ReplacementBody
     ) -> dict[str, Any]:
@@ -296,36 +300,36 @@ def create_app(store: TraceStore, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) 
 
     # ------------------------------------------------------------------- runs
 
-    @app.post(f"{API}/runs")
+    @app.post(f"{API}/runs", response_model=None)
     def create_run(body: RunBody) -> dict[str, Any]:
         store.create_run(_entity(EvaluationRun, body.run))
         return {}
 
-    @app.put(f"{API}/runs/{{run_id}}")
+    @app.put(f"{API}/runs/{{run_id}}", response_model=None)
     def update_run(run_id: str, body: RunBody) -> dict[str, Any]:
         store.update_run(_entity(EvaluationRun, {**body.run, "run_id": run_id}))
         return {}
 
-    @app.get(f"{API}/runs/{{run_id}}")
+    @app.get(f"{API}/runs/{{run_id}}", response_model=None)
     def get_run(run_id: str) -> dict[str, Any]:
         return store.get_run(run_id).to_dict()
 
-    @app.post(f"{API}/runs/search")
+    @app.post(f"{API}/runs/search", response_model=None)
     def search_runs(body: RunSearchBody) -> dict[str, Any]:
         found = store.search_runs(body.experiment_ids, body.max_results)
         return {"runs": [r.to_dict() for r in found]}
 
-    @app.get(f"{API}/runs/{{run_id}}/assessments")
+    @app.get(f"{API}/runs/{{run_id}}/assessments", response_model=None)
     def get_run_assessments(run_id: str) -> dict[str, Any]:
         return {"assessments": [a.to_dict() for a in store.get_run_assessments(run_id)]}
 
     # ------------------------------------------------------------ call cache
 
-    @app.get(f"{API}/llm-cache/{{key}}")
+    @app.get(f"{API}/llm-cache/{{key}}", response_model=None)
     def get_cached_call(key: str) -> dict[str, Any]:
         return {"response": store.get_cached_call(key)}
 
-    @app.post(f"{API}/llm-cache")
+    @app.post(f"{API}/llm-cache", response_model=None)
     def put_cached_calls(body: CacheBody) -> dict[str, Any]:
         store.put_cached_calls(body.entries)
         return {"stored": len(body.entries)}

@@ -38,7 +38,7 @@ def add_otlp_routes(
 ) -> None:
     """``POST /v1/traces``; a body may decompress to at most ``max_body_bytes``."""
 
-    @app.post("/v1/traces", tags=["OTLP"])
+    @app.post("/v1/traces", tags=["OTLP"], response_model=None)
     async def export_traces(request: Request) -> Response:
         """OTLP/HTTP trace export (protobuf or JSON; gzip accepted)."""
         body = decompress(
