@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
 import pytest
@@ -28,6 +29,7 @@ from tracejudge.models.limiter import AimdLimiter
 from tracejudge.models.pricing import cost_usd
 from tracejudge.models.registry import default_model_uri
 from tracejudge.models.retry import RetryPolicy, parse_retry_after
+from tracejudge.models.types import ChatResult
 from tracejudge.testing import ChatServer, Reply
 
 HI = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi"}]
@@ -327,6 +329,21 @@ def test_second_run_makes_zero_calls(server):
     assert second.calls == 0 and second.cached_calls == 5
 
 
+def test_identical_concurrent_calls_reach_the_server_once(server):
+    """Issue 9.11: calls started together all missed the cache (it is read in a worker thread)
+    and each paid for its own request; the first one now answers its twins (single flight)."""
+    model = compatible(server)
+
+    async def together() -> list[ChatResult]:
+        return await asyncio.gather(*(model.achat(HI) for _ in range(5)))
+
+    with track_usage() as meter:
+        results = asyncio.run(together())
+    assert server.request_count == 1
+    assert len({r.text for r in results}) == 1
+    assert meter.calls == 1 and meter.cached_calls == 4
+
+
 def test_samples_stay_distinct_and_cache_can_be_off(server, monkeypatch):
     model = compatible(server)
     for i in range(3):
@@ -439,7 +456,7 @@ def test_default_model_resolution_order(monkeypatch):
         default_model_uri()
 
 
-def test_sync_calls_close_their_http_clients_on_their_own_loop():
+def test_sync_calls_close_their_http_clients_on_their_own_loop(caplog):
     """Issue 9.11: the HTTP clients of run_sync's loops were left to the garbage collector,
     after their loop had closed: unclosed sockets and transports, and closes that failed with
     "Event loop is closed"."""
@@ -453,6 +470,7 @@ def test_sync_calls_close_their_http_clients_on_their_own_loop():
     with (
         ChatServer(lambda request: Reply('{"rationale": "ok", "verdict": "yes"}')) as server,
         warnings.catch_warnings(record=True) as caught,
+        caplog.at_level(logging.ERROR, logger="asyncio"),
     ):
         warnings.simplefilter("always")
         judge = f"openai-compatible:/j?base_url={server.base_url}"
@@ -464,3 +482,5 @@ def test_sync_calls_close_their_http_clients_on_their_own_loop():
         gc.collect()
     unclosed = [str(w.message) for w in caught if "unclosed" in str(w.message)]
     assert unclosed == []
+    # "Task exception was never retrieved ... Event loop is closed" is logged, not warned
+    assert [r.getMessage() for r in caplog.records if r.name == "asyncio"] == []

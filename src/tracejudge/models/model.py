@@ -127,19 +127,23 @@ class ChatModel:
         if not caching:
             return await self._fresh(request)
         key = cache_key(self.uri, request)
+        loop = asyncio.get_running_loop()
         pending = self._in_flight.get(key)
-        if pending is not None and pending.get_loop() is asyncio.get_running_loop():
+        if pending is not None and pending.get_loop() is loop:
             # the same call is already under way: share its answer instead of paying twice
             result = (await asyncio.shield(pending)).with_(cached=True)
             usage.record(result)
             return result
-        hit = await self.cache.get(key)
-        if hit is not None:
-            usage.record(hit)
-            return hit
-        future: asyncio.Future[ChatResult] = asyncio.get_running_loop().create_future()
+        # registered before the first await, so a twin that starts while the cache is read
+        # waits for this call instead of making its own (single flight)
+        future: asyncio.Future[ChatResult] = loop.create_future()
         self._in_flight[key] = future
         try:
+            hit = await self.cache.get(key)
+            if hit is not None:
+                usage.record(hit)
+                future.set_result(hit)
+                return hit
             result = await self._fresh(request)
             if cache_if is None or _accepted(cache_if, result):
                 self.cache.put(key, result)
@@ -150,7 +154,8 @@ class ChatModel:
             future.exception()  # retrieved: waiters re-raise it, nobody else needs to
             raise
         finally:
-            self._in_flight.pop(key, None)
+            if self._in_flight.get(key) is future:
+                del self._in_flight[key]
 
     async def _fresh(self, request: ChatRequest) -> ChatResult:
         try:
