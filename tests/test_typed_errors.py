@@ -49,7 +49,23 @@ FIELDS = [
     "tag",
 ]
 OPS = ["=", "!=", "<", "<=", ">", ">=", "LIKE", "ILIKE", "IN", "NOT IN", "IS", "IS NOT", "=="]
-VALUES = ["'x'", "'it''s'", '"d"', "1", "-2.5", "1e400", "true", "NULL", "('a', 'b')", "(1)", "''"]
+VALUES = [
+    "'x'",
+    "'it''s'",
+    '"d"',
+    "1",
+    "-2.5",
+    "1e400",
+    "true",
+    "NULL",
+    "('a', 'b')",
+    "(1)",
+    "''",
+    "99999999999999999999999",
+    "9223372036854775808",
+    "-9223372036854775809",
+    "(1, 99999999999999999999999)",
+]
 JOIN = [" AND ", " OR ", " and ", " ", " AND NOT ", ""]
 
 clause = st.builds(
@@ -194,6 +210,9 @@ def test_the_reported_cases(store, sqlite_tracking):
         Feedback("f", 10**400)
     with pytest.raises(InvalidArgumentError, match="finite"):
         Feedback("f", float("nan"))
+    for nested in ([1.0, float("nan")], {"score": float("inf")}, {"n": [10**400]}):
+        with pytest.raises(InvalidArgumentError, match=r"value\["):
+            Feedback("f", nested)
     with pytest.raises(InvalidArgumentError, match="metadata must be a dict"):
         Feedback("f", 1, metadata="x")  # type: ignore[arg-type]
     for uri in ("", "databricks"):
@@ -203,6 +222,12 @@ def test_the_reported_cases(store, sqlite_tracking):
         tracejudge.search_traces(max_results=-1)
     with pytest.raises(TypeError):  # keyword-only after the experiments, as the module function
         tracejudge.Client().search_traces(None, "status = 'OK'")  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        tracejudge.search_traces(None, "status = 'OK'")  # type: ignore[misc]
+    for huge in ("99999999999999999999999", "9223372036854775808", "(1, 10000000000000000000)"):
+        op = "IN" if huge.startswith("(") else ">"
+        with pytest.raises(InvalidFilterError, match="out of range"):
+            store.search_traces(filter_string=f"execution_time_ms {op} {huge}")
 
 
 def test_a_bad_queue_size_in_the_environment_does_not_break_import(tmp_path):
@@ -245,3 +270,69 @@ def test_settings_are_read_when_used_and_name_the_variable(monkeypatch):
     result = CliRunner().invoke(main, ["settings"])
     assert result.exit_code == 1 and "TRACEJUDGE_EXIT_FLUSH_TIMEOUT='-1'" in result.output
     assert all(s.name in result.output for s in settings.ALL)
+
+
+anything = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(10**30), max_value=10**30),
+    st.floats(),
+    st.text(max_size=12),
+    st.binary(max_size=4),
+    st.lists(st.one_of(st.none(), st.integers(), st.text(max_size=4)), max_size=3),
+    st.dictionaries(st.one_of(st.text(max_size=4), st.integers()), json_values, max_size=3),
+    st.just(object()),
+)
+
+
+@settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    filter_string=st.one_of(anything, filters()),
+    order_by=anything,
+    max_results=anything,
+    return_type=anything,
+    name=anything,
+    value=anything,
+    rationale=anything,
+    metadata=anything,
+    span_name=anything,
+    span_type=anything,
+    attributes=anything,
+    tags=anything,
+)
+def test_the_public_functions_raise_only_typed_errors_and_tracing_never_raises(
+    sqlite_tracking,
+    filter_string,
+    order_by,
+    max_results,
+    return_type,
+    name,
+    value,
+    rationale,
+    metadata,
+    span_name,
+    span_type,
+    attributes,
+    tags,
+):
+    """The functions people call, with arbitrary arguments: tracing records what it can and never
+    raises; search and assessments either work or raise a TraceJudgeError."""
+    with tracejudge.start_span(span_name, span_type=span_type, attributes=attributes) as span:
+        span.set_inputs(value)
+        span.set_attribute(str(name), value)
+        tracejudge.update_current_trace(tags=tags, metadata=metadata)
+    trace_id = tracejudge.get_last_active_trace_id()
+    assert trace_id is not None
+    with contextlib.suppress(TraceJudgeError):
+        tracejudge.search_traces(
+            filter_string=filter_string,
+            order_by=order_by,
+            max_results=max_results,
+            return_type=return_type,
+        )
+    with contextlib.suppress(TraceJudgeError):
+        tracejudge.log_feedback(
+            trace_id, name=name, value=value, rationale=rationale, metadata=metadata
+        )

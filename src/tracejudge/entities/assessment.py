@@ -163,10 +163,30 @@ def _check_value(value: Any) -> Any:
             )
         return number
     if isinstance(value, (list, tuple, dict)):
+        _check_nested_numbers(value, "value")
         return to_jsonable(value)
     raise InvalidArgumentError(
         f"An assessment value must be a bool, number, string, list or dict, not {type(value).__name__}."
     )
+
+
+def _check_nested_numbers(data: Any, where: str) -> None:
+    """Numbers inside a list or dict value: JSON has no NaN or infinity, and a number past 64
+    bits is refused by the JSON encoder on the way to the store."""
+    if isinstance(data, dict):
+        for key, item in data.items():
+            _check_nested_numbers(item, f"{where}[{key!r}]")
+    elif isinstance(data, (list, tuple)):
+        for i, item in enumerate(data):
+            _check_nested_numbers(item, f"{where}[{i}]")
+    elif isinstance(data, bool):
+        return
+    elif isinstance(data, int) and not -_INT64 <= data < _INT64:
+        raise InvalidArgumentError(
+            f"{where} must fit in 64 bits; store a larger number as a string."
+        )
+    elif isinstance(data, float) and not math.isfinite(data):
+        raise InvalidArgumentError(f"{where} must be a finite number, not {data!r}.")
 
 
 @dataclass

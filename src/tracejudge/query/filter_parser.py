@@ -8,6 +8,7 @@ naming the column and what was expected there.
 from __future__ import annotations
 
 import functools
+import math
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -83,6 +84,8 @@ _GRAMMAR = r"""
     %import common.WS
     %ignore WS
 """
+
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 _EXPECTED_WORDS = {
     "AND": "AND",
@@ -316,10 +319,26 @@ class _ToAst(Transformer[Token, Any]):
             return True
         if tok.type == "FALSE":
             return False
-        number = float(tok)
-        return (
-            int(number) if number.is_integer() and re.fullmatch(r"[+-]?\d+", str(tok)) else number
-        )
+        text = str(tok)
+        if re.fullmatch(r"[+-]?\d+", text):
+            integer = int(text)
+            if not _INT64_MIN <= integer <= _INT64_MAX:  # no database column holds it
+                raise InvalidFilterError(
+                    f"The number {text} is out of range (a filter number fits in 64 bits).",
+                    filter_string=self.text,
+                    position=tok.column or 0,
+                    expected=["a number between -2**63 and 2**63 - 1"],
+                )
+            return integer
+        number = float(text)
+        if not math.isfinite(number):
+            raise InvalidFilterError(
+                f"The number {text} is out of range.",
+                filter_string=self.text,
+                position=tok.column or 0,
+                expected=["a finite number"],
+            )
+        return number
 
     def value_list(self, items: list[Any]) -> tuple[Literal, ...]:
         return tuple(i for i in items if not isinstance(i, Token))

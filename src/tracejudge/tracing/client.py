@@ -238,6 +238,7 @@ class Client:
 
 def search_traces(
     experiment_ids: Sequence[str] | str | None = None,
+    *,
     filter_string: str | None = None,
     order_by: Sequence[str] | str | None = None,
     max_results: int | None = None,
@@ -245,6 +246,8 @@ def search_traces(
     include_spans: bool = True,
 ) -> pd.DataFrame | list[Trace]:
     """Traces of the given experiments (default: the active one) matching ``filter_string``.
+
+    Everything after ``experiment_ids`` is keyword-only (MLflow's positional order differs).
 
     >>> search_traces(filter_string="tag.env = 'prod' AND (feedback.trustworthiness < 0.5 OR status = 'ERROR')",
     ...               order_by=["feedback.trustworthiness ASC"])
