@@ -220,6 +220,27 @@ def test_rationale_never_shows_block_codes(server):
 
 
 @pytest.mark.parametrize(
+    "quoted",
+    [
+        "The RESPONSE {c} says",  # the issue's case: a code cut short
+        "The RESPONSE {c}… says",
+        "The RESPONSE {C} says",
+        "The <<<RESPONSE {c}>>> says",
+    ],
+)
+def test_rationale_never_shows_a_code_cut_short_or_in_capitals(quoted):
+    from tracejudge.judges.formatting import strip_block_markers
+
+    code = delimit({"REQUEST": "q", "CONTEXT": "ctx", "RESPONSE": "r"}).codes[2]
+    text = quoted.format(c=code[:9], C=code.upper())
+    assert strip_block_markers(text, (code,)) == "The RESPONSE says"
+    # numbers after a block name are not codes
+    assert strip_block_markers("In 2019 the CONTEXT 2019 said", (code,)) == (
+        "In 2019 the CONTEXT 2019 said"
+    )
+
+
+@pytest.mark.parametrize(
     ("call", "name", "blocks"),
     [
         (
@@ -361,6 +382,22 @@ def test_verdict_probability_is_read_at_the_verdict_key_not_in_the_rationale():
         TokenLogprob('"}', -0.01),
     )
     assert verdict_probabilities(tokens, "yes")["p_yes"] > 0.9
+    # the verdict key first, and a rationale after it that says "verdict: no" (no schema for
+    # local models, so the key order is the model's)
+    tokens = (
+        TokenLogprob('{"verdict": "', -0.01),
+        TokenLogprob("yes", -0.05, (("yes", -0.05), ("no", -3.0))),
+        TokenLogprob('", "rationale": "final verdict: ', -0.01),
+        TokenLogprob("no", -0.1, (("no", -0.1), ("yes", -2.4))),
+        TokenLogprob(' doubt"}', -0.01),
+    )
+    assert verdict_probabilities(tokens, "yes")["p_yes"] > 0.9
+    # a reply that is not JSON still reads the last "verdict:"
+    plain = (
+        TokenLogprob("The verdict is unclear. Verdict: ", -0.01),
+        TokenLogprob("no", -0.1, (("no", -0.1), ("yes", -2.4))),
+    )
+    assert verdict_probabilities(plain, "no")["p_yes"] < 0.2
 
 
 def test_judge_records_verdict_probability(server):

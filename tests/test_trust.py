@@ -264,6 +264,22 @@ def test_llm_similarity_asks_an_agreement_judge(server):
     assert server.request_count == 4 + 5 + 1
 
 
+def test_an_unreadable_agreement_reply_is_asked_again_next_time(server):
+    """Issue 9.7, the trust score's agreement judge: a reply it cannot read counts 0.5 and is
+    not cached, so a rerun against a healthy server asks again."""
+    from tracejudge.models import get_model
+    from tracejudge.models.sync import run_sync
+    from tracejudge.trust.similarity import llm_agreement
+
+    model = get_model(f"openai-compatible:/t?base_url={server.base_url}")
+    server.responder = lambda request: Reply("")
+    assert run_sync(llm_agreement(model, "q", "Paris", "Paris.")) == 0.5
+    server.responder = lambda request: Reply('{"rationale": "same city", "verdict": "yes"}')
+    before = server.request_count
+    assert run_sync(llm_agreement(model, "q", "Paris", "Paris.")) == 1.0
+    assert server.request_count == before + 1
+
+
 def test_unreadable_reflection_counts_half_and_is_recorded(server):
     server.responder = Script(certainty="lots", critique=10, rating=5, true_false="True")
     result = scorer(server, "medium").get_trustworthiness_score("q", "a")

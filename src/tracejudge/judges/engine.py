@@ -127,14 +127,39 @@ def _normal(token: str) -> str:
 _VERDICT_KEY = re.compile(r"verdict[\"'*]*\s*[:=]", re.IGNORECASE)
 
 
+def _json_verdict_key_end(text: str) -> int | None:
+    """Where the value of the reply's JSON ``"verdict"`` key starts: the key as JSON sees it,
+    outside every string, so a rationale that says "verdict: no" (before or after the key) is
+    not taken for it. None when the reply has no such key (plain text, or broken JSON)."""
+    found = None
+    i, n = 0, len(text)
+    while i < n:
+        if text[i] != '"':
+            i += 1
+            continue
+        j = i + 1  # the end of this string literal
+        while j < n and text[j] != '"':
+            j += 2 if text[j] == "\\" else 1
+        if j >= n:
+            break
+        k = j + 1
+        while k < n and text[k] in " \t\r\n":
+            k += 1
+        if text[i + 1 : j].strip().lower() == "verdict" and k < n and text[k] == ":":
+            found = k + 1
+        i = j + 1
+    return found
+
+
 def verdict_probabilities(
     logprobs: tuple[TokenLogprob, ...] | None, verdict: str
 ) -> dict[str, float]:
     """P(yes) and the probability of the chosen verdict, read at the verdict's own token.
 
-    That is the first yes/no token after the *last* ``verdict:`` key of the reply (a
-    rationale written before it may itself say "verdict", or "yes" and "no"); its top
-    alternatives give the yes/no split.
+    That is the first yes/no token of the JSON ``"verdict"`` key's value, wherever the key is
+    (local models get no schema, so it may come before or after the rationale); for a reply
+    that is not JSON, the first one after its last ``verdict:``. Its top alternatives give
+    the yes/no split.
     """
     if not logprobs:
         return {}
@@ -142,10 +167,12 @@ def verdict_probabilities(
     for token in logprobs:
         starts.append(len(text))
         text += token.token
-    keys = list(_VERDICT_KEY.finditer(text))
-    if not keys:
-        return {}
-    after = keys[-1].end()
+    after = _json_verdict_key_end(text)
+    if after is None:
+        keys = list(_VERDICT_KEY.finditer(text))
+        if not keys:
+            return {}
+        after = keys[-1].end()
     for start, token in zip(starts, logprobs, strict=True):
         if start + len(token.token) <= after:
             continue

@@ -90,18 +90,29 @@ def delimit(blocks: Mapping[str, str], max_chars_per_block: int | None = None) -
     return DelimitedData("\n\n".join(parts), truncated, tuple(codes))
 
 
-_MARKER = re.compile(r"<<<\s*(END\s+)?([A-Z][A-Z _]*?)\s*(?:[0-9a-f]{16})?\s*>>>")
+_CODE = r"[0-9a-fA-F]{4,16}(?:…|\.\.\.)?"
+_MARKER = re.compile(rf"<<<\s*(END\s+)?([A-Z][A-Z _]*?)\s*(?:{_CODE})?\s*>>>")
+_NAMED_CODE = re.compile(  # a block name, then what looks like a code (hex with a letter in it)
+    r"\b([A-Z][A-Z_]{2,})\s+(?=[0-9]*[a-fA-F])[0-9a-fA-F]{6,16}(?:…|\.\.\.)?(?![0-9a-zA-Z])"
+)
+_HEX_RUN = re.compile(r"\s?\b([0-9a-fA-F]{6,})(?:…|\.\.\.)?(?![0-9a-zA-Z])")
 
 
 def strip_block_markers(text: str | None, codes: Sequence[str] = ()) -> str | None:
     """A model's explanation without the blocks' boundary markers or codes, which mean nothing
-    to a reader (small models like to quote them): ``<<<END CONTEXT 3f…>>>`` becomes ``CONTEXT``."""
+    to a reader (small models like to quote them, whole or cut short, in any case):
+    ``<<<END CONTEXT 3f…>>>`` and ``the RESPONSE 747cb0e37…`` become ``CONTEXT``, ``the RESPONSE``."""
     if not text:
         return text
     cleaned = _MARKER.sub(lambda m: m.group(2), text)
-    for code in codes:
-        cleaned = cleaned.replace(f" {code}", "").replace(code, "")
-    return cleaned.strip()
+    cleaned = _NAMED_CODE.sub(lambda m: m.group(1), cleaned)
+    lowered = tuple(c.lower() for c in codes)
+
+    def drop_code(m: re.Match[str]) -> str:
+        run = m.group(1).lower()
+        return "" if any(c.startswith(run) or run.startswith(c) for c in lowered) else m.group(0)
+
+    return _HEX_RUN.sub(drop_code, cleaned).strip()
 
 
 DATA_RULES = (

@@ -219,7 +219,7 @@ class TrustScorer:
     ) -> dict[str, Any] | list[dict[str, Any]]:
         if isinstance(prompt, str) or _is_messages(prompt):
             return await self._prompt_one(prompt)  # type: ignore[arg-type]
-        return await self._batch([self._prompt_item(p) for p in prompt])  # type: ignore[arg-type]
+        return await self._batch([self._prompt_one(p) for p in prompt])  # type: ignore[arg-type]
 
     def prompt(self, prompt: Prompt | Sequence[Prompt]) -> dict[str, Any] | list[dict[str, Any]]:
         """Generate a response with the model and score it (its token probabilities included)."""
@@ -234,9 +234,6 @@ class TrustScorer:
     async def _score_item(self, prompt: Prompt, response: str) -> dict[str, Any]:
         scored = await self.score_messages(prompt, response)
         return scored.to_dict(self.options.log)
-
-    async def _prompt_item(self, prompt: Prompt) -> dict[str, Any]:
-        return await self._prompt_one(prompt)
 
     async def _batch(self, items: list[Any]) -> list[dict[str, Any]]:
         # A model that takes one call at a time (llama.cpp) scores items one by one: the calls of

@@ -82,6 +82,9 @@ async def llm_agreement(
             logprobs=model.supports_logprobs,
             top_logprobs=5,
             json_schema=AGREEMENT_SCHEMA,
+            cache_if=lambda r: (
+                parse_verdict(r.text) is not None
+            ),  # an unreadable one is asked again
         )
     except ModelAuthenticationError:  # a configuration error: stop, do not record
         raise
