@@ -623,15 +623,17 @@ def test_assessment_sources_are_plain_json(judge):
     assert json.loads(json.dumps(fb.to_dict()))["metadata"]["model"] == judge
 
 
-def test_a_rejected_api_key_stops_the_run_at_once(server, judge):
+@pytest.mark.parametrize("status", [401, 403])
+def test_a_rejected_api_key_stops_the_run_at_once(server, judge, status, caplog):
     """HTTP 401/403 is a configuration error: the run stops, FAILED with the reason, instead of
     filling every row with the same error."""
-    server.responder = lambda request: Reply(status=401)
+    server.responder = lambda request: Reply(status=status)
     rows = [{"inputs": f"q{i}", "outputs": "a"} for i in range(20)]
     with pytest.raises(ModelAuthenticationError):
         tracejudge.evaluate(
             rows, scorers=[Safety(model=judge), Trustworthiness(model=judge)], max_concurrency=2
         )
+    assert "stopped at the first configuration error" in caplog.text  # and it says so
     [run] = tracejudge.search_runs()
     assert run.status == RunStatus.FAILED and "ModelAuthenticationError" in run.failure
     # Only the calls already in flight (2 rows at a time, a trust check asks a few at once),

@@ -62,45 +62,57 @@ def test_a_nul_in_a_rationale_is_stored(tracking):
     assert a.rationale == "because\ufffdof NUL" and a.name == "q\ufffd"
 
 
-class _RefusingStore:
-    """A store that refuses one trace id (the SQL store sanitises what a database would refuse,
-    so a fake is the way to reach the retry path)."""
+def _refuse_trace_named(store_uri: str, name: str) -> None:
+    """A trigger that makes the database itself refuse one trace (the SQL store sanitises what
+    a database would refuse on its own, so a trigger is how a real refusal is reached)."""
+    from sqlalchemy import create_engine, text
 
-    def __init__(self, bad: set[str]) -> None:
-        self.bad = bad
-        self.written: list[str] = []
-        self.batches = 0
+    engine = create_engine(store_uri)
+    with engine.begin() as conn:
+        if engine.dialect.name == "sqlite":
+            conn.execute(
+                text(
+                    "CREATE TRIGGER refuse BEFORE INSERT ON traces "
+                    f"WHEN NEW.name = '{name}' BEGIN SELECT RAISE(ABORT, 'refused'); END"
+                )
+            )
+        else:
+            conn.execute(
+                text(
+                    "CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN "
+                    f"IF NEW.name = '{name}' THEN RAISE check_violation USING MESSAGE = 'refused'; "
+                    "END IF; RETURN NEW; END $$ LANGUAGE plpgsql"
+                )
+            )
+            conn.execute(
+                text(
+                    "CREATE TRIGGER refuse BEFORE INSERT ON traces FOR EACH ROW EXECUTE FUNCTION refuse()"
+                )
+            )
+    engine.dispose()
 
-    def log_traces(self, traces):
-        self.batches += 1
-        ids = [t.info.trace_id for t in traces]
-        if self.bad & set(ids):
-            raise RuntimeError("refused")
-        self.written += ids
 
-    def get_or_create_experiment(self, name):  # pragma: no cover - not used with name None
-        raise AssertionError
-
-
-def test_a_refused_batch_is_retried_trace_by_trace(tracking, monkeypatch):
+def test_a_refused_batch_is_retried_trace_by_trace(tracking):
+    """The database refuses one trace of a batch: the other traces are written, the refused one
+    is dropped and counted, with the database's reason."""
+    get_store(tracking)  # migrated, so the trigger has its table
+    _refuse_trace_named(tracking, "poison")
+    exporter = TraceExporter()
     items = []
     with get_exporter().paused():
         for i in range(5):
-            with tracejudge.start_span(f"t{i}"):
+            with tracejudge.start_span("poison" if i == 2 else f"t{i}"):
                 pass
         while not get_exporter()._queue.empty():
             items.append(get_exporter()._queue.get_nowait())
             get_exporter()._queue.task_done()
     assert len(items) == 5
-    traces = [i.to_trace() for i in items]
-    bad = traces[2].info.trace_id
-    fake = _RefusingStore({bad})
-    monkeypatch.setattr("tracejudge.tracing.export.get_store", lambda uri: fake)
-    exporter = TraceExporter()
     broken = ExportItem(items[0].store_uri, None, spans=[])  # assembles into nothing: raises
     exporter._write([*items, broken])
-    assert sorted(fake.written) == sorted(t.info.trace_id for t in traces if t.info.trace_id != bad)
     assert exporter.stats.exported == 4 and exporter.stats.dropped_store_error == 2
+    assert "DataRefusedError" in (exporter.stats.last_error or "")
+    names = sorted(t.info.name for t in _search(tracking))
+    assert names == ["t0", "t1", "t3", "t4"]
 
 
 # ------------------------------------------------------------------ processes

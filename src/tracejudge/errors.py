@@ -75,6 +75,21 @@ class StoreError(TraceJudgeError):
     """The trace store failed (database down, disk full, migration failed)."""
 
 
+class StoreUnavailableError(StoreError):
+    """The store cannot be reached now (database or tracking server down, restarting, locked,
+    overloaded): the same request may succeed later, and the trace exporter holds its traces
+    and tries again."""
+
+
+class RequestTooLargeError(InvalidArgumentError):
+    """A request to the tracking server is over its size limit (HTTP 413), compressed or not."""
+
+
+class DataRefusedError(InvalidArgumentError):
+    """The store refused the data itself (a constraint it breaks, a value its column cannot
+    hold): sending it again will not help, and other data is not affected."""
+
+
 class ModelURIError(InvalidArgumentError):
     """A model URI is malformed or names an unknown provider."""
 
@@ -154,8 +169,10 @@ def error_code(exc: TraceJudgeError) -> str:
 
 
 def http_status(exc: TraceJudgeError) -> int:
-    """400 for bad input, 401 for credentials, 404 for what does not exist, 503 when the store
-    is failing, 500 otherwise."""
+    """400 for bad input (413 when too large), 401 for credentials, 404 for what does not exist,
+    503 when the store is failing, 500 otherwise."""
+    if isinstance(exc, RequestTooLargeError):
+        return 413
     if isinstance(exc, InvalidArgumentError):
         return 400
     if isinstance(exc, AuthenticationError):

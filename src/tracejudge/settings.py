@@ -6,7 +6,7 @@ long-running processes see changes), and checked then: a value that does not par
 path, which must never raise into the application, uses :meth:`Setting.get_or_default`
 instead, which logs the problem and goes on with the default.
 
-Hand-written rather than pydantic-settings: nine variables, read lazily one at a time, with no
+Hand-written rather than pydantic-settings: sixteen variables, read lazily one at a time, with no
 other use for pydantic in the core package.
 """
 
@@ -29,6 +29,13 @@ def _positive_int(raw: str) -> int:
     value = int(raw)
     if value < 1:
         raise ValueError("must be at least 1")
+    return value
+
+
+def _non_negative_int(raw: str) -> int:
+    value = int(raw)
+    if value < 0:
+        raise ValueError("must be at least 0")
     return value
 
 
@@ -163,6 +170,48 @@ STATEMENT_TIMEOUT_S = Setting[float](
     "seconds (0: no limit)",
     "How long one PostgreSQL statement may run before the server stops it.",
 )
+TRACKING_RETRIES = Setting[int](
+    "TRACEJUDGE_TRACKING_RETRIES",
+    _non_negative_int,
+    6,
+    "an integer >= 0",
+    "How often one call to a tracking server is tried again (backoff from 0.25 s) before it fails.",
+)
+EXPORT_RETRY_S = Setting[float](
+    "TRACEJUDGE_EXPORT_RETRY_S",
+    _seconds,
+    300.0,
+    "seconds",
+    "How long the background writer holds traces while the store is unreachable before dropping them.",
+)
+SERVER_TOKEN = Setting[str | None](
+    "TRACEJUDGE_SERVER_TOKEN",
+    _text,
+    None,
+    "bearer tokens, comma-separated",
+    "Tokens the tracking server accepts for reading and writing (same as --auth-token).",
+)
+SERVER_READ_TOKEN = Setting[str | None](
+    "TRACEJUDGE_SERVER_READ_TOKEN",
+    _text,
+    None,
+    "bearer tokens, comma-separated",
+    "Tokens the tracking server accepts for reading only (same as --read-only-token).",
+)
+SERVER_STORE_URI = Setting[str | None](
+    "TRACEJUDGE_SERVER_STORE_URI",
+    _text,
+    None,
+    "a store URI",
+    "The store a tracking-server worker serves (set by 'tracejudge server --workers N').",
+)
+SERVER_MAX_BODY_BYTES = Setting[int | None](
+    "TRACEJUDGE_SERVER_MAX_BODY_BYTES",
+    _positive_int,
+    None,
+    "a positive integer",
+    "The largest request body a tracking-server worker accepts (set by 'tracejudge server').",
+)
 
 ALL: tuple[Setting[Any], ...] = (
     TRACKING_URI,
@@ -175,4 +224,10 @@ ALL: tuple[Setting[Any], ...] = (
     TRACE_QUEUE_SIZE,
     EXIT_FLUSH_TIMEOUT_S,
     STATEMENT_TIMEOUT_S,
+    TRACKING_RETRIES,
+    EXPORT_RETRY_S,
+    SERVER_TOKEN,
+    SERVER_READ_TOKEN,
+    SERVER_STORE_URI,
+    SERVER_MAX_BODY_BYTES,
 )

@@ -106,7 +106,15 @@ def _finish(
     ev.run.failure = None if failure is None else f"{type(failure).__name__}: {failure}"
     ev.run.end_time = int(time.time() * 1000)
     ev.run.usage = usage
-    ev.store.update_run(ev.run)
+    try:
+        ev.store.update_run(ev.run)
+    except Exception:
+        if failure is None:  # nothing else to report: the run's end state is what failed
+            raise
+        # the store is failing too: say so, and let the error that ended the run propagate
+        logger.exception(
+            "evaluation %s: recording its end state (%s) failed", ev.run.run_id, status.value
+        )
 
 
 def evaluate(

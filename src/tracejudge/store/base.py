@@ -40,6 +40,10 @@ class TraceStore(Protocol):
 
     def get_trace(self, trace_id: str, include_spans: bool = True) -> Trace | None: ...
 
+    def get_traces(self, trace_ids: Sequence[str], include_spans: bool = True) -> list[Trace]:
+        """The traces that exist among ``trace_ids``, in one round trip (missing ones are left out)."""
+        ...
+
     def search_traces(
         self,
         experiment_ids: Sequence[str] | None = None,

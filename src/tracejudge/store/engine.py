@@ -18,6 +18,7 @@ from sqlalchemy.pool import StaticPool
 
 from tracejudge import settings
 from tracejudge.errors import InvalidTrackingURIError, StoreError
+from tracejudge.store import db_errors
 from tracejudge.store.migrations.env_constants import VERSION_TABLE
 
 logger = logging.getLogger(__name__)
@@ -41,7 +42,8 @@ PG_CONNECT_TIMEOUT_S = 10
 def _pg_session_settings(dbapi_conn: Any, _record: Any) -> None:
     """A statement timeout, so that no query can hold the server for minutes (the server stops
     it, the caller gets a StoreError); migrations lift it for their own transaction."""
-    ms = int(settings.STATEMENT_TIMEOUT_S.get() * 1000)
+    seconds = settings.STATEMENT_TIMEOUT_S.get()
+    ms = max(1, round(seconds * 1000)) if seconds > 0 else 0  # 0 is PostgreSQL's "no limit"
     with dbapi_conn.cursor() as cur:
         cur.execute(f"SET statement_timeout = {ms}")
     dbapi_conn.commit()
@@ -119,7 +121,7 @@ def migrate(engine: Engine) -> None:
             # Two processes creating the same new SQLite file can race while setting it up
             # (WAL mode); the loser retries.
             if engine.dialect.name != "sqlite" or attempt == 4:
-                raise StoreError(f"Could not migrate the tracejudge store: {exc}") from exc
+                raise db_errors.translate(exc, "Migrating the tracejudge store") from exc
             time.sleep(0.2 * (attempt + 1))
 
 

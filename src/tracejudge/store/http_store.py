@@ -2,7 +2,7 @@
 
 ``set_tracking_uri("http://host:5000")`` makes every SDK call, search, ``evaluate()`` and the
 CLI go through here unchanged. One ``httpx.Client`` keeps connections alive; a request that
-did not get through (connection refused or reset, 429, 502/503/504) is retried with
+did not get through (connection refused or reset, 429, 5xx) is retried with
 exponential backoff and jitter, as long as repeating it cannot write twice: trace and verdict
 writes are upserts keyed by ids the client fills in before sending. Errors come back as the
 typed error the server raised (``InvalidFilterError``, ``TraceNotFoundError``, …).
@@ -24,6 +24,7 @@ from tracejudge.errors import (
     AuthenticationError,
     InvalidArgumentError,
     StoreError,
+    StoreUnavailableError,
     TraceJudgeError,
     TraceNotFoundError,
     error_from_code,
@@ -31,15 +32,23 @@ from tracejudge.errors import (
 from tracejudge.store.base import PagedList
 
 API = "/api/v1"
-RETRY_STATUSES = {429, 502, 503, 504}
+RETRY_STATUSES = {429, 500, 502, 503, 504}
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 """The request never reached the server: always safe to send again."""
 _LOST_ANSWER = (httpx.ReadError, httpx.ReadTimeout, httpx.WriteError, httpx.RemoteProtocolError)
 """The server may have acted on it: sent again only when repeating it is harmless."""
+_LIMITS = httpx.Limits(max_keepalive_connections=16, max_connections=64)
+MAX_RETRY_AFTER_S = 30.0
 
 
 class HttpTraceStore:
-    """A :class:`~tracejudge.store.base.TraceStore` on a tracking server."""
+    """A :class:`~tracejudge.store.base.TraceStore` on a tracking server.
+
+    ``max_retries`` and ``backoff_s`` bound how long one call keeps trying (about
+    ``backoff_s * 2**max_retries`` seconds; defaults 6 and 0.25 s: some 16 s), after which it
+    raises :class:`~tracejudge.errors.StoreUnavailableError`. The trace exporter holds its
+    traces through longer outages (``TRACEJUDGE_EXPORT_RETRY_S``).
+    """
 
     def __init__(
         self,
@@ -51,15 +60,16 @@ class HttpTraceStore:
         backoff_s: float = 0.25,
     ) -> None:
         self.uri = uri.rstrip("/")
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._client = httpx.Client(
-            base_url=self.uri,
-            headers=headers,
-            timeout=httpx.Timeout(timeout, connect=10.0),
-            limits=httpx.Limits(max_keepalive_connections=16, max_connections=64),
-        )
+        self._headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._timeout = httpx.Timeout(timeout, connect=10.0)
+        self._client = self._new_client()
         self.max_retries = max_retries
         self.backoff_s = backoff_s
+
+    def _new_client(self) -> httpx.Client:
+        return httpx.Client(
+            base_url=self.uri, headers=self._headers, timeout=self._timeout, limits=_LIMITS
+        )
 
     def __repr__(self) -> str:
         return f"HttpTraceStore({self.uri!r})"
@@ -69,15 +79,22 @@ class HttpTraceStore:
 
     def forget_connections(self) -> None:
         """After a fork: a new connection pool for this process."""
-        self._client = httpx.Client(
-            base_url=self.uri, headers=self._client.headers, timeout=self._client.timeout
-        )
+        self._client = self._new_client()
 
     # ---------------------------------------------------------------- calls
 
     def _call(
-        self, method: str, path: str, body: Any = None, *, idempotent: bool = True, **params: Any
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        idempotent: bool = True,
+        missing_ok: bool = False,
+        **params: Any,
     ) -> Any:
+        """One API call, retried while it did not get through; the reply's JSON, or None for a
+        404 when ``missing_ok``. Gives up with StoreUnavailableError."""
         try:
             content = None if body is None else json.dumps(body, allow_nan=False).encode()
         except (TypeError, ValueError) as exc:
@@ -85,6 +102,7 @@ class HttpTraceStore:
         headers = {"Content-Type": "application/json"} if content is not None else None
         attempt = 0
         while True:
+            wait: float | None = None
             try:
                 response = self._client.request(
                     method, API + path, content=content, headers=headers, params=params or None
@@ -93,7 +111,7 @@ class HttpTraceStore:
                 problem: str = f"cannot reach the tracking server {self.uri}: {exc}"
             except _LOST_ANSWER as exc:
                 if not idempotent:
-                    raise StoreError(
+                    raise StoreUnavailableError(
                         f"{method} {path}: the tracking server did not answer ({exc}); "
                         "the request may or may not have been applied."
                     ) from exc
@@ -103,20 +121,24 @@ class HttpTraceStore:
             else:
                 if response.status_code < 400:
                     return response.json()
-                if response.status_code not in RETRY_STATUSES:
+                if response.status_code == 404 and missing_ok:
+                    return None
+                if response.status_code not in RETRY_STATUSES or (
+                    response.status_code == 500 and not idempotent
+                ):
                     raise _typed_error(response)
                 problem = f"the tracking server answered {response.status_code}"
-                retry_after = response.headers.get("Retry-After")
-                if retry_after and retry_after.isdigit():
-                    attempt += 1
-                    if attempt > self.max_retries:
-                        raise _typed_error(response)
-                    time.sleep(min(float(retry_after), 30.0))
-                    continue
+                retry_after = response.headers.get("Retry-After", "")
+                if retry_after.isdigit():
+                    wait = min(float(retry_after), MAX_RETRY_AFTER_S)
             attempt += 1
             if attempt > self.max_retries:
-                raise StoreError(f"{problem} (gave up after {attempt} attempts)")
-            time.sleep(self.backoff_s * 2 ** (attempt - 1) * random.uniform(0.5, 1.5))
+                raise StoreUnavailableError(
+                    f"{method} {path}: {problem} (gave up after {attempt} attempts)"
+                )
+            if wait is None:
+                wait = self.backoff_s * 2 ** (attempt - 1) * random.uniform(0.5, 1.5)
+            time.sleep(wait)
 
     # ------------------------------------------------------------ experiments
 
@@ -153,9 +175,16 @@ class HttpTraceStore:
 
     def get_trace(self, trace_id: str, include_spans: bool = True) -> Trace | None:
         found = self._call(
-            "GET", f"/traces/{_segment(trace_id)}", include_spans=str(include_spans).lower()
-        )["trace"]
-        return None if found is None else Trace.from_dict(found)
+            "GET",
+            f"/traces/{_segment(trace_id)}",
+            missing_ok=True,
+            include_spans=str(include_spans).lower(),
+        )
+        return None if found is None else Trace.from_dict(found["trace"])
+
+    def get_traces(self, trace_ids: Sequence[str], include_spans: bool = True) -> list[Trace]:
+        body = {"trace_ids": list(trace_ids), "include_spans": include_spans}
+        return [Trace.from_dict(t) for t in self._call("POST", "/traces/get", body)["traces"]]
 
     def search_traces(
         self,
@@ -298,6 +327,10 @@ def _typed_error(response: httpx.Response) -> TraceJudgeError:
         return AuthenticationError(message)
     if code == "" and response.status_code == 404:
         return TraceNotFoundError(message)
+    if code == "" and response.status_code >= 500:
+        return StoreUnavailableError(
+            f"the tracking server answered {response.status_code}: {message}"
+        )
     if code == "":
         return StoreError(f"the tracking server answered {response.status_code}: {message}")
     return error_from_code(code, message)

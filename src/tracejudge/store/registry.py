@@ -125,7 +125,9 @@ def get_store(uri: str | None = None) -> TraceStore:
 
 def _open(uri: str) -> TraceStore:
     if uri.startswith(("http://", "https://")):
-        return HttpTraceStore(uri, token=settings.TRACKING_TOKEN.get())
+        return HttpTraceStore(
+            uri, token=settings.TRACKING_TOKEN.get(), max_retries=settings.TRACKING_RETRIES.get()
+        )
     return SqlTraceStore(uri)
 
 
@@ -134,7 +136,11 @@ def _forget_inherited_connections() -> None:
 
     A connection shared by two processes interleaves their traffic (seen on PostgreSQL: both
     sides dropped batches). The child opens its own on first use; the parent keeps its own.
+    The registry's lock is renewed too: a thread of the parent may have held it (opening a
+    store, migrating) at the fork, and would never release it in the child.
     """
+    global _lock
+    _lock = threading.Lock()
     for store in list(_stores.values()):
         dispose = getattr(store, "forget_connections", None)
         if dispose is not None:

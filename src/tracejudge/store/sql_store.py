@@ -35,12 +35,11 @@ from tracejudge.errors import (
     ExperimentNotFoundError,
     InvalidArgumentError,
     RunNotFoundError,
-    StoreError,
     TraceJudgeError,
     TraceNotFoundError,
 )
 from tracejudge.query import parse_filter
-from tracejudge.store import keyset, rows, sanitize
+from tracejudge.store import db_errors, keyset, rows, sanitize
 from tracejudge.store import schema as s
 from tracejudge.store.base import PagedList
 from tracejudge.store.engine import create_store_engine, migrate
@@ -66,7 +65,7 @@ def _wrap_db_errors(fn: F) -> F:
         except TraceJudgeError:
             raise
         except SQLAlchemyError as exc:
-            raise StoreError(f"{fn.__name__} failed: {exc.__class__.__name__}: {exc}") from exc
+            raise db_errors.translate(exc, fn.__name__) from exc
 
     return wrapper  # type: ignore[return-value]
 
@@ -110,10 +109,11 @@ class SqlTraceStore:
         self.uri = uri
         self.engine = create_store_engine(uri)
         self.dialect = self.engine.dialect.name
+        self._known_experiments: set[str] = set()
         try:
             migrate(self.engine)
         except SQLAlchemyError as exc:
-            raise StoreError(f"Cannot open tracking store {uri!r}: {exc}") from exc
+            raise db_errors.translate(exc, f"Opening the tracking store {uri!r}") from exc
 
     def __repr__(self) -> str:
         return f"SqlTraceStore({self.engine.url.render_as_string(hide_password=True)!r})"
@@ -272,6 +272,28 @@ class SqlTraceStore:
 
     # ----------------------------------------------------------------- traces
 
+    def _require_experiments(self, conn: Connection, experiment_ids: Iterable[str]) -> None:
+        """ExperimentNotFoundError unless every id names an experiment (checked before writing,
+        so a trace of an unknown experiment is the client's error, not a refused transaction).
+        Experiments are never deleted, so the ids seen once are not asked for again."""
+        keys: dict[str, int] = {}
+        for eid in set(experiment_ids) - self._known_experiments:
+            try:
+                keys[eid] = int(eid)
+            except (TypeError, ValueError):
+                raise ExperimentNotFoundError(f"No experiment with id {eid!r}.") from None
+        if not keys:
+            return
+        column = s.experiments.c.experiment_id
+        found = {r[0] for r in conn.execute(select(column).where(column.in_(list(keys.values()))))}
+        missing = sorted(repr(e) for e, k in keys.items() if k not in found)
+        if missing:
+            raise ExperimentNotFoundError(
+                f"No experiment with id {', '.join(missing)}; create it first "
+                "(set_experiment / get_or_create_experiment)."
+            )
+        self._known_experiments.update(keys)
+
     @_wrap_db_errors
     def log_traces(self, traces: Sequence[Trace]) -> None:
         trace_rows: list[dict[str, Any]] = []
@@ -282,6 +304,8 @@ class SqlTraceStore:
         stamped: list[Assessment] = []
         for trace in traces:
             info = trace.info
+            if not str(info.experiment_id).isdigit():
+                raise ExperimentNotFoundError(f"No experiment with id {info.experiment_id!r}.")
             trace_rows.append(rows.trace_row(trace))
             span_rows.extend(rows.span_row(sp) for sp in trace.data.spans)
             tag_rows.extend(
@@ -294,6 +318,7 @@ class SqlTraceStore:
             stamped.extend(a.stamped(info.trace_id) for a in info.assessments)
         assessment_rows = [rows.assessment_row(a) for a in stamped]
         with self.engine.begin() as conn:
+            self._require_experiments(conn, (t.info.experiment_id for t in traces))
             changes = self._upsert(conn, s.traces, trace_rows, ["trace_id"])
             changes += self._upsert(conn, s.spans, span_rows, ["trace_id", "span_id"])
             changes += self._upsert(conn, s.trace_tags, tag_rows, ["trace_id", "key"])
@@ -355,6 +380,16 @@ class SqlTraceStore:
             if row is None:
                 return None
             return self._load_details(conn, [row], include_spans)[0]
+
+    @_wrap_db_errors
+    def get_traces(self, trace_ids: Sequence[str], include_spans: bool = True) -> list[Trace]:
+        wanted = list(dict.fromkeys(trace_ids))
+        found: list[Any] = []
+        with self.engine.connect() as conn:
+            for chunk in _chunks(wanted):
+                query = select(s.traces).where(s.traces.c.trace_id.in_(chunk))
+                found.extend(conn.execute(query).mappings())
+            return self._load_details(conn, found, include_spans)
 
     @_wrap_db_errors
     def search_traces(
@@ -568,7 +603,10 @@ class SqlTraceStore:
 
     @_wrap_db_errors
     def create_run(self, run: EvaluationRun) -> None:
+        if not str(run.experiment_id).isdigit():
+            raise ExperimentNotFoundError(f"No experiment with id {run.experiment_id!r}.")
         with self.engine.begin() as conn:
+            self._require_experiments(conn, [run.experiment_id])
             conn.execute(insert(s.runs).values(sanitize.fit_row(s.runs, rows.run_row(run))))
             self._write_run_metrics(conn, run)
 

@@ -1,26 +1,30 @@
 """Background export of finished traces to the store.
 
 The caller's thread only appends to a bounded queue; one daemon thread drains it in
-batches and writes each batch in one transaction. Nothing here raises into user code: a
-full queue or a failing store drops traces, counts them and warns (rate-limited), and the
-count is kept for :func:`get_export_stats`.
+batches and writes each batch in one transaction. Nothing here raises into user code. A store
+that cannot be reached (a tracking server restarting, a database failing over) is waited for,
+with the traces held, for ``TRACEJUDGE_EXPORT_RETRY_S``; a full queue, a longer outage or a
+trace the store refuses drops traces, counts them and warns (rate-limited), and the count is
+kept for :func:`get_export_stats`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import queue
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from tracejudge import settings
 from tracejudge.entities import Trace
+from tracejudge.errors import StoreUnavailableError
 from tracejudge.process_exit import at_process_exit
 from tracejudge.store import get_store
 from tracejudge.tracing.otel_convert import SpanRecord, assemble_trace, span_from_record
@@ -34,6 +38,8 @@ LINGER_S = 0.01
 """After the first trace of a batch arrives, wait this long for more: fewer wake-ups of the
 writer (each one takes the GIL from the traced application) and larger transactions."""
 _WARN_EVERY_S = 5.0
+MAX_RETRY_DELAY_S = 15.0
+T = TypeVar("T")
 
 
 def queue_size_from_env() -> int:
@@ -76,6 +82,8 @@ class ExportStats:
     exported: int = 0
     dropped_queue_full: int = 0
     dropped_store_error: int = 0
+    retries: int = 0
+    """Writes tried again because the store was unavailable (nothing lost by these)."""
     last_error: str | None = None
 
     @property
@@ -182,8 +190,9 @@ class TraceExporter:
                     self._write_late_spans(uri, item)
 
     def _write_traces(self, uri: str, items: list[ExportItem]) -> None:
-        """Write the traces in one transaction; if that fails, one by one, so that only the
-        traces the store refuses are dropped (and counted)."""
+        """Write the traces in one transaction. While the store cannot be reached, hold them and
+        try again (for up to ``TRACEJUDGE_EXPORT_RETRY_S``); if the store refuses the batch,
+        write them one by one, so that only the traces it refuses are dropped (and counted)."""
         try:
             store = get_store(uri)
         except Exception as exc:
@@ -192,25 +201,50 @@ class TraceExporter:
         traces = []
         for item in items:
             try:
-                traces.append(self._to_trace(store, uri, item))
+                traces.append(
+                    self._patiently(uri, functools.partial(self._to_trace, store, uri, item))
+                )
             except Exception as exc:  # a trace that cannot be assembled loses only itself
                 self._dropped(1, uri, exc)
         if not traces:
             return
         try:
-            store.log_traces(traces)
+            self._patiently(uri, functools.partial(store.log_traces, traces))
             self.stats.exported += len(traces)
+            return
+        except StoreUnavailableError as exc:  # down for longer than we hold traces
+            self._dropped(len(traces), uri, exc)
             return
         except Exception as exc:
             if len(traces) == 1:
-                self._dropped(1, uri, exc)
+                self._dropped(1, uri, exc, traces[0].info.trace_id)
                 return
         for trace in traces:
             try:
-                store.log_traces([trace])
+                self._patiently(uri, functools.partial(store.log_traces, [trace]))
                 self.stats.exported += 1
             except Exception as exc:
                 self._dropped(1, uri, exc, trace.info.trace_id)
+
+    def _patiently(self, uri: str, write: Callable[[], T]) -> T:
+        """``write()``, tried again with backoff while the store is unavailable (down,
+        restarting, locked), until ``TRACEJUDGE_EXPORT_RETRY_S`` has passed."""
+        deadline = time.monotonic() + settings.EXPORT_RETRY_S.get_or_default()
+        delay = 0.5
+        while True:
+            try:
+                return write()
+            except StoreUnavailableError as exc:
+                if time.monotonic() + delay > deadline:
+                    raise
+                self.stats.retries += 1
+                self.stats.last_error = f"{type(exc).__name__}: {exc}"
+                self._warn(
+                    f"tracejudge: the store {uri} is unavailable ({exc}); holding "
+                    f"{self._queue.unfinished_tasks} trace(s) and trying again"
+                )
+                time.sleep(delay)
+                delay = min(delay * 2, MAX_RETRY_DELAY_S)
 
     def _to_trace(self, store: Any, uri: str, item: ExportItem) -> Trace:
         trace = item.to_trace()
@@ -238,33 +272,45 @@ class TraceExporter:
             )
 
     def _warn_dropped(self, reason: str) -> None:
+        self._warn(
+            f"tracejudge dropped traces because {reason}; {self.stats.dropped} dropped so far "
+            f"({self.stats.dropped_queue_full} queue full, "
+            f"{self.stats.dropped_store_error} store errors)"
+        )
+
+    def _warn(self, message: str) -> None:
+        """A warning, at most one every few seconds (a flood would bury the app's own logs)."""
         now = time.monotonic()
         if not self._last_warning or now - self._last_warning > _WARN_EVERY_S:
             self._last_warning = now
-            logger.warning(
-                "tracejudge dropped traces because %s; %d dropped so far (%d queue full, %d store errors)",
-                reason,
-                self.stats.dropped,
-                self.stats.dropped_queue_full,
-                self.stats.dropped_store_error,
-            )
+            logger.warning("%s", message)
 
 
-_exporter = TraceExporter()
+_exporter: TraceExporter | None = None
+_exporter_lock = threading.Lock()
 
 
 def get_exporter() -> TraceExporter:
+    """The process's exporter, made on first use (its settings are read then, not at import)."""
+    global _exporter
+    if _exporter is None:
+        with _exporter_lock:
+            if _exporter is None:
+                _exporter = TraceExporter()
     return _exporter
 
 
 def _reset_after_fork() -> None:
     """A forked child gets a fresh queue and thread (the parent's thread does not exist there)."""
-    global _exporter
-    _exporter = TraceExporter()
+    global _exporter, _exporter_lock
+    _exporter_lock = threading.Lock()
+    _exporter = None
 
 
 def _flush_at_exit() -> None:
     exporter = _exporter
+    if exporter is None:  # nothing was ever traced
+        return
     if not exporter.flush(timeout=settings.EXIT_FLUSH_TIMEOUT_S.get_or_default()):
         logger.warning(
             "tracejudge: traces still unwritten at exit after the flush timeout were lost"

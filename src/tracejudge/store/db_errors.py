@@ -1,0 +1,31 @@
+"""What a database failure means for the caller: bad data, a store that is down, or a fault.
+
+The distinction matters to whoever retries: a row the database refuses (a constraint, a value
+its column cannot hold) fails the same way every time and must lose only itself; a database
+that cannot be reached (down, restarting, locked, out of connections) may take the same write
+a moment later, so the trace exporter holds its traces and tries again.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import exc as sa
+
+from tracejudge.errors import DataRefusedError, StoreError, StoreUnavailableError
+
+_UNREACHABLE = (sa.OperationalError, sa.InterfaceError, sa.DisconnectionError, sa.TimeoutError)
+
+
+def translate(exc: sa.SQLAlchemyError, what: str) -> StoreError | DataRefusedError:
+    """The typed error for a SQLAlchemy failure during ``what``."""
+    cause = getattr(exc, "orig", None) or exc
+    detail = f"{type(cause).__name__}: {cause}".strip()
+    if isinstance(exc, (sa.IntegrityError, sa.DataError)):
+        return DataRefusedError(f"{what}: the store refused the data ({detail})")
+    if type(cause).__name__ == "QueryCanceled":  # PostgreSQL's statement timeout
+        return StoreError(
+            f"{what}: the query ran past the statement timeout "
+            f"(TRACEJUDGE_STATEMENT_TIMEOUT_S) and was stopped ({detail})"
+        )
+    if isinstance(exc, _UNREACHABLE) or getattr(exc, "connection_invalidated", False):
+        return StoreUnavailableError(f"{what}: the store is unavailable ({detail})")
+    return StoreError(f"{what} failed: {detail}")
