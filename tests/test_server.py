@@ -3,6 +3,7 @@ through it, its errors, its tokens, and being killed in the middle of a burst.""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -108,6 +109,34 @@ def test_errors_are_json_with_a_stable_code_and_the_right_status(tracking_server
         )
         assert injection.status_code == 400
         assert http.post("/api/v1/traces/search", json={}).json()["traces"] == []
+        gone = http.get("/api/v1/traces/tr-" + "0" * 32)
+        assert gone.status_code == 404 and gone.json()["error_code"] == "TraceNotFoundError"
+        nowhere = http.get("/api/v1/nowhere")
+        assert nowhere.status_code == 404 and nowhere.json()["error_code"] == "NotFound"
+        wrong_method = http.delete("/api/v1/experiments")
+        assert wrong_method.status_code == 405
+        assert wrong_method.json()["error_code"] == "MethodNotAllowed"
+        trace = _trace_dict("tr-" + "1" * 32)
+        for experiment in ("999", "not-a-number"):
+            orphan = http.post(
+                "/api/v1/traces/batch",
+                json={
+                    "traces": [{**trace, "info": {**trace["info"], "experiment_id": experiment}}]
+                },
+            )
+            assert orphan.status_code == 404, orphan.text  # the client's error, not "unavailable"
+            assert orphan.json()["error_code"] == "ExperimentNotFoundError"
+        typo = {**trace, "info": {**trace["info"], "trace_metdata": {"user": "u1"}}}
+        misspelt = http.post("/api/v1/traces/batch", json={"traces": [typo]})
+        assert misspelt.status_code == 400 and "info.trace_metdata" in misspelt.json()["message"]
+        assert http.post(
+            "/api/v1/traces/get", json={"trace_ids": [trace["info"]["trace_id"]]}
+        ).json() == {"traces": []}
+        assert http.post("/api/v1/traces/batch", json={"traces": [trace]}).status_code == 200
+        got = http.post(
+            "/api/v1/traces/get", json={"trace_ids": [trace["info"]["trace_id"], "tr-x"]}
+        ).json()["traces"]
+        assert [t["info"]["trace_id"] for t in got] == [trace["info"]["trace_id"]]
     store = tracejudge.store.HttpTraceStore(tracking_server)
     try:
         with pytest.raises(TraceNotFoundError):
@@ -116,13 +145,43 @@ def test_errors_are_json_with_a_stable_code_and_the_right_status(tracking_server
         store.close()
 
 
+def _trace_dict(trace_id: str) -> dict:
+    from tracejudge.entities import Trace, TraceData, TraceInfo
+
+    info = TraceInfo(trace_id=trace_id, experiment_id="0", request_time=1_700_000_000_000)
+    return Trace(info, TraceData([])).to_dict()
+
+
 def test_an_oversized_body_gets_413_and_changes_nothing(sqlite_uri):
     server = ServerProcess(sqlite_uri, "--max-body-mb", "1")
     try:
         with httpx.Client(base_url=server.url) as http:
             big = {"name": "x" * (2 * 1024 * 1024)}
             reply = http.post("/api/v1/experiments", json=big)
-            assert reply.status_code == 413 and reply.json()["error_code"] == "RequestTooLarge"
+            assert reply.status_code == 413 and reply.json()["error_code"] == "RequestTooLargeError"
+
+            def chunked():  # no Content-Length: the limit is met while reading
+                yield b'{"name": "'
+                for _ in range(40):
+                    yield b"x" * 65536
+                yield b'"}'
+
+            streamed = http.post(
+                "/api/v1/experiments",
+                content=chunked(),
+                headers={"Content-Type": "application/json"},
+            )
+            assert streamed.status_code == 413, streamed.text
+            assert streamed.json()["error_code"] == "RequestTooLargeError"
+            import gzip
+
+            bomb = gzip.compress(b"\0" * (3 * 1024 * 1024))  # small on the wire, 3 MB inside
+            inflated = http.post(
+                "/v1/traces",
+                content=bomb,
+                headers={"Content-Type": "application/x-protobuf", "Content-Encoding": "gzip"},
+            )
+            assert inflated.status_code == 413, inflated.text
             names = [e["name"] for e in http.get("/api/v1/experiments").json()["experiments"]]
             assert names == ["Default"]
     finally:
@@ -143,6 +202,21 @@ def test_bearer_tokens(sqlite_uri, monkeypatch):
             assert http.post("/api/v1/traces/search", json={}, headers=viewer).status_code == 200
             refused = http.post("/api/v1/experiments", json={"name": "x"}, headers=viewer)
             assert refused.status_code == 403 and "only read" in refused.json()["message"]
+            wrong = http.get("/api/v1/experiments", headers={"Authorization": "Bearer nope"})
+            assert wrong.status_code == 401 and wrong.json()["error_code"] == "AuthenticationError"
+            # OTLP ingestion and the metrics need a token too; only /health is open
+            otlp = http.post(
+                "/v1/traces", content=b"", headers={"Content-Type": "application/x-protobuf"}
+            )
+            assert otlp.status_code == 401
+            assert http.get("/metrics").status_code == 401
+            assert http.get("/metrics", headers=viewer).status_code == 200
+            written = http.post(
+                "/v1/traces",
+                content=b"",
+                headers={"Content-Type": "application/x-protobuf", **viewer},
+            )
+            assert written.status_code == 403
         store = tracejudge.store.HttpTraceStore(server.url)
         with pytest.raises(AuthenticationError):
             store.list_experiments()
@@ -168,34 +242,58 @@ def test_a_non_loopback_address_needs_a_token():
 
 
 BURST = """
-import sys, tracejudge
+import sys, time, tracejudge
 tracejudge.set_tracking_uri(sys.argv[1])
 for i in range(int(sys.argv[2])):
     with tracejudge.start_span(f"burst-{i}"):
         pass
-    if i == 200:
-        print("started", flush=True)
+    time.sleep(0.004)  # a steady stream (about 4 s), so that batches are in flight at the kill
 ok = tracejudge.flush(timeout=240)
 stats = tracejudge.get_export_stats()
-print(f"done {ok} exported={stats.exported} dropped={stats.dropped}", flush=True)
+print(f"done {ok} exported={stats.exported} dropped={stats.dropped} retries={stats.retries}",
+      flush=True)
 """
 
 
+def _committed(sqlite_uri: str) -> int:
+    """Traces committed to the server's file, read beside the server (WAL: readers never block)."""
+    import sqlite3
+
+    path = sqlite_uri.removeprefix("sqlite:///")
+    with contextlib.closing(sqlite3.connect(path, timeout=30)) as conn:
+        try:
+            return int(conn.execute("SELECT count(*) FROM traces").fetchone()[0])
+        except sqlite3.OperationalError:  # not migrated yet
+            return 0
+
+
 def test_a_server_killed_mid_burst_loses_no_acknowledged_trace(tmp_path, sqlite_uri):
-    """SIGKILL the server while an app sends 1,000 traces, restart it on the same port: every
-    trace is in the store afterwards, none twice, and the app's exporter dropped none."""
+    """SIGKILL the server while an app streams 1,000 traces (some already committed, batches in
+    flight), keep it down for a few seconds, restart it on the same port: every trace is in the
+    store afterwards, none twice, and the app's exporter dropped none.
+
+    The app's HTTP store gives up on a call after one retry, so what carries the traces through
+    the outage is the exporter holding them (TRACEJUDGE_EXPORT_RETRY_S), not one call's backoff.
+    """
     server = ServerProcess(sqlite_uri)
     port = server.url.rsplit(":", 1)[1]
     script = tmp_path / "burst.py"
     script.write_text(textwrap.dedent(BURST))
     app = subprocess.Popen(
-        [sys.executable, str(script), server.url, "1000"], stdout=subprocess.PIPE, text=True
+        [sys.executable, str(script), server.url, "1000"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "TRACEJUDGE_TRACKING_RETRIES": "1"},
     )
     try:
-        assert app.stdout is not None
-        assert app.stdout.readline().strip() == "started"
+        deadline = time.monotonic() + 120
+        while _committed(sqlite_uri) < 100:  # some batches are in: the burst is under way
+            assert time.monotonic() < deadline and app.poll() is None, "the burst did not start"
+            time.sleep(0.01)
         server.kill()  # mid-burst: batches in flight get no answer
-        time.sleep(0.5)  # the app's exporter meets a closed port and backs off
+        at_kill = _committed(sqlite_uri)
+        assert 100 <= at_kill < 1000, at_kill  # killed in the middle, not after the end
+        time.sleep(3)  # longer than one call's retries: the exporter must hold the traces
         server = ServerProcess(sqlite_uri, "--port", port)  # the same address, the same file
         out, _ = app.communicate(timeout=300)
         summary = out.strip().splitlines()[-1]
@@ -208,6 +306,7 @@ def test_a_server_killed_mid_burst_loses_no_acknowledged_trace(tmp_path, sqlite_
         names = [t.info.name for t in stored]
         assert len(names) == len(set(names)) == 1000  # every one, none twice
         assert "exported=1000 dropped=0" in summary
+        assert "retries=0" not in summary  # the outage was met, and waited out
     finally:
         if app.poll() is None:
             app.send_signal(signal.SIGKILL)
@@ -225,7 +324,9 @@ def test_metrics_count_ingested_traces_and_requests_by_route(through_server):
         text = http.get("/metrics").text
     assert "tracejudge_traces_ingested_total 3" in text
     assert 'tracejudge_requests_total{route="/api/v1/runs/{run_id}",status="404"} 1' in text
-    assert 'tracejudge_request_seconds_bucket{le="+Inf"}' in text
+    assert 'tracejudge_requests_rejected_total{status="404"} 1' in text
+    assert 'tracejudge_request_seconds_bucket{route="/api/v1/traces/batch",le="+Inf"}' in text
+    assert "tracejudge_requests_in_flight " in text
 
 
 WRITERS = """
@@ -326,11 +427,22 @@ def test_the_feedback_loop_example_app_end_to_end(tracking_server, sqlite_uri):
                 "/feedback", json={"trace_id": "tr-0", "user_id": "u", "thumbs_up": True}
             )
             assert unknown.status_code == 404
+            # concurrent requests: each answer carries its own request's trace
+            from concurrent.futures import ThreadPoolExecutor
+
+            questions = [f"How tall is the Eiffel Tower? (asked {i})" for i in range(40)]
+            with ThreadPoolExecutor(16) as pool:
+                answers = list(
+                    pool.map(lambda q: http.post("/ask", json={"question": q}).json(), questions)
+                )
     finally:
         app.terminate()
         app.wait(timeout=60)
     direct = SqlTraceStore(sqlite_uri)
     try:
+        for question, reply in zip(questions, answers, strict=True):
+            own = direct.get_trace(reply["trace_id"], include_spans=False)
+            assert own is not None and question in json.dumps(own.data.request), question
         trace = direct.get_trace(asked["trace_id"])
         [feedback] = trace.search_assessments("user_satisfaction")
         assert feedback.value is False and feedback.rationale == "it is taller with the antennas"
@@ -374,3 +486,73 @@ def test_the_cli_works_against_a_server(through_server):
     assert (
         bad.exit_code == 2 and "InvalidFilterError" not in bad.output and "expected" in bad.output
     )
+
+
+class _Scripted:
+    """An HTTP server on 127.0.0.1 answering each request with the next scripted (status,
+    headers, body); the last one repeats."""
+
+    def __init__(self, *answers: tuple[int, dict[str, str], bytes]) -> None:
+        import http.server
+        import threading
+
+        self.answers = list(answers)
+        self.seen: list[str] = []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _answer(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                self.rfile.read(length)
+                outer.seen.append(f"{self.command} {self.path}")
+                status, headers, body = outer.answers[min(len(outer.seen), len(outer.answers)) - 1]
+                self.send_response(status)
+                for k, v in {"Content-Type": "application/json", **headers}.items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = _answer
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_the_http_store_retries_429_and_5xx_then_gives_a_typed_error():
+    from tracejudge.errors import StoreUnavailableError
+
+    ok = json.dumps({"experiments": [{"experiment_id": "0", "name": "Default"}]}).encode()
+    busy = json.dumps({"error_code": "StoreUnavailableError", "message": "db restarting"}).encode()
+    scripted = _Scripted(
+        (429, {"Retry-After": "0"}, b"{}"),
+        (500, {}, b"Internal Server Error"),
+        (503, {}, busy),
+        (200, {}, ok),
+    )
+    store = tracejudge.store.HttpTraceStore(scripted.url, backoff_s=0.01)
+    try:
+        assert [e.name for e in store.list_experiments()] == ["Default"]
+        assert len(scripted.seen) == 4  # 429, 500 and 503 were each tried again
+        scripted.answers, scripted.seen = [(503, {}, busy)], []
+        with pytest.raises(StoreUnavailableError, match="gave up after 7 attempts"):
+            store.list_experiments()
+        assert len(scripted.seen) == 7
+        scripted.answers, scripted.seen = (
+            [(400, {}, b'{"error_code": "InvalidFilterError", "message": "bad"}')],
+            [],
+        )
+        with pytest.raises(InvalidFilterError):
+            store.search_traces(filter_string="x")
+        assert len(scripted.seen) == 1  # a client error is not retried
+    finally:
+        store.close()
+        scripted.close()

@@ -23,7 +23,7 @@ from pydantic import BaseModel
 
 import tracejudge
 from tracejudge.entities import AssessmentSource, AssessmentSourceType, Document, SpanType
-from tracejudge.errors import TraceJudgeError
+from tracejudge.errors import InvalidArgumentError, TraceNotFoundError
 
 DOCUMENTS = [
     Document("The Eiffel Tower is 330 metres tall.", {"source": "towers.md"}, id="d1"),
@@ -69,16 +69,18 @@ def generate(question: str, context: list[Document]) -> str:
 
 
 @tracejudge.trace(name="answer")
-def answer(question: str) -> str:
-    return generate(question, retrieve(question))
+def answer(question: str) -> Answer:
+    text = generate(question, retrieve(question))
+    # this request's own trace (requests run in parallel threads: the process's "last" trace
+    # may be another request's)
+    trace_id = tracejudge.get_active_trace_id()
+    assert trace_id is not None
+    return Answer(answer=text, trace_id=trace_id)
 
 
 @app.post("/ask")
 def ask(body: Question) -> Answer:
-    text = answer(body.question)
-    trace_id = tracejudge.get_last_active_trace_id()
-    assert trace_id is not None
-    return Answer(answer=text, trace_id=trace_id)
+    return answer(body.question)
 
 
 @app.post("/feedback")
@@ -91,8 +93,8 @@ def feedback(body: UserFeedback) -> dict[str, str]:
             rationale=body.comment,
             source=AssessmentSource(AssessmentSourceType.HUMAN, body.user_id),
         )
-    except TraceJudgeError as exc:  # an unknown trace id, say
-        raise HTTPException(
-            status_code=404 if "No trace" in str(exc) else 400, detail=str(exc)
-        ) from exc
+    except TraceNotFoundError as exc:
+        raise HTTPException(status_code=404, detail=str(exc)) from exc
+    except InvalidArgumentError as exc:
+        raise HTTPException(status_code=400, detail=str(exc)) from exc
     return {"assessment_id": str(logged.assessment_id)}

@@ -21,6 +21,7 @@ from tracejudge.store import get_tracking_uri, set_tracking_uri
 from tracejudge.tracing import (
     Client,
     flush,
+    get_active_trace_id,
     get_current_active_span,
     get_experiment_by_name,
     get_export_stats,
@@ -61,6 +62,7 @@ __all__ = [
     "delete_trace_tag",
     "evaluate",
     "flush",
+    "get_active_trace_id",
     "get_assessment",
     "get_current_active_span",
     "get_experiment_by_name",

@@ -16,16 +16,26 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, ORJSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tracejudge.entities import Assessment, EvaluationRun, Span, Trace
-from tracejudge.errors import InvalidArgumentError, TraceJudgeError, error_code, http_status
+from tracejudge.errors import (
+    InvalidArgumentError,
+    TraceJudgeError,
+    TraceNotFoundError,
+    error_code,
+    http_status,
+)
+from tracejudge.server.auth import BearerTokens
 from tracejudge.server.metrics import MeasureRequests, ServerMetrics
 from tracejudge.server.otlp import add_otlp_routes
 from tracejudge.store.base import TraceStore
 
 API = "/api/v1"
 DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024
+MAX_PAGE = 5_000
+"""The most traces one answer carries (a search page, a batch get): bounded server memory."""
 
 
 class _Body(BaseModel):
@@ -51,6 +61,11 @@ class SearchBody(_Body):
 
 class TraceIdsBody(_Body):
     trace_ids: list[str]
+
+
+class GetTracesBody(_Body):
+    trace_ids: list[str]
+    include_spans: bool = True
 
 
 class SpansBody(_Body):
@@ -92,8 +107,9 @@ class CacheBody(_Body):
 
 
 class BodyLimit:
-    """Refuse a request body over the limit with 413 before reading it (Content-Length), or as
-    soon as a chunked body passes it."""
+    """Refuse a request body over the limit with 413: before reading it when its Content-Length
+    says so, else as soon as a chunked body passes the limit. The body is read here, whole,
+    before the route sees it (a route's own body parsing would turn the refusal into a 400)."""
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
         self.app = app
@@ -107,31 +123,36 @@ class BodyLimit:
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
             await _too_large(send, self.limit)
             return
+        chunks: list[bytes] = []
         seen = 0
-
-        async def limited() -> Any:
-            nonlocal seen
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise _BodyTooLarge()
-            return message
+            if message["type"] != "http.request":  # the client went away
+                return
+            chunk = message.get("body", b"")
+            seen += len(chunk)
+            if seen > self.limit:
+                await _too_large(send, self.limit)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        replayed = False
 
-        try:
-            await self.app(scope, limited, send)
-        except _BodyTooLarge:
-            await _too_large(send, self.limit)
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            return await receive()
 
-
-class _BodyTooLarge(Exception):
-    pass
+        await self.app(scope, replay, send)
 
 
 async def _too_large(send: Send, limit: int) -> None:
     response = JSONResponse(
         {
-            "error_code": "RequestTooLarge",
+            "error_code": "RequestTooLargeError",
             "message": f"The request body is over the server's limit of {limit:,} bytes.",
         },
         status_code=413,
@@ -147,16 +168,44 @@ E = TypeVar("E")
 
 
 def _entity(cls: type[E], data: dict[str, Any]) -> E:
-    """``cls.from_dict(data)``; a body of the wrong shape is the client's error (400), while the
+    """``cls.from_dict(data)``, refusing fields the entity does not have (a typo would otherwise
+    lose data in silence). A body of the wrong shape is the client's error (400), while the
     same exceptions raised anywhere else stay server errors."""
     try:
-        return cls.from_dict(data)  # type: ignore[attr-defined]
+        entity = cls.from_dict(data)  # type: ignore[attr-defined]
     except TraceJudgeError:
         raise
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise InvalidArgumentError(
             f"Malformed {cls.__name__}: {type(exc).__name__}: {exc}"
         ) from None
+    unknown = unknown_fields(data, entity.to_dict())
+    if unknown:
+        raise InvalidArgumentError(
+            f"Malformed {cls.__name__}: unknown field(s) {', '.join(unknown[:10])}"
+        )
+    return entity
+
+
+def unknown_fields(sent: Any, understood: Any, path: str = "") -> list[str]:
+    """The keys of ``sent`` (recursively) that are missing from ``understood``, the entity's
+    own ``to_dict`` after reading ``sent``: what the entity did not take in. Free-form values
+    (attributes, inputs, metadata) come back whole, so only real unknown fields show."""
+    if isinstance(sent, dict) and isinstance(understood, dict):
+        found = []
+        for key, value in sent.items():
+            where = f"{path}.{key}" if path else str(key)
+            if key not in understood:
+                found.append(where)
+            else:
+                found.extend(unknown_fields(value, understood[key], where))
+        return found
+    if isinstance(sent, list) and isinstance(understood, list) and len(sent) == len(understood):
+        found = []
+        for i, (a, b) in enumerate(zip(sent, understood, strict=True)):
+            found.extend(unknown_fields(a, b, f"{path}[{i}]"))
+        return found
+    return []
 
 
 def _error(exc: TraceJudgeError) -> JSONResponse:
@@ -165,8 +214,15 @@ def _error(exc: TraceJudgeError) -> JSONResponse:
     )
 
 
-def create_app(store: TraceStore, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> FastAPI:
-    """The API over ``store`` (the server opens it; tests may hand one in)."""
+def create_app(
+    store: TraceStore,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    *,
+    tokens: frozenset[str] = frozenset(),
+    read_only: frozenset[str] = frozenset(),
+) -> FastAPI:
+    """The API over ``store`` (the server opens it; tests may hand one in). With ``tokens`` or
+    ``read_only`` tokens, every request but ``/health`` must carry one (:mod:`.auth`)."""
     app = FastAPI(
         # orjson, and no response model: answers are entities' to_dict, already plain JSON
         default_response_class=ORJSONResponse,
@@ -180,6 +236,22 @@ def create_app(store: TraceStore, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) 
     @app.exception_handler(TraceJudgeError)
     async def typed_error(request: Request, exc: TraceJudgeError) -> JSONResponse:
         return _error(exc)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        codes = {404: "NotFound", 405: "MethodNotAllowed"}
+        message = {
+            404: f"No route {request.url.path}",
+            405: f"{request.method} is not allowed on {request.url.path}",
+        }
+        return JSONResponse(
+            {
+                "error_code": codes.get(exc.status_code, "HTTPError"),
+                "message": message.get(exc.status_code, str(exc.detail)),
+            },
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -238,7 +310,7 @@ def create_app(store: TraceStore, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) 
             body.experiment_ids,
             body.filter_string,
             body.order_by,
-            body.max_results,
+            min(body.max_results, MAX_PAGE),  # a longer list continues with the page token
             body.page_token,
             body.include_spans,
         )
@@ -251,7 +323,17 @@ def create_app(store: TraceStore, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) 
     @app.get(f"{API}/traces/{{trace_id}}", response_model=None)
     def get_trace(trace_id: str, include_spans: bool = True) -> dict[str, Any]:
         found = store.get_trace(trace_id, include_spans)
-        return {"trace": None if found is None else found.to_dict()}
+        if found is None:
+            raise TraceNotFoundError(f"No trace with id {trace_id!r}.")
+        return {"trace": found.to_dict()}
+
+    @app.post(f"{API}/traces/get", response_model=None)
+    def get_traces(body: GetTracesBody) -> dict[str, Any]:
+        if len(body.trace_ids) > MAX_PAGE:
+            raise InvalidArgumentError(f"At most {MAX_PAGE:,} trace ids per request.")
+        return {
+            "traces": [t.to_dict() for t in store.get_traces(body.trace_ids, body.include_spans)]
+        }
 
     @app.post(f"{API}/traces/{{trace_id}}/spans", response_model=None)
     def log_spans(trace_id: str, body: SpansBody) -> dict[str, Any]:
@@ -336,5 +418,7 @@ def create_app(store: TraceStore, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) 
 
     add_otlp_routes(app, store, max_body_bytes, metrics)
     app.add_middleware(BodyLimit, limit=max_body_bytes)
-    app.add_middleware(MeasureRequests, metrics=metrics)  # outermost: it sees the 413s too
+    if tokens or read_only:  # before the body is read
+        app.add_middleware(BearerTokens, tokens=tokens, read_only=read_only)
+    app.add_middleware(MeasureRequests, metrics=metrics)  # outermost: it sees every refusal
     return app

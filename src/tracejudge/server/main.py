@@ -9,87 +9,28 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import secrets
 import socket
 import sys
 
 import click
 import uvicorn
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
-from starlette.types import ASGIApp, Receive, Scope, Send
 
+from tracejudge import settings
 from tracejudge.errors import InvalidArgumentError
 from tracejudge.server.app import DEFAULT_MAX_BODY_BYTES, create_app
 from tracejudge.store import get_store, get_tracking_uri
 
-STORE_ENV = "TRACEJUDGE_SERVER_STORE_URI"
-TOKENS_ENV = "TRACEJUDGE_SERVER_TOKEN"
-READ_TOKENS_ENV = "TRACEJUDGE_SERVER_READ_TOKEN"
-BODY_ENV = "TRACEJUDGE_SERVER_MAX_BODY_BYTES"
-
-
-READ_ONLY_POSTS = frozenset(
-    {"/api/v1/traces/search", "/api/v1/runs/search", "/api/v1/experiments/by-name"}
-)
-"""POST routes that only read (a search's filter travels in the body)."""
-
-
-class BearerTokens:
-    """Every ``/api/`` request must carry ``Authorization: Bearer <token>``; a read-only token
-    may only read (GET and the searches), anything else gets 403."""
-
-    def __init__(self, app: ASGIApp, tokens: frozenset[str], read_only: frozenset[str]) -> None:
-        self.app = app
-        self.tokens = tokens
-        self.read_only = read_only
-
-    @staticmethod
-    def _match(given: str, tokens: frozenset[str]) -> bool:
-        return any(secrets.compare_digest(given, t) for t in tokens)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith("/api/"):
-            header = dict(scope.get("headers") or []).get(b"authorization", b"").decode()
-            scheme, _, given = header.partition(" ")
-            bearer = scheme.lower() == "bearer"
-            if bearer and self._match(given, self.tokens):
-                await self.app(scope, receive, send)
-                return
-            reads = scope["method"] in ("GET", "HEAD") or scope["path"] in READ_ONLY_POSTS
-            if bearer and self._match(given, self.read_only):
-                if reads:
-                    await self.app(scope, receive, send)
-                    return
-                await _refuse(scope, receive, send, 403, "This token may only read.")
-                return
-            await _refuse(
-                scope,
-                receive,
-                send,
-                401,
-                "Missing or wrong bearer token (TRACEJUDGE_TRACKING_TOKEN).",
-            )
-            return
-        await self.app(scope, receive, send)
-
-
-async def _refuse(scope: Scope, receive: Receive, send: Send, status: int, message: str) -> None:
-    response = JSONResponse(
-        {"error_code": "AuthenticationError", "message": message},
-        status_code=status,
-        headers={"WWW-Authenticate": "Bearer"},
-    )
-    await response(scope, receive, send)
+STORE_ENV = settings.SERVER_STORE_URI.name
+TOKENS_ENV = settings.SERVER_TOKEN.name
+READ_TOKENS_ENV = settings.SERVER_READ_TOKEN.name
+BODY_ENV = settings.SERVER_MAX_BODY_BYTES.name
 
 
 def build_app(
     store_uri: str, tokens: frozenset[str], read_only: frozenset[str], max_body_bytes: int
 ) -> FastAPI:
-    app = create_app(get_store(store_uri), max_body_bytes)
-    if tokens or read_only:
-        app.add_middleware(BearerTokens, tokens=tokens, read_only=read_only)
-    return app
+    return create_app(get_store(store_uri), max_body_bytes, tokens=tokens, read_only=read_only)
 
 
 def _tokens(raw: str | None) -> frozenset[str]:
@@ -98,11 +39,16 @@ def _tokens(raw: str | None) -> frozenset[str]:
 
 def app_from_environment() -> FastAPI:
     """The app as a ``--workers`` worker builds it (uvicorn factory)."""
+    store_uri = settings.SERVER_STORE_URI.get()
+    if store_uri is None:
+        raise InvalidArgumentError(
+            f"{STORE_ENV} is not set: start workers with 'tracejudge server'."
+        )
     return build_app(
-        os.environ[STORE_ENV],
-        _tokens(os.environ.get(TOKENS_ENV)),
-        _tokens(os.environ.get(READ_TOKENS_ENV)),
-        int(os.environ.get(BODY_ENV) or DEFAULT_MAX_BODY_BYTES),
+        store_uri,
+        _tokens(settings.SERVER_TOKEN.get()),
+        _tokens(settings.SERVER_READ_TOKEN.get()),
+        settings.SERVER_MAX_BODY_BYTES.get() or DEFAULT_MAX_BODY_BYTES,
     )
 
 

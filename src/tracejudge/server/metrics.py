@@ -23,9 +23,9 @@ class ServerMetrics:
         self.requests: dict[tuple[str, int], int] = defaultdict(int)
         self.traces_ingested = 0
         self.spans_ingested = 0
-        self.buckets = [0] * (len(BUCKETS_S) + 1)
-        self.latency_sum_s = 0.0
-        self.latency_count = 0
+        self.buckets: dict[str, list[int]] = defaultdict(lambda: [0] * (len(BUCKETS_S) + 1))
+        self.latency_sum_s: dict[str, float] = defaultdict(float)
+        self.latency_count: dict[str, int] = defaultdict(int)
         self.in_flight = 0
 
     def ingested(self, traces: int, spans: int) -> None:
@@ -36,12 +36,16 @@ class ServerMetrics:
     def observe(self, route: str, status: int, seconds: float) -> None:
         with self._lock:
             self.requests[(route, status)] += 1
-            self.buckets[bisect.bisect_left(BUCKETS_S, seconds)] += 1
-            self.latency_sum_s += seconds
-            self.latency_count += 1
+            self.buckets[route][bisect.bisect_left(BUCKETS_S, seconds)] += 1
+            self.latency_sum_s[route] += seconds
+            self.latency_count[route] += 1
 
     def render(self) -> str:
         with self._lock:
+            rejected: dict[int, int] = defaultdict(int)
+            for (_route, status), count in self.requests.items():
+                if 400 <= status < 500:
+                    rejected[status] += count
             lines = [
                 "# HELP tracejudge_traces_ingested_total Traces written (SDK batches and OTLP).",
                 "# TYPE tracejudge_traces_ingested_total counter",
@@ -49,10 +53,18 @@ class ServerMetrics:
                 "# HELP tracejudge_spans_ingested_total Spans written with those traces.",
                 "# TYPE tracejudge_spans_ingested_total counter",
                 f"tracejudge_spans_ingested_total {self.spans_ingested}",
-                "# HELP tracejudge_requests_in_flight Requests being served now.",
+                "# HELP tracejudge_requests_in_flight Requests being served or waiting for a "
+                "worker thread (the server's queue).",
                 "# TYPE tracejudge_requests_in_flight gauge",
                 f"tracejudge_requests_in_flight {self.in_flight}",
-                "# HELP tracejudge_requests_total Requests by route and status (4xx: rejected).",
+                "# HELP tracejudge_requests_rejected_total Requests refused (bad input, token, "
+                "size, not found), by status.",
+                "# TYPE tracejudge_requests_rejected_total counter",
+                *(
+                    f'tracejudge_requests_rejected_total{{status="{status}"}} {count}'
+                    for status, count in sorted(rejected.items())
+                ),
+                "# HELP tracejudge_requests_total Requests by route and status.",
                 "# TYPE tracejudge_requests_total counter",
             ]
             for (route, status), count in sorted(self.requests.items()):
@@ -60,16 +72,25 @@ class ServerMetrics:
                     f'tracejudge_requests_total{{route="{route}",status="{status}"}} {count}'
                 )
             lines += [
-                "# HELP tracejudge_request_seconds Time to answer a request.",
+                "# HELP tracejudge_request_seconds Time to answer a request, by route.",
                 "# TYPE tracejudge_request_seconds histogram",
             ]
-            cumulative = 0
-            for bound, count in zip((*BUCKETS_S, float("inf")), self.buckets, strict=True):
-                cumulative += count
-                label = "+Inf" if bound == float("inf") else f"{bound:g}"
-                lines.append(f'tracejudge_request_seconds_bucket{{le="{label}"}} {cumulative}')
-            lines.append(f"tracejudge_request_seconds_sum {self.latency_sum_s:.6f}")
-            lines.append(f"tracejudge_request_seconds_count {self.latency_count}")
+            for route in sorted(self.buckets):
+                cumulative = 0
+                for bound, count in zip(
+                    (*BUCKETS_S, float("inf")), self.buckets[route], strict=True
+                ):
+                    cumulative += count
+                    le = "+Inf" if bound == float("inf") else f"{bound:g}"
+                    lines.append(
+                        f'tracejudge_request_seconds_bucket{{route="{route}",le="{le}"}} {cumulative}'
+                    )
+                lines.append(
+                    f'tracejudge_request_seconds_sum{{route="{route}"}} {self.latency_sum_s[route]:.6f}'
+                )
+                lines.append(
+                    f'tracejudge_request_seconds_count{{route="{route}"}} {self.latency_count[route]}'
+                )
         return "\n".join(lines) + "\n"
 
 

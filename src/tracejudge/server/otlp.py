@@ -64,7 +64,7 @@ these locks within a process, the store's ``trace_locks`` across processes on Po
 def ingest(
     store: TraceStore, records: list[tuple[SpanRecord, dict[str, Any]]], experiment: str | None
 ) -> int:
-    """Write the spans, merged into their traces; returns the number of traces written."""
+    """Write the spans, merged into their traces; returns how many of the traces are new."""
     trace_ids = {trace_id_from_otel(record.trace_id) for record, _ in records}
     stripes = sorted({hash(t) % len(_STRIPES) for t in trace_ids})
     with contextlib.ExitStack() as held:
@@ -91,6 +91,10 @@ def _ingest(
         service = _text(resource.get("service.name"))
         if service:
             services.setdefault(span.trace_id, service)
+    if not by_trace:
+        return 0
+    # what the store already holds of these traces, in one round trip
+    existing = {t.info.trace_id: t for t in store.get_traces(list(by_trace))}
     experiment_ids: dict[str | None, str] = {None: DEFAULT_EXPERIMENT_ID}
     traces: list[Trace] = []
     for trace_id, spans in by_trace.items():
@@ -98,16 +102,21 @@ def _ingest(
         if home not in experiment_ids:
             assert home is not None
             experiment_ids[home] = store.get_or_create_experiment(home).experiment_id
-        traces.append(_merged(store, trace_id, spans, experiment_ids[home], services.get(trace_id)))
-    if traces:
-        store.log_traces(traces)
-    return len(traces)
+        traces.append(
+            _merged(
+                existing.get(trace_id),
+                spans,
+                experiment_ids[home],
+                services.get(trace_id),
+            )
+        )
+    store.log_traces(traces)
+    return len(by_trace) - len(existing)
 
 
 def _merged(
-    store: TraceStore, trace_id: str, spans: list[Span], experiment_id: str, service: str | None
+    existing: Trace | None, spans: list[Span], experiment_id: str, service: str | None
 ) -> Trace:
-    existing = store.get_trace(trace_id)
     known: dict[str, Span] = {}
     tags: dict[str, str] = {}
     metadata: dict[str, str] = {}

@@ -5,6 +5,7 @@ from tracejudge.tracing.experiment import get_experiment_by_name, set_experiment
 from tracejudge.tracing.export import ExportStats
 from tracejudge.tracing.fluent import (
     flush,
+    get_active_trace_id,
     get_current_active_span,
     get_export_stats,
     get_last_active_trace_id,
@@ -22,6 +23,7 @@ __all__ = [
     "LiveSpan",
     "NoOpSpan",
     "flush",
+    "get_active_trace_id",
     "get_current_active_span",
     "get_experiment_by_name",
     "get_export_stats",

@@ -462,9 +462,18 @@ def _update_trace_buffer(
             buffer.overrides["state"] = value
 
 
-def get_last_active_trace_id() -> str | None:
-    """The id of the trace that finished most recently in this process."""
-    return get_assembler().last_trace_id
+def get_last_active_trace_id(thread_local: bool = False) -> str | None:
+    """The id of the trace that finished most recently in this process, or with
+    ``thread_local=True`` in the calling thread (what a multi-threaded server wants: another
+    request's trace may have finished in between). MLflow 3's name and argument."""
+    assembler = get_assembler()
+    return assembler.last_trace_id_in_thread() if thread_local else assembler.last_trace_id
+
+
+def get_active_trace_id() -> str | None:
+    """The id of the trace the calling code is inside (its innermost open span), or ``None``."""
+    span = get_current_active_span()
+    return None if span is None else span.trace_id
 
 
 def flush(timeout: float | None = 30.0) -> bool:
@@ -480,6 +489,7 @@ def get_export_stats() -> ExportStats:
 __all__ = [
     "SpanStatusCode",
     "flush",
+    "get_active_trace_id",
     "get_current_active_span",
     "get_export_stats",
     "get_last_active_trace_id",

@@ -20,7 +20,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.trace import StatusCode
 
-from tracejudge.errors import InvalidArgumentError
+from tracejudge.errors import InvalidArgumentError, RequestTooLargeError
 from tracejudge.tracing.otel_convert import SpanRecord
 
 _STATUS = {0: StatusCode.UNSET, 1: StatusCode.OK, 2: StatusCode.ERROR}
@@ -40,7 +40,9 @@ def decompress(body: bytes, encoding: str | None, max_bytes: int) -> bytes:
     except (zlib.error, gzip.BadGzipFile) as exc:
         raise InvalidArgumentError(f"The {encoding} body does not decompress: {exc}") from None
     if len(out) > max_bytes:
-        raise InvalidArgumentError(f"The decompressed body is over {max_bytes:,} bytes.")
+        raise RequestTooLargeError(
+            f"The decompressed body is over the server's limit of {max_bytes:,} bytes."
+        )
     return out
 
 
@@ -58,7 +60,8 @@ def parse_request(body: bytes, content_type: str | None) -> ExportTraceServiceRe
         try:
             data = json.loads(body)
             _hex_ids_to_base64(data)
-            json_format.ParseDict(data, request)
+            # OTLP receivers must ignore fields they do not know (newer SDKs add some)
+            json_format.ParseDict(data, request, ignore_unknown_fields=True)
         except (ValueError, json_format.ParseError) as exc:
             raise InvalidArgumentError(f"The body is not OTLP/JSON: {exc}") from None
         return request

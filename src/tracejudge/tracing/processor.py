@@ -47,6 +47,11 @@ class TraceAssembler(SpanProcessor):
         self._written: dict[int, tuple[str, str | None]] = {}
         self._orphan_payloads: dict[int, SpanPayload] = {}
         self.last_trace_id: str | None = None
+        self._last_in_thread = threading.local()
+
+    def last_trace_id_in_thread(self) -> str | None:
+        """The trace that finished most recently in the calling thread."""
+        return getattr(self._last_in_thread, "trace_id", None)
 
     def on_start(self, span: SdkSpan, parent_context: Context | None = None) -> None:
         if span.parent is not None:
@@ -108,6 +113,7 @@ class TraceAssembler(SpanProcessor):
                 for key in list(self._written)[:5_000]:
                     del self._written[key]
         self.last_trace_id = trace_id_from_otel(otel_trace_id)
+        self._last_in_thread.trace_id = self.last_trace_id
         get_exporter().submit(
             ExportItem(
                 buffer.store_uri,

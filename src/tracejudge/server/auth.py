@@ -1,0 +1,73 @@
+"""Bearer tokens for the tracking server: read-write and read-only ones.
+
+Every request but ``/health`` must carry ``Authorization: Bearer <token>`` (the REST API, OTLP
+ingestion, ``/metrics``, the docs). A read-only token may only read (GET and the POST searches);
+anything else it sends gets 403. Tokens are compared in constant time.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+READ_ONLY_POSTS = frozenset(
+    {
+        "/api/v1/traces/search",
+        "/api/v1/traces/get",
+        "/api/v1/runs/search",
+        "/api/v1/experiments/by-name",
+    }
+)
+"""POST routes that only read (a search's filter travels in the body)."""
+OPEN_PATHS = frozenset({"/health"})
+"""The only path answered without a token: load balancers and orchestrators probe it."""
+
+
+class BearerTokens:
+    """The token check, as ASGI middleware (inside the request metrics, so refusals are counted)."""
+
+    def __init__(self, app: ASGIApp, tokens: frozenset[str], read_only: frozenset[str]) -> None:
+        self.app = app
+        self.tokens = tokens
+        self.read_only = read_only
+
+    @staticmethod
+    def _match(given: bytes, tokens: frozenset[str]) -> bool:
+        # bytes: compare_digest refuses str with non-ASCII characters, which a client may send
+        return any(secrets.compare_digest(given, t.encode()) for t in tokens)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] not in OPEN_PATHS:
+            header = dict(scope.get("headers") or []).get(b"authorization", b"")
+            scheme, _, given = header.partition(b" ")
+            bearer = scheme.lower() == b"bearer"
+            if bearer and self._match(given, self.tokens):
+                await self.app(scope, receive, send)
+                return
+            reads = scope["method"] in ("GET", "HEAD") or scope["path"] in READ_ONLY_POSTS
+            if bearer and self._match(given, self.read_only):
+                if reads:
+                    await self.app(scope, receive, send)
+                    return
+                await _refuse(scope, receive, send, 403, "This token may only read.")
+                return
+            await _refuse(
+                scope,
+                receive,
+                send,
+                401,
+                "Missing or wrong bearer token (TRACEJUDGE_TRACKING_TOKEN).",
+            )
+            return
+        await self.app(scope, receive, send)
+
+
+async def _refuse(scope: Scope, receive: Receive, send: Send, status: int, message: str) -> None:
+    response = JSONResponse(
+        {"error_code": "AuthenticationError", "message": message},
+        status_code=status,
+        headers={"WWW-Authenticate": "Bearer"},
+    )
+    await response(scope, receive, send)
