@@ -157,15 +157,22 @@ def _pool_init(uri: str) -> None:
     tracejudge.set_tracking_uri(uri)
 
 
-def test_process_pool_workers_write_their_traces(sqlite_uri):
-    with ProcessPoolExecutor(
-        max_workers=2,
-        mp_context=multiprocessing.get_context("fork"),
-        initializer=_pool_init,
-        initargs=(sqlite_uri,),
-    ) as pool:
-        assert sum(pool.map(_traced_work, [20] * 10)) == 200
-    assert len(_search(sqlite_uri)) == 200
+def test_process_pool_workers_write_their_traces(store_uri):
+    tracejudge.set_tracking_uri(store_uri)
+    try:
+        with tracejudge.start_span("parent"):  # the parent holds a pool before forking
+            pass
+        assert tracejudge.flush()
+        with ProcessPoolExecutor(
+            max_workers=2,
+            mp_context=multiprocessing.get_context("fork"),
+            initializer=_pool_init,
+            initargs=(store_uri,),
+        ) as pool:
+            assert sum(pool.map(_traced_work, [20] * 10)) == 200
+    finally:
+        tracejudge.set_tracking_uri(None)
+    assert len(_search(store_uri)) == 201
 
 
 # -------------------------------------------------------- odd arguments to tracing
@@ -212,6 +219,9 @@ def test_trace_on_methods_with_positional_only_self(sqlite_tracking):
     assert _last_inputs() == {"x": 2}
     assert _Service.klass(3, 4) == 3
     assert _last_inputs() == {"y": 3, "rest": (4,)} or _last_inputs() == {"y": 3, "rest": [4]}
+    with pytest.raises(TypeError):  # a wrong call: recorded as given, without the receiver
+        svc.positional_only(1, 2)  # type: ignore[call-arg]
+    assert _last_inputs() == {"args": [1, 2], "kwargs": {}}
 
 
 def _last_inputs():

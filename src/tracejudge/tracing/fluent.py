@@ -150,10 +150,15 @@ class _InputCapture:
             inputs = self._capture(args, kwargs)
         except Exception:  # never let recording the inputs break the call
             logger.debug("tracejudge could not capture a call's arguments", exc_info=True)
-            return {"args": list(args), "kwargs": dict(kwargs)}
+            return self._raw(args, kwargs)
         if self._receiver is not None:
             inputs.pop(self._receiver, None)
         return inputs
+
+    def _raw(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        """The arguments as given, without the receiver of a method."""
+        positional = list(args[1:] if self._receiver is not None and args else args)
+        return {"args": positional, "kwargs": dict(kwargs)}
 
     def _capture(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
         if self._simple and len(args) <= len(self._names):
@@ -166,7 +171,7 @@ class _InputCapture:
         try:
             bound = self._sig.bind(*args, **kwargs)
         except TypeError:  # the call itself is wrong; the function will raise
-            return {"args": list(args), "kwargs": dict(kwargs)}
+            return self._raw(args, kwargs)
         bound.apply_defaults()
         return dict(bound.arguments)
 
