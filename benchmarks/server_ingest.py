@@ -10,7 +10,8 @@ shape) through a real ``tracejudge server`` process with the HTTP store, through
 baseline, measured in the same run). Then p50/p99 of a filtered first search page through the
 server and directly. Clients are threads of this one process (64 processes would not fit two
 cores), so the client side's own CPU is part of every figure. Not measured here: MLflow's
-server as a peer unless ``--mlflow-python`` names an interpreter with MLflow installed.
+server as a peer unless ``--mlflow-python`` names an interpreter with MLflow installed (in
+its own virtual environment: ``python -m venv /tmp/mlflow && /tmp/mlflow/bin/pip install mlflow``).
 """
 
 from __future__ import annotations
@@ -190,6 +191,13 @@ def ingest_rows(store_uri: str, label: str, args: argparse.Namespace) -> list[st
                     f"| {value / base:.2f} |"
                 )
                 print(rows[-1], flush=True)
+        sent = 3 * n_batches * BATCH * len(args.clients.split(","))
+        stored = len(direct.search_traces(max_results=sent + 1000, include_spans=False))
+        rows.append(
+            f"| {label} | all | traces sent / stored (lost) | {sent:,} / {stored:,} "
+            f"({sent - stored:,}) | | |"
+        )
+        print(rows[-1], flush=True)
     finally:
         http_store.close()
         direct.close()
@@ -257,7 +265,7 @@ def mlflow_rows(mlflow_python: str, args: argparse.Namespace) -> list[str]:
     """The same SDK workload through tracejudge's server and MLflow's, each on a fresh SQLite file."""
     folder = Path(tempfile.mkdtemp(prefix="tj-vs-mlflow-"))
     rows = []
-    for threads in (1, 8):
+    for threads in (1, 8, 64):
         ours = Server(f"sqlite:///{folder / f'tj-{threads}.db'}")
         try:
             tj_s, tj_n = _burst(sys.executable, "tracejudge", ours.url, args, threads)
@@ -311,7 +319,7 @@ def main() -> int:
     parser.add_argument("--spans", type=int, default=5)
     parser.add_argument("--clients", default="1,8,64")
     parser.add_argument("--postgres", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
-    parser.add_argument("--search-traces", type=int, default=20000)
+    parser.add_argument("--search-traces", type=int, default=100_000)
     parser.add_argument(
         "--mlflow-python",
         help="an interpreter with mlflow>=3 installed: also run the same SDK workload through "
@@ -362,10 +370,22 @@ def main() -> int:
     finally:
         for _, _, cleanup in stores:
             cleanup()
-    lines += [
-        "",
-        "Not measured: MLflow's server on the same workload (MLflow is not installed here).",
-    ]
+    lines += ["", "## The same SDK workload through `mlflow server` and `tracejudge server`", ""]
+    if args.mlflow_python:
+        lines += [
+            f"{args.sdk_traces} traces of {args.spans} spans made with each SDK's own span API "
+            "from N threads of one process, each SDK's server on a fresh SQLite file, timed from "
+            "the first span until the SDK has flushed; stored = found by the SDK's search "
+            "afterwards. MLflow with MLFLOW_ENABLE_ASYNC_TRACE_LOGGING=true.",
+            "",
+            "| threads | tracejudge traces/s | MLflow traces/s | ratio |",
+            "|---|---|---|---|",
+            *mlflow_rows(args.mlflow_python, args),
+        ]
+    else:
+        lines.append(
+            "Not measured: give --mlflow-python with an interpreter that has mlflow>=3 installed."
+        )
     path = write_result("server_ingest.md", lines)
     print(f"(written to {path})", file=sys.stderr)
     return 0
