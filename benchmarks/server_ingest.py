@@ -114,7 +114,7 @@ def otlp_batch(spans: int, n: int) -> bytes:
 
 
 class Server:
-    def __init__(self, store_uri: str) -> None:
+    def __init__(self, store_uri: str, workers: int = 1) -> None:
         self.proc = subprocess.Popen(
             [
                 sys.executable,
@@ -125,6 +125,8 @@ class Server:
                 "0",
                 "--backend-store-uri",
                 store_uri,
+                "--workers",
+                str(workers),
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -156,7 +158,7 @@ def rate(clients: int, batches: list[Callable[[], None]]) -> float:
 
 def ingest_rows(store_uri: str, label: str, args: argparse.Namespace) -> list[str]:
     rows = []
-    server = Server(store_uri)
+    server = Server(store_uri, args.server_workers)
     http_store = HttpTraceStore(server.url)
     direct = SqlTraceStore(store_uri)
     try:
@@ -326,6 +328,7 @@ def main() -> int:
         "'mlflow server' and through ours",
     )
     parser.add_argument("--sdk-traces", type=int, default=500, help="traces per SDK burst")
+    parser.add_argument("--server-workers", type=int, default=1, help="tracejudge server --workers")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="tj-ingest-"))
     stores: list[tuple[str, str, Callable[[], None]]] = [
@@ -348,8 +351,8 @@ def main() -> int:
         "# Ingest through the tracking server (2 cores)",
         "",
         f"{args.traces} traces of {args.spans} spans per cell, in batches of {BATCH}; clients are "
-        "threads of one process. Ratio: against the direct SQL store with as many clients, "
-        "measured in the same run.",
+        f"threads of one process; the server runs {args.server_workers} worker(s). Ratio: "
+        "against the direct SQL store with as many clients, measured in the same run.",
         "",
         "| database | clients | path | traces/s | spans/s | ratio to direct |",
         "|---|---|---|---|---|---|",

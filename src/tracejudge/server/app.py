@@ -27,6 +27,7 @@ from tracejudge.errors import (
     error_code,
     http_status,
 )
+from tracejudge.server import wire
 from tracejudge.server.auth import BearerTokens
 from tracejudge.server.metrics import MeasureRequests, ServerMetrics
 from tracejudge.server.otlp import add_otlp_routes
@@ -167,45 +168,23 @@ async def _no_body() -> dict[str, Any]:  # pragma: no cover - JSONResponse never
 E = TypeVar("E")
 
 
-def _entity(cls: type[E], data: dict[str, Any]) -> E:
-    """``cls.from_dict(data)``, refusing fields the entity does not have (a typo would otherwise
-    lose data in silence). A body of the wrong shape is the client's error (400), while the
-    same exceptions raised anywhere else stay server errors."""
+def _entity(cls: type[E], data: dict[str, Any], shape: Any = wire.FREE) -> E:
+    """``cls.from_dict(data)``, refusing fields the entity does not have (``shape``: a typo would
+    otherwise lose data in silence). A body of the wrong shape is the client's error (400), while
+    the same exceptions raised anywhere else stay server errors."""
+    unknown = wire.unknown_fields(data, shape)
+    if unknown:
+        raise InvalidArgumentError(
+            f"Malformed {cls.__name__}: unknown field(s) {', '.join(unknown[:10])}"
+        )
     try:
-        entity = cls.from_dict(data)  # type: ignore[attr-defined]
+        return cls.from_dict(data)  # type: ignore[attr-defined]
     except TraceJudgeError:
         raise
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise InvalidArgumentError(
             f"Malformed {cls.__name__}: {type(exc).__name__}: {exc}"
         ) from None
-    unknown = unknown_fields(data, entity.to_dict())
-    if unknown:
-        raise InvalidArgumentError(
-            f"Malformed {cls.__name__}: unknown field(s) {', '.join(unknown[:10])}"
-        )
-    return entity
-
-
-def unknown_fields(sent: Any, understood: Any, path: str = "") -> list[str]:
-    """The keys of ``sent`` (recursively) that are missing from ``understood``, the entity's
-    own ``to_dict`` after reading ``sent``: what the entity did not take in. Free-form values
-    (attributes, inputs, metadata) come back whole, so only real unknown fields show."""
-    if isinstance(sent, dict) and isinstance(understood, dict):
-        found = []
-        for key, value in sent.items():
-            where = f"{path}.{key}" if path else str(key)
-            if key not in understood:
-                found.append(where)
-            else:
-                found.extend(unknown_fields(value, understood[key], where))
-        return found
-    if isinstance(sent, list) and isinstance(understood, list) and len(sent) == len(understood):
-        found = []
-        for i, (a, b) in enumerate(zip(sent, understood, strict=True)):
-            found.extend(unknown_fields(a, b, f"{path}[{i}]"))
-        return found
-    return []
 
 
 def _error(exc: TraceJudgeError) -> JSONResponse:
@@ -299,7 +278,7 @@ def create_app(
 
     @app.post(f"{API}/traces/batch", response_model=None)
     def log_traces(body: TracesBody) -> dict[str, Any]:
-        traces = [_entity(Trace, t) for t in body.traces]
+        traces = [_entity(Trace, t, wire.trace_shape()) for t in body.traces]
         store.log_traces(traces)
         metrics.ingested(len(traces), sum(len(t.data.spans) for t in traces))
         return {"logged": len(traces)}
@@ -337,7 +316,7 @@ def create_app(
 
     @app.post(f"{API}/traces/{{trace_id}}/spans", response_model=None)
     def log_spans(trace_id: str, body: SpansBody) -> dict[str, Any]:
-        store.log_spans(trace_id, [_entity(Span, s) for s in body.spans])
+        store.log_spans(trace_id, [_entity(Span, s, wire.span_shape()) for s in body.spans])
         return {"logged": len(body.spans)}
 
     @app.post(f"{API}/traces/{{trace_id}}/tags", response_model=None)
@@ -354,7 +333,9 @@ def create_app(
 
     @app.post(f"{API}/assessments/batch", response_model=None)
     def log_assessments(body: AssessmentsBody) -> dict[str, Any]:
-        stored = store.log_assessments([_entity(Assessment, a) for a in body.assessments])
+        stored = store.log_assessments(
+            [_entity(Assessment, a, wire.assessment_shape()) for a in body.assessments]
+        )
         return {"assessments": [a.to_dict() for a in stored]}
 
     @app.get(f"{API}/traces/{{trace_id}}/assessments/{{assessment_id}}", response_model=None)
@@ -376,7 +357,7 @@ def create_app(
     def override_assessment(
         trace_id: str, assessment_id: str, body: ReplacementBody
     ) -> dict[str, Any]:
-        replacement = _entity(Assessment, body.replacement)
+        replacement = _entity(Assessment, body.replacement, wire.assessment_shape())
         new = store.override_assessment(trace_id, assessment_id, replacement)
         return new.to_dict()
 
@@ -384,12 +365,12 @@ def create_app(
 
     @app.post(f"{API}/runs", response_model=None)
     def create_run(body: RunBody) -> dict[str, Any]:
-        store.create_run(_entity(EvaluationRun, body.run))
+        store.create_run(_entity(EvaluationRun, body.run, wire.run_shape()))
         return {}
 
     @app.put(f"{API}/runs/{{run_id}}", response_model=None)
     def update_run(run_id: str, body: RunBody) -> dict[str, Any]:
-        store.update_run(_entity(EvaluationRun, {**body.run, "run_id": run_id}))
+        store.update_run(_entity(EvaluationRun, {**body.run, "run_id": run_id}, wire.run_shape()))
         return {}
 
     @app.get(f"{API}/runs/{{run_id}}", response_model=None)

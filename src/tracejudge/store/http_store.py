@@ -10,7 +10,6 @@ typed error the server raised (``InvalidFilterError``, ``TraceNotFoundError``, â
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import time
@@ -18,6 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import httpx
+import orjson
 
 from tracejudge.entities import Assessment, EvaluationRun, Experiment, Span, Trace
 from tracejudge.errors import (
@@ -95,9 +95,9 @@ class HttpTraceStore:
     ) -> Any:
         """One API call, retried while it did not get through; the reply's JSON, or None for a
         404 when ``missing_ok``. Gives up with StoreUnavailableError."""
-        try:
-            content = None if body is None else json.dumps(body, allow_nan=False).encode()
-        except (TypeError, ValueError) as exc:
+        try:  # orjson: a batch of traces is serialised several times faster than with json
+            content = None if body is None else orjson.dumps(body)
+        except (TypeError, orjson.JSONEncodeError) as exc:
             raise InvalidArgumentError(f"{method} {path}: cannot send {exc}") from None
         headers = {"Content-Type": "application/json"} if content is not None else None
         attempt = 0

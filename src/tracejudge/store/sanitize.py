@@ -10,6 +10,7 @@ record it on the trace. Both databases then store the same thing.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +35,7 @@ class Change:
         return f"{self.table}.{self.column} {self.what}"
 
 
+@functools.cache
 def _limits(table: Table) -> dict[str, int]:
     return {
         c.name: c.type.length
@@ -68,19 +70,19 @@ def fit_rows(
     changes: list[Change] = []
     fitted: dict[tuple[Any, ...], dict[str, Any]] = {}
     for row in rows:
-        clean = dict(row)
-        notes_by_column = []
+        clean = row
         for column, value in row.items():
-            if not isinstance(value, str):
+            # the common case in one cheap test: a string with no NUL, within its column's limit
+            if not isinstance(value, str) or (
+                NUL not in value and len(value) <= limits.get(column, len(value))
+            ):
                 continue
             new, notes = fit_text(value, limits.get(column))
-            if notes:
-                clean[column] = new
-                notes_by_column.append((column, notes))
+            if clean is row:
+                clean = dict(row)  # copied only when something changes
+            clean[column] = new
+            changes.extend(Change(table.name, column, row.get("trace_id"), n) for n in notes)
         key = tuple(clean.get(k) for k in keys)
-        trace_id = clean.get("trace_id")
-        for column, notes in notes_by_column:
-            changes.extend(Change(table.name, column, trace_id, n) for n in notes)
         fitted.pop(key, None)  # keep the order of the last occurrence
         fitted[key] = clean
     return list(fitted.values()), changes
