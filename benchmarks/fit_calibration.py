@@ -3,8 +3,9 @@
 A logistic regression with a small L2 penalty, fitted by Newton's method. Each candidate
 feature set is scored by 5-fold cross-validated AUROC, folds grouped by HaluEval row (a row's
 right and hallucinated response never sit on both sides of a split). Only sets that need at
-most the reasoned call and two probes (3 model calls) are eligible. The chosen set is refitted
-on the whole split; its threshold maximises accuracy on the split.
+most 3 model calls (the reasoned verdict, probes, two reads for context support) are eligible.
+Among the sets within 0.005 of the best the one with the fewest features is chosen, refitted on
+the whole split; its threshold maximises accuracy on the split.
 """
 
 from __future__ import annotations
@@ -18,15 +19,18 @@ import numpy as np
 
 from common import auroc
 from tracejudge.judges.calibration import LogisticCalibration, logit
-from tracejudge.judges.calibrations import GROUNDEDNESS
+from tracejudge.judges.calibrations import GROUNDEDNESS, GROUNDEDNESS_WRITTEN_ONLY
 
 PROBABILITIES = frozenset({"reasoned", "supported", "unsupported", "correct"})
 LEXICAL = ("unsupported_words", "unsupported_number", "unsupported_names")
+LIKELIHOOD = ("pmi_mean", "pmi_min")
+"""Context support read by the model (two scoring passes): models that can read replies only."""
 
 
 def _feature_sets() -> dict[str, tuple[str, ...]]:
     """The reasoned verdict (always asked: it writes the rationale) with every choice of up to
-    two probes, each with and without the lexical signals; and the lexical signals alone."""
+    two probes, each with and without the lexical signals; the lexical signals alone; and the
+    context-support reads, alone or with the reasoned verdict and the lexical signals."""
     sets: dict[str, tuple[str, ...]] = {"lexical only": LEXICAL}
     probes = ("supported", "unsupported", "correct")
     choices = (
@@ -39,7 +43,22 @@ def _feature_sets() -> dict[str, tuple[str, ...]]:
             name = " + ".join(("reasoned", *chosen)) + (" + lexical" if lexical else "")
             sets[name] = ("reasoned", *chosen, *lexical)
     sets["all probes + lexical (4 calls: not eligible)"] = ("reasoned", *probes, *LEXICAL)
+    sets["context support"] = LIKELIHOOD
+    sets["context support + lexical"] = (*LIKELIHOOD, *LEXICAL)
+    sets["reasoned + context support"] = ("reasoned", *LIKELIHOOD)
+    sets["reasoned + context support + lexical"] = ("reasoned", *LIKELIHOOD, *LEXICAL)
+    sets["reasoned + unsupported + context support (4 calls: not eligible)"] = (
+        "reasoned",
+        "unsupported",
+        *LIKELIHOOD,
+    )
     return sets
+
+
+def calls_for(features: Sequence[str]) -> int:
+    """Model calls per judgement: the reasoned verdict, each probe, two reads for support."""
+    probes = sum(1 for f in features if f in PROBABILITIES - {"reasoned"})
+    return 1 + probes + (2 if any(f in LIKELIHOOD for f in features) else 0)
 
 
 FEATURE_SETS = _feature_sets()
@@ -96,9 +115,12 @@ def best_threshold(probabilities: np.ndarray, y: np.ndarray) -> float:
 
 
 def fit_and_write(rows: list[dict[str, Any]], model: str, n: int, seed: int) -> list[str]:
+    """Score every feature set by cross-validation, then refit the best eligible one (at most 3
+    model calls) for models that read replies and the best without reads for those that do not,
+    and write both into ``calibrations.py``."""
     fallback = {
         f: float(np.mean([r[f] for r in rows if f in r])) if any(f in r for r in rows) else 0.5
-        for f in (*PROBABILITIES, *LEXICAL)
+        for f in (*PROBABILITIES, *LEXICAL, *LIKELIHOOD)
     }
     lines = [
         "## Calibration fitted on this split",
@@ -111,11 +133,45 @@ def fit_and_write(rows: list[dict[str, Any]], model: str, n: int, seed: int) -> 
         if not all(any(f in r for r in rows) for f in features):
             continue
         value = cross_validated_auroc(rows, features, fallback)
-        calls = 1 + sum(1 for f in features if f in PROBABILITIES - {"reasoned"})
+        calls = calls_for(features)
         results[label] = (value, features, calls)
         lines.append(f"| {label} | {calls} | {value:.3f} |")
     eligible = {k: v for k, v in results.items() if v[2] <= 3}
-    label, (value, features, calls) = max(eligible.items(), key=lambda kv: kv[1][0])
+    written_only = {k: v for k, v in eligible.items() if not any(f in LIKELIHOOD for f in v[1])}
+    for table, candidates in ((GROUNDEDNESS, eligible), (GROUNDEDNESS_WRITTEN_ONLY, written_only)):
+        if not candidates:
+            continue
+        label, (value, features, calls) = _simplest_of_the_best(candidates)
+        calibration, accuracy = _refit(rows, features, fallback, label, value, n, seed)
+        table[model] = calibration
+        kind = "models that read replies" if table is GROUNDEDNESS else "models that cannot"
+        lines += [
+            "",
+            f"Chosen for {kind}: **{label}** ({calls} model calls), cross-validated AUROC "
+            f"{value:.3f}; threshold {calibration.threshold:g} (accuracy on the split "
+            f"{accuracy:.3f}).",
+            "",
+            "```",
+            pprint.pformat(calibration, width=100),
+            "```",
+        ]
+    _write()
+    return lines
+
+
+TIE = 0.005
+"""Feature sets whose cross-validated AUROC is within this of the best count as equally good;
+the one with the fewest features is chosen among them (fewer weights fitted to one data set
+carry over better to others)."""
+
+
+def _simplest_of_the_best(candidates: dict[str, tuple[float, tuple[str, ...], int]]):
+    best = max(v[0] for v in candidates.values())
+    close = [kv for kv in candidates.items() if kv[1][0] >= best - TIE]
+    return min(close, key=lambda kv: (len(kv[1][1]), -kv[1][0]))
+
+
+def _refit(rows, features, fallback, label, value, n, seed) -> tuple[LogisticCalibration, float]:
     y = np.array([r["label"] for r in rows], dtype=float)
     x = _matrix(rows, features, fallback)
     w = fit_logistic(x, y)
@@ -130,36 +186,43 @@ def fit_and_write(rows: list[dict[str, Any]], model: str, n: int, seed: int) -> 
         fitted_on=f"HaluEval-QA dev split, {n} responses (seed {seed}), {label}, "
         f"cross-validated AUROC {value:.3f}",
     )
-    GROUNDEDNESS[model] = calibration
-    _write(GROUNDEDNESS)
-    lines += [
-        "",
-        f"Chosen: **{label}** ({calls} model calls), cross-validated AUROC {value:.3f}; "
-        f"threshold {threshold:g} (accuracy on the split "
-        f"{((probabilities >= threshold) == (y == 1)).mean():.3f}).",
-        "",
-        "```",
-        pprint.pformat(calibration, width=100),
-        "```",
-    ]
-    return lines
+    return calibration, float(((probabilities >= threshold) == (y == 1)).mean())
 
 
-def _write(entries: dict[str, LogisticCalibration]) -> None:
+def _write() -> None:
     text = CALIBRATIONS_FILE.read_text(encoding="utf-8")
-    head = text[: text.index("GROUNDEDNESS: dict[str, LogisticCalibration] = {")]
+    head = text[: text.index("GROUNDEDNESS_WRITTEN_ONLY: dict[str, LogisticCalibration] = {")]
     tail = text[text.index("DEFAULT_MODEL = ") :]
-    body = ["GROUNDEDNESS: dict[str, LogisticCalibration] = {"]
-    for uri, c in entries.items():
-        body += [
-            f"    {uri!r}: LogisticCalibration(",
-            f"        intercept={c.intercept!r},",
-            f"        weights={dict(c.weights)!r},",
-            f"        logit_features=frozenset({sorted(c.logit_features)!r}),",
-            f"        fallback={dict(c.fallback)!r},",
-            f"        threshold={c.threshold!r},",
-            f"        fitted_on={c.fitted_on!r},",
-            "    ),",
-        ]
-    body.append("}")
+    body: list[str] = []
+    for name, entries in (
+        ("GROUNDEDNESS_WRITTEN_ONLY", GROUNDEDNESS_WRITTEN_ONLY),
+        ("GROUNDEDNESS", GROUNDEDNESS),
+    ):
+        body.append(f"{name}: dict[str, LogisticCalibration] = {{")
+        for uri, c in entries.items():
+            body += [
+                f"    {uri!r}: LogisticCalibration(",
+                f"        intercept={c.intercept!r},",
+                f"        weights={dict(c.weights)!r},",
+                f"        logit_features=frozenset({sorted(c.logit_features)!r}),",
+                f"        fallback={dict(c.fallback)!r},",
+                f"        threshold={c.threshold!r},",
+                f"        fitted_on={c.fitted_on!r},",
+                "    ),",
+            ]
+        body.append("}")
     CALIBRATIONS_FILE.write_text(head + "\n".join(body) + "\n" + tail, encoding="utf-8")
+
+
+if __name__ == "__main__":  # refit from a run's saved signals: fit_calibration.py SIGNALS.jsonl
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser(description="Fit the calibration on saved dev signals.")
+    parser.add_argument("signals", type=Path, help="the .jsonl judge_quality.py wrote")
+    parser.add_argument("--model", default="local:/default")
+    parser.add_argument("--n", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+    saved = [json.loads(line) for line in args.signals.read_text().splitlines() if line.strip()]
+    print("\n".join(fit_and_write(saved, args.model, args.n, args.seed)))

@@ -40,6 +40,7 @@ from common import (
     write_result,
 )
 from tracejudge.judges.builtin import (
+    CONTEXT_SUPPORT_SIGNALS,
     GROUNDED_PROBE_CANDIDATES,
     grounded_probes,
     grounded_spec,
@@ -85,7 +86,7 @@ def items_for(split: str, n: int, seed: int) -> list[dict[str, Any]]:
 
 async def judge_items(model, items, candidates: bool, progress_every: int = 20):
     """One item at a time: a judgement's calls run back to back (prefix reuse on a local model)."""
-    calibration = groundedness_calibration(model.uri)
+    calibration = groundedness_calibration(model.uri, model.supports_reading)
     probes = GROUNDED_PROBE_CANDIDATES if candidates else grounded_probes(calibration)
     feedbacks = []
     started = time.perf_counter()
@@ -96,6 +97,7 @@ async def judge_items(model, items, candidates: bool, progress_every: int = 20):
             item["context"],
             probes=probes,
             calibration=calibration,
+            read_support=True if candidates and model.supports_reading else None,
         )
         feedbacks.append(await run_judge(spec, model))
         if i % progress_every == 0:
@@ -168,13 +170,15 @@ def main() -> int:
     ok_labels = [y for _, y in ok]
     correct = sum((f.value == "yes") == (y == 1) for f, y in ok)
     n = len(items)
-    threshold = groundedness_calibration(model.uri).threshold
+    calibration = groundedness_calibration(model.uri, model.supports_reading)
+    threshold = calibration.threshold
     lines = [
         f"# Groundedness judge on HaluEval ({args.split}): {args.model}",
         "",
         f"{n // 2} rows (seed {args.seed}) -> {n} responses, half right, half hallucinated. "
-        f"Probes: {'all candidates' if args.candidates else ', '.join(p.name for p in grounded_probes(groundedness_calibration(model.uri)))}. "
-        f"Calibration: {groundedness_calibration(model.uri).fitted_on}.",
+        f"Probes: {'all candidates' if args.candidates else ', '.join(p.name for p in grounded_probes(calibration)) or 'none'}. "
+        f"Context support read: {'yes' if model.supports_reading and (args.candidates or any(f in calibration.weights for f in CONTEXT_SUPPORT_SIGNALS)) else 'no'}. "
+        f"Calibration: {calibration.fitted_on}.",
         "",
         "| metric | value |",
         "|---|---|",

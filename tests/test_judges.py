@@ -489,3 +489,115 @@ def test_an_unreadable_reply_is_not_cached(server):
     fixed = is_grounded("q", "r", "ctx", model=uri(server))
     assert fixed.error is None and fixed.value in ("yes", "no")
     assert server.request_count > calls_before
+
+
+# ------------------------------------------------- context support (reading the response)
+
+
+class _ReadingProvider:
+    """A provider that can read replies, scripted: with the context in the prompt, a word of the
+    reply found in the context is likely and any other word unlikely; without it, every word is
+    middling. (The real reading, llama.cpp's, is tested in test_local_model.py.)"""
+
+    supports_logprobs = True
+    supports_continuation = True
+    default_concurrency = 1
+    default_timeout = 30.0
+
+    def __init__(self, fail_reads: bool = False) -> None:
+        from tracejudge.models import parse_model_uri
+
+        self.spec = parse_model_uri("litellm:/scripted/reader")
+        self.fail_reads = fail_reads
+        self.reads = 0
+
+    @property
+    def model_id(self) -> str:
+        return self.spec.uri
+
+    async def complete(self, request):
+        from tracejudge.errors import ModelBadRequestError
+        from tracejudge.models import ChatResult
+
+        if request.continuation is None:  # the written verdict and the probes
+            prompt = request.messages[-1]["content"]
+            text = "yes" if request.max_tokens <= 5 else '{"rationale": "fine", "verdict": "yes"}'
+            return ChatResult(text=text if prompt else "", model_id=self.model_id)
+        self.reads += 1
+        if self.fail_reads:
+            raise ModelBadRequestError("the reply does not fit")
+        prompt = request.messages[-1]["content"]
+        context = prompt.split("Request:")[0] if "Context:" in prompt else None
+        tokens = [f" {w}" for w in request.continuation.split()]
+        logprobs = tuple(
+            TokenLogprob(t, -3.0 if context is None else (-0.1 if t.strip() in context else -6.0))
+            for t in tokens
+        )
+        return ChatResult(text=request.continuation, model_id=self.model_id, logprobs=logprobs)
+
+    def close(self) -> None:
+        pass
+
+
+def _support_calibration():
+    from tracejudge.judges.calibration import LogisticCalibration
+
+    return LogisticCalibration(
+        intercept=0.0,
+        weights={"pmi_mean": 1.0, "pmi_min": 1.0},
+        logit_features=frozenset(),
+        fallback={"pmi_mean": 0.0, "pmi_min": 0.0},
+        threshold=0.5,
+    )
+
+
+def test_context_support_reads_decide_and_point_at_the_least_supported_words():
+    import asyncio
+
+    from tracejudge.judges.builtin import grounded_spec
+    from tracejudge.judges.engine import run_judge
+    from tracejudge.models import ChatModel
+
+    provider = _ReadingProvider()
+    model = ChatModel(provider)  # type: ignore[arg-type]
+    context = "The tower opened on 15 May 1889"
+    calibration = _support_calibration()
+
+    def judge(response: str):
+        spec = grounded_spec("When?", response, context, probes=(), calibration=calibration)
+        return asyncio.run(run_judge(spec, model))
+
+    good, bad = judge("opened 15 May 1889"), judge("opened 3 June 1901")
+    assert provider.reads == 4  # two per judgement: with and without the context
+    assert set(good.metadata["signals"]) >= {"pmi_mean", "pmi_min", "reasoned"}
+    assert good.value == "yes" and bad.value == "no"
+    assert good.metadata["score"] > bad.metadata["score"]
+    assert "June" in bad.metadata["least_supported"] or "1901" in bad.metadata["least_supported"]
+    assert "Least supported by the context" in bad.rationale
+    assert good.metadata["model_calls"] == 3  # the written verdict and the two reads
+
+
+def test_a_failed_read_loses_only_its_signals():
+    import asyncio
+
+    from tracejudge.judges.builtin import grounded_spec
+    from tracejudge.judges.engine import run_judge
+    from tracejudge.models import ChatModel
+
+    model = ChatModel(_ReadingProvider(fail_reads=True))  # type: ignore[arg-type]
+    spec = grounded_spec("When?", "in 1889", "1889", probes=(), calibration=_support_calibration())
+    fb = asyncio.run(run_judge(spec, model))
+    assert fb.error is None and fb.value in ("yes", "no")
+    assert "ModelBadRequestError" in fb.metadata["support_error"]
+    assert "pmi_min" not in fb.metadata.get("signals", {})
+
+
+def test_a_model_that_cannot_read_uses_the_written_only_calibration(server):
+    from tracejudge.judges.calibrations import GROUNDEDNESS_WRITTEN_ONLY, groundedness_calibration
+
+    fb = is_grounded("q", "r", "ctx", model=uri(server))
+    assert fb.error is None
+    assert not any(k.startswith("pmi_") for k in fb.metadata.get("signals", {}))
+    calibration = groundedness_calibration(uri(server), reads=False)
+    assert calibration is GROUNDEDNESS_WRITTEN_ONLY["local:/default"]
+    assert fb.metadata["threshold"] == calibration.threshold

@@ -205,3 +205,29 @@ def test_demo_end_to_end(tmp_path):
     assert (
         tmp_path / "tracejudge.db"
     ).is_file()  # the embedded default store, in the current folder
+
+
+def test_the_local_model_reads_a_reply_and_the_context_raises_a_copied_answer():
+    """ChatModel.aread on llama.cpp: each token of a given reply with its log-probability, and
+    the context-support signal the groundedness judge uses (a copied fact gains from its
+    context; an invented one loses)."""
+    import asyncio
+
+    from tracejudge.judges.likelihood import context_support
+    from tracejudge.models import get_model
+
+    model = get_model(LOCAL)
+    assert model.supports_reading
+    context = "The vault code is 7351."
+    question = "What is the vault code?"
+
+    async def both():
+        copied = await context_support(model, question, context, "The code is 7351.")
+        invented = await context_support(model, question, context, "The code is 2294.")
+        return copied, invented
+
+    copied, invented = asyncio.run(both())
+    assert copied is not None and invented is not None
+    assert len(copied.pmi) == len(copied.tokens) >= 3
+    assert copied.mean > 0  # the context made the copied code likelier
+    assert invented.weakest < copied.weakest  # the invented digits lost from it

@@ -484,3 +484,25 @@ def test_sync_calls_close_their_http_clients_on_their_own_loop(caplog):
     assert unclosed == []
     # "Task exception was never retrieved ... Event loop is closed" is logged, not warned
     assert [r.getMessage() for r in caplog.records if r.name == "asyncio"] == []
+
+
+def test_reading_a_reply_needs_a_provider_that_can(server):
+    """ChatModel.aread: only in-process models read a given reply's log-probabilities; others
+    say so with a typed error before any request."""
+    model = compatible(server)
+    assert not model.supports_reading
+    with pytest.raises(ModelBadRequestError, match="cannot read"):
+        run_sync(model.aread(HI, "hello"))
+    assert server.request_count == 0
+
+
+def test_a_read_is_cached_apart_from_a_chat_call_with_the_same_messages():
+    from tracejudge.models.cache import cache_key
+    from tracejudge.models.types import ChatRequest
+
+    chat = ChatRequest(messages=tuple(HI))
+    read = ChatRequest(messages=tuple(HI), max_tokens=0, logprobs=True, continuation="hello")
+    other = ChatRequest(messages=tuple(HI), max_tokens=0, logprobs=True, continuation="bye")
+    keys = {cache_key("m", r) for r in (chat, read, other)}
+    assert len(keys) == 3
+    assert "continuation" not in chat.cache_fields("m")  # keys of earlier calls are unchanged

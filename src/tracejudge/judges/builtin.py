@@ -92,6 +92,10 @@ the second is inverted so that "yes" means unsupported. A judgement asks the one
 calibration uses (at most two: with the reasoned verdict, three model calls)."""
 
 
+CONTEXT_SUPPORT_SIGNALS = ("pmi_mean", "pmi_min")
+"""What :mod:`tracejudge.judges.likelihood` reads (two scoring passes, no text written)."""
+
+
 def grounded_probes(calibration: LogisticCalibration | None) -> tuple[Probe, ...]:
     """The probes a calibration weighs (all candidates when there is none)."""
     if calibration is None:
@@ -107,15 +111,22 @@ def grounded_spec(
     name: str = "groundedness",
     probes: tuple[Probe, ...] | None = None,
     calibration: LogisticCalibration | None = None,
+    read_support: bool | None = None,
 ) -> JudgeSpec:
-    """The groundedness judgement: a reasoned verdict, two probes and lexical support, combined
-    by the calibration fitted for the judge model (see :mod:`tracejudge.judges.calibration`)."""
+    """The groundedness judgement: a reasoned verdict, the probes and context-support reads its
+    calibration uses, and lexical support, combined by the calibration fitted for the judge
+    model (see :mod:`tracejudge.judges.calibration`); with no calibration, every candidate."""
     blocks = {
         "REQUEST": to_text(request),
         "CONTEXT": format_context(context),
         "RESPONSE": to_text(response),
     }
     support = lexical_support(blocks["RESPONSE"], blocks["CONTEXT"], blocks["REQUEST"])
+    reads = read_support
+    if reads is None:
+        reads = calibration is None or any(
+            f in calibration.weights for f in CONTEXT_SUPPORT_SIGNALS
+        )
     return JudgeSpec(
         name,
         GROUNDED_TASK,
@@ -124,6 +135,7 @@ def grounded_spec(
         features=support.features(),
         combine=calibration,
         threshold=calibration.threshold if calibration is not None else 0.5,
+        support_blocks=("REQUEST", "CONTEXT", "RESPONSE") if reads else None,
     )
 
 
@@ -157,9 +169,8 @@ async def ais_grounded(
     if context is None or context == [] or context == "":
         return missing_input(name, model, "No context to check the response against.")
     chat_model = resolve_model(model)
-    spec = grounded_spec(
-        request, response, context, name=name, calibration=groundedness_calibration(chat_model.uri)
-    )
+    calibration = groundedness_calibration(chat_model.uri, chat_model.supports_reading)
+    spec = grounded_spec(request, response, context, name=name, calibration=calibration)
     return await run_judge(spec, chat_model)
 
 

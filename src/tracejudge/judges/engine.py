@@ -16,6 +16,7 @@ from tracejudge.entities import AssessmentError, AssessmentSource, AssessmentSou
 from tracejudge.errors import ModelAuthenticationError, ModelError
 from tracejudge.judges.formatting import DATA_RULES, delimit, strip_block_markers
 from tracejudge.judges.injection_guard import InjectionScan, scan_blocks
+from tracejudge.judges.likelihood import ContextSupport, context_support
 from tracejudge.judges.parsing import parse_verdict, yes_no
 from tracejudge.judges.probes import Probe, ProbeResult, run_probe
 from tracejudge.models import ChatModel, ChatResult, TokenLogprob, resolve_model
@@ -78,6 +79,9 @@ class JudgeSpec:
     """Take suspected injections out of the judged blocks (off only to measure what it adds)."""
     boolean: bool = False
     """The judge's value is True/False rather than "yes"/"no"."""
+    support_blocks: tuple[str, str, str] | None = None
+    """The (request, context, response) blocks: where the model can read a given reply, how much
+    the context makes the response likely is read too (:mod:`.likelihood`, two scoring passes)."""
 
 
 def _chars_per_block(model: ChatModel) -> int:
@@ -94,6 +98,8 @@ class PreparedJudgement:
     truncated: bool
     scan: InjectionScan
     codes: tuple[str, ...] = ()
+    blocks: Mapping[str, str] = field(default_factory=dict)
+    """Each block's text as judged (injections taken out, cut to the block limit)."""
 
     def clean_rationale(self, rationale: str | None) -> str | None:
         """The rationale without the blocks' boundary markers or codes."""
@@ -103,9 +109,11 @@ class PreparedJudgement:
 def prepare(spec: JudgeSpec, model: ChatModel) -> PreparedJudgement:
     untrusted = {k: v for k, v in spec.blocks.items() if k not in spec.trusted_blocks}
     scan = scan_blocks(untrusted, clean=spec.guard)
+    limit = _chars_per_block(model)
     blocks = {k: scan.blocks.get(k, v) for k, v in spec.blocks.items()}
-    data = delimit(blocks, _chars_per_block(model))
-    return PreparedJudgement(data.text, data.truncated, scan, data.codes)
+    data = delimit(blocks, limit)
+    judged = {k: v[:limit] for k, v in blocks.items()}
+    return PreparedJudgement(data.text, data.truncated, scan, data.codes, judged)
 
 
 def build_messages(spec: JudgeSpec, model: ChatModel) -> tuple[list[dict[str, str]], bool]:
@@ -206,9 +214,12 @@ def _metadata(model: ChatModel, results: list[ChatResult], truncated: bool) -> d
 
 
 def _score(spec: JudgeSpec, signals: Mapping[str, float]) -> float | None:
+    """The spec's combination, or the mean of the model's P(yes) values (the written verdict's
+    and the probes'; the lexical and context-support signals are not probabilities)."""
     if spec.combine is not None:
         return min(1.0, max(0.0, spec.combine(signals)))
-    model_signals = [v for k, v in signals.items() if k not in spec.features]
+    names = {"reasoned", *(p.name for p in spec.probes)}
+    model_signals = [v for k, v in signals.items() if k in names]
     return sum(model_signals) / len(model_signals) if model_signals else None
 
 
@@ -230,10 +241,13 @@ class _Replies:
     parsed: tuple[Any, str | None] | None = None
     probed: list[ChatResult] = field(default_factory=list)
     outcomes: list[ProbeResult] = field(default_factory=list)
+    read: list[ChatResult] = field(default_factory=list)
+    support: ContextSupport | None = None
+    support_error: str | None = None
 
     @property
     def all(self) -> list[ChatResult]:
-        return self.reasoned + self.probed
+        return self.reasoned + self.probed + self.read
 
 
 async def _ask(
@@ -268,6 +282,21 @@ async def _ask(
             replies.outcomes.append(outcome)
             if raw is not None:
                 replies.probed.append(raw)
+        if spec.support_blocks is not None and model.supports_reading:
+            await _read_support(spec.support_blocks, model, prepared, replies)
+
+
+async def _read_support(
+    names: tuple[str, str, str], model: ChatModel, prepared: PreparedJudgement, replies: _Replies
+) -> None:
+    """The context-support signals; a failed read loses only them (as a failed probe does)."""
+    request, context, response = (prepared.blocks.get(n, "") for n in names)
+    try:
+        replies.support = await context_support(model, request, context, response, replies.read)
+    except ModelAuthenticationError:
+        raise
+    except ModelError as exc:
+        replies.support_error = f"{type(exc).__name__}: {exc}"
 
 
 async def run_judge(spec: JudgeSpec, model: str | ChatModel | None) -> Feedback:
@@ -314,6 +343,11 @@ def _decide(
     for outcome in replies.outcomes:
         if outcome.score is not None:
             signals[outcome.name] = outcome.score
+    if replies.support is not None:
+        signals.update(replies.support.signals())
+        meta["least_supported"] = replies.support.weakest_passage()
+    if replies.support_error is not None:
+        meta["support_error"] = replies.support_error
     if spec.probes:
         meta["probes"] = {
             o.name: None if o.score is None else round(o.score, 4) for o in replies.outcomes
@@ -347,5 +381,8 @@ def _decide(
                 f"{spec.threshold:g}; the written reasoning concluded {reasoned_verdict}.] "
                 f"{rationale or ''}"
             ).strip()
+        if verdict == "no" and replies.support is not None:
+            passage = prepared.clean_rationale(meta["least_supported"])
+            rationale = f"{rationale or ''} Least supported by the context: “{passage}”.".strip()
         value = (verdict == "yes") if spec.boolean else verdict
     return Feedback(spec.name, value, source=source, rationale=rationale, metadata=meta)

@@ -200,7 +200,7 @@ async def _judge(case: dict[str, str], response: str, model: ChatModel, guard: b
             case["request"],
             response,
             case["context"],
-            calibration=groundedness_calibration(model.uri),
+            calibration=groundedness_calibration(model.uri, model.supports_reading),
         ),
         guard=guard,
     )

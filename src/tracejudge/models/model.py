@@ -11,7 +11,12 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
-from tracejudge.errors import ModelError, ModelRateLimitError, ModelTimeoutError
+from tracejudge.errors import (
+    ModelBadRequestError,
+    ModelError,
+    ModelRateLimitError,
+    ModelTimeoutError,
+)
 from tracejudge.models import usage
 from tracejudge.models.cache import CallCache, cache_enabled_by_default, cache_key
 from tracejudge.models.limiter import AimdLimiter
@@ -123,6 +128,38 @@ class ChatModel:
             json_schema=json_schema,
             sample_index=sample_index,
         )
+        return await self._run(request, use_cache, cache_if)
+
+    async def aread(
+        self, messages: Sequence[Message], reply: str, *, use_cache: bool | None = None
+    ) -> ChatResult:
+        """How likely the model finds ``reply`` as its answer to ``messages``: the result's
+        ``logprobs`` hold each reply token's log-probability (its text is the reply). One
+        call, cached and retried like a chat call; ModelBadRequestError where the provider
+        cannot read a reply (see :attr:`supports_reading`)."""
+        if not self.supports_reading:
+            raise ModelBadRequestError(
+                f"{self.uri}: this provider cannot read a given reply's log-probabilities"
+            )
+        request = ChatRequest(
+            messages=tuple(dict(m) for m in messages),
+            max_tokens=0,
+            logprobs=True,
+            continuation=reply,
+        )
+        return await self._run(request, use_cache, None)
+
+    @property
+    def supports_reading(self) -> bool:
+        """Whether :meth:`aread` works here (in-process llama.cpp models, today)."""
+        return self.provider.supports_continuation
+
+    async def _run(
+        self,
+        request: ChatRequest,
+        use_cache: bool | None,
+        cache_if: Callable[[ChatResult], bool] | None,
+    ) -> ChatResult:
         caching = cache_enabled_by_default() if use_cache is None else use_cache
         if not caching:
             return await self._fresh(request)

@@ -22,9 +22,12 @@ class ChatRequest:
     """Ask for JSON matching this schema where the provider can enforce it (else plain JSON)."""
     sample_index: int = 0
     """Which of several samples this is: equal requests with different indexes are cached apart."""
+    continuation: str | None = None
+    """Read this reply instead of writing one: the result's ``logprobs`` are the log-probability
+    of each of its tokens (teacher forcing), for providers with ``supports_continuation``."""
 
     def cache_fields(self, model_id: str) -> dict[str, Any]:
-        return {
+        fields = {
             "model": model_id,
             "messages": list(self.messages),
             "temperature": self.temperature,
@@ -35,6 +38,9 @@ class ChatRequest:
             "json_schema": self.json_schema,
             "sample_index": self.sample_index,
         }
+        if self.continuation is not None:  # absent otherwise: earlier cache keys stay valid
+            fields["continuation"] = self.continuation
+        return fields
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,8 @@ class Provider(abc.ABC):
     default_concurrency = 8
     #: whether token log-probabilities can be returned
     supports_logprobs = False
+    #: whether a given reply can be read instead of one written (``ChatRequest.continuation``)
+    supports_continuation = False
     #: seconds a call may take before it counts as timed out
     default_timeout = 60.0
 

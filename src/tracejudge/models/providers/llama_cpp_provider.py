@@ -15,6 +15,7 @@ from tracejudge.models.local_models import (
     runtime_installed,
 )
 from tracejudge.models.providers.base import Provider
+from tracejudge.models.providers.llama_cpp_scoring import chat_prompt, reply_logprobs
 from tracejudge.models.types import ChatRequest, ChatResult, TokenLogprob, Usage
 from tracejudge.models.uri import ModelSpec
 
@@ -89,11 +90,13 @@ class LlamaCppProvider(Provider):
     order of the keys, so a caller that wants neither sends no schema (the judges do: see
     :mod:`tracejudge.judges.engine`); the trust score's reflections keep it, because it makes the
     1.5B model reason before it rates. Log-probabilities are read from the sampler (see
-    :class:`_LogprobRecorder`).
+    :class:`_LogprobRecorder`). A request with a ``continuation`` reads that reply instead of
+    writing one (:mod:`.llama_cpp_scoring`).
     """
 
     default_concurrency = 1
     supports_logprobs = True
+    supports_continuation = True
     default_timeout = 600.0
 
     def __init__(self, spec: ModelSpec) -> None:
@@ -124,9 +127,29 @@ class LlamaCppProvider(Provider):
             kwargs["response_format"] = {"type": "json_object", "schema": request.json_schema}
         return kwargs
 
+    def _read_blocking(self, request: ChatRequest) -> ChatResult:
+        """The log-probability of each token of ``request.continuation`` after the messages."""
+        assert request.continuation is not None
+        llama, lock = _shared_llama(self.path, self.n_ctx, self.n_threads)
+        with lock:
+            try:
+                prompt = chat_prompt(llama, list(request.messages))
+                tokens, evaluated = reply_logprobs(llama, prompt, request.continuation)
+            except ValueError as exc:  # e.g. prompt and reply do not fit the context window
+                raise ModelBadRequestError(f"{self.model_id}: {exc}") from exc
+        return ChatResult(
+            text=request.continuation,
+            model_id=self.model_id,
+            usage=Usage(evaluated, 0),
+            logprobs=tuple(tokens),
+            finish_reason="read",
+        )
+
     def _complete_blocking(self, request: ChatRequest) -> ChatResult:
         from llama_cpp import LogitsProcessorList
 
+        if request.continuation is not None:
+            return self._read_blocking(request)
         llama, lock = _shared_llama(self.path, self.n_ctx, self.n_threads)
         kwargs = self._request_kwargs(request)
         recorder = _LogprobRecorder(llama, request.top_logprobs) if request.logprobs else None
