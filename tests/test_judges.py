@@ -590,6 +590,10 @@ def test_a_failed_read_loses_only_its_signals():
     assert fb.error is None and fb.value in ("yes", "no")
     assert "ModelBadRequestError" in fb.metadata["support_error"]
     assert "pmi_min" not in fb.metadata.get("signals", {})
+    # decided by the calibration fitted without the reads, not by guessing the missing signals
+    from tracejudge.judges.calibrations import groundedness_calibration
+
+    assert fb.metadata["threshold"] == groundedness_calibration("local:/default", False).threshold
 
 
 def test_a_model_that_cannot_read_uses_the_written_only_calibration(server):

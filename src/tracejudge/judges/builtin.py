@@ -12,7 +12,7 @@ from typing import Any
 
 from tracejudge.entities import AssessmentError, AssessmentSource, AssessmentSourceType, Feedback
 from tracejudge.judges.calibration import LogisticCalibration
-from tracejudge.judges.calibrations import groundedness_calibration
+from tracejudge.judges.calibrations import DEFAULT_MODEL, groundedness_calibration
 from tracejudge.judges.engine import JudgeSpec, run_judge
 from tracejudge.judges.formatting import format_context, to_text
 from tracejudge.judges.probes import Probe
@@ -122,6 +122,7 @@ def grounded_spec(
         "RESPONSE": to_text(response),
     }
     support = lexical_support(blocks["RESPONSE"], blocks["CONTEXT"], blocks["REQUEST"])
+    written_only = groundedness_calibration(DEFAULT_MODEL, reads=False)
     reads = read_support
     if reads is None:
         reads = calibration is None or any(
@@ -136,6 +137,7 @@ def grounded_spec(
         combine=calibration,
         threshold=calibration.threshold if calibration is not None else 0.5,
         support_blocks=("REQUEST", "CONTEXT", "RESPONSE") if reads else None,
+        without_support=(written_only, written_only.threshold) if reads else None,
     )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from tracejudge.entities import AssessmentError, AssessmentSource, AssessmentSourceType, Feedback
@@ -82,6 +82,9 @@ class JudgeSpec:
     support_blocks: tuple[str, str, str] | None = None
     """The (request, context, response) blocks: where the model can read a given reply, how much
     the context makes the response likely is read too (:mod:`.likelihood`, two scoring passes)."""
+    without_support: tuple[Combiner, float] | None = None
+    """The combination and threshold to use when those reads fail (a response too long for the
+    model's window, say): fitted for the other signals, rather than guessing the missing ones."""
 
 
 def _chars_per_block(model: ChatModel) -> int:
@@ -355,6 +358,8 @@ def _decide(
         failed = [f"{o.name}: {o.error}" for o in replies.outcomes if o.error]
         if failed:
             meta["probe_errors"] = failed
+    if replies.support is None and spec.support_blocks is not None and spec.without_support:
+        spec = replace(spec, combine=spec.without_support[0], threshold=spec.without_support[1])
     scored = (parsed is None or reasoned_verdict is not None) and len(signals) > len(spec.features)
     score = _score(spec, signals) if scored else None
     if parsed is None:
