@@ -12,14 +12,8 @@ import pytest
 import tracejudge
 from tracejudge.entities import Document, SpanType
 from tracejudge.judges import (
-    is_context_relevant,
-    is_context_sufficient,
-    is_correct,
     is_grounded,
-    is_relevant_to_query,
-    is_safe,
     make_judge,
-    meets_guidelines,
 )
 from tracejudge.judges.injection import BASE_CASES, INJECTIONS
 from tracejudge.scorers import (
@@ -59,26 +53,14 @@ def well_formed(fb, name):
     assert (fb.value == "yes") == (fb.metadata["score"] >= fb.metadata["threshold"]) or (
         fb.metadata["score"] == fb.metadata["threshold"]
     )
-    assert all(p is not None for p in fb.metadata["probes"].values())  # one-word answers read
+    # one-word probes, where the judge asks them, all read
+    assert all(p is not None for p in fb.metadata.get("probes", {}).values())
+    if name == "groundedness":  # the local model reads the reply: both context-support signals
+        assert "support_error" not in fb.metadata, fb.metadata["support_error"]
+        assert {"pmi_mean", "pmi_min"} <= set(fb.metadata["signals"])
 
 
-def test_every_judge_returns_a_well_formed_feedback():
-    q = "When did the Eiffel Tower open to the public?"
-    well_formed(is_grounded(q, "It opened in May 1889.", CONTEXT, model=LOCAL), "groundedness")
-    well_formed(is_context_relevant(q, CONTEXT, model=LOCAL), "context_relevance")
-    well_formed(
-        is_context_sufficient(q, CONTEXT, expected_facts=["It opened in 1889."], model=LOCAL),
-        "context_sufficiency",
-    )
-    well_formed(is_correct(q, "1889", expected_response="15 May 1889", model=LOCAL), "correctness")
-    well_formed(is_relevant_to_query(q, "It opened in 1889.", model=LOCAL), "relevance_to_query")
-    well_formed(is_safe("The tower is 330 metres tall.", model=LOCAL), "safety")
-    well_formed(
-        meets_guidelines(
-            "The response must be one sentence.", {"request": q, "response": "1889."}, model=LOCAL
-        ),
-        "guideline_adherence",
-    )
+def test_a_custom_judge_rates_on_a_scale():
     rating = make_judge(
         "clarity",
         "Rate from 1 to 5 how clear {{ outputs }} is.",
@@ -126,7 +108,7 @@ def test_every_builtin_scorer_on_a_traced_rag_row():
     ]
     result = tracejudge.evaluate(tracejudge.search_traces(), scorers=scorers)
     row = result.result_df.iloc[0]
-    for name in (
+    verdicts = (
         "retrieval_groundedness",
         "retrieval_sufficiency",
         "relevance_to_query",
@@ -134,9 +116,14 @@ def test_every_builtin_scorer_on_a_traced_rag_row():
         "expectations_guidelines",
         "correctness",
         "safety",
-    ):
+    )
+    for name in verdicts:
         assert row[f"{name}/error"] is None, (name, row[f"{name}/error"])
         assert row[f"{name}/value"] in ("yes", "no"), name
+    # each verdict, as written back onto the trace, is a well-formed judge Feedback
+    written = {a.name: a for a in tracejudge.get_trace(trace_id).info.assessments}
+    for name in verdicts:
+        well_formed(written[name], name)
     assert len(row["retrieval_relevance/value"]) == 2
     assert 0.0 <= row["retrieval_relevance_precision/value"] <= 1.0
     assert 0.0 <= row["trustworthiness/value"] <= 1.0 and row["trustworthiness/rationale"]

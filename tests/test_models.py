@@ -210,11 +210,12 @@ def test_client_errors_are_not_retried(server):
 
 
 def test_timeouts_are_retried_then_typed(server):
-    model = get_model(f"openai-compatible:/m?base_url={server.base_url}&timeout=0.3&max_retries=1")
-    server.script(Reply("slow", delay=1.0), Reply("slow", delay=1.0))
+    # the timeout leaves an immediate reply seconds of slack on a busy machine (0.3 s did not)
+    model = get_model(f"openai-compatible:/m?base_url={server.base_url}&timeout=1.5&max_retries=1")
+    server.script(Reply("slow", delay=3.5), Reply("slow", delay=3.5))
     with pytest.raises(ModelTimeoutError, match="gave up after 2"):
         model.chat(HI)
-    server.script(Reply("slow", delay=1.0))
+    server.script(Reply("slow", delay=3.5))
     assert model.chat([{"role": "user", "content": "x"}]).text.startswith("echo")  # retry succeeds
 
 
