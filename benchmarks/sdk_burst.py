@@ -9,58 +9,38 @@ lives in its own virtual environment), so both SDKs do the same work through the
 
 from __future__ import annotations
 
+import importlib
 import sys
 import threading
 import time
 
 
-def _tracejudge(url: str, traces: int, spans: int, threads: int) -> tuple[float, int]:
-    import tracejudge
-
-    tracejudge.set_tracking_uri(url)
-    tracejudge.set_experiment("bench")
+def _burst(sdk_name: str, url: str, traces: int, spans: int, threads: int) -> tuple[float, int]:
+    """The workload through either SDK: both spell this part of their API the same way."""
+    sdk = importlib.import_module(sdk_name)
+    sdk.set_tracking_uri(url)
+    sdk.set_experiment("bench")
 
     def work(n: int) -> None:
         for i in range(n):
-            with tracejudge.start_span("answer") as root:
+            with sdk.start_span("answer") as root:
                 root.set_inputs({"question": f"q{i}"})
                 for k in range(spans - 1):
-                    with tracejudge.start_span(f"step{k}", span_type="LLM") as child:
+                    with sdk.start_span(f"step{k}", span_type="LLM") as child:
                         child.set_inputs({"messages": [{"role": "user", "content": f"q{i}"}]})
                         child.set_outputs({"text": "x" * 200})
                 root.set_outputs(f"a{i}")
 
     start = time.perf_counter()
     _run(work, traces, threads)
-    tracejudge.flush(timeout=600)
+    if sdk_name == "tracejudge":
+        sdk.flush(timeout=600)
+    else:  # MLflow's asynchronous trace logging, where it is on
+        flush = getattr(sdk, "flush_trace_async_logging", None)
+        if flush is not None:
+            flush(terminate=True)
     elapsed = time.perf_counter() - start
-    found = tracejudge.search_traces(max_results=traces + 10, return_type="list")
-    return elapsed, len(found)
-
-
-def _mlflow(url: str, traces: int, spans: int, threads: int) -> tuple[float, int]:
-    import mlflow
-
-    mlflow.set_tracking_uri(url)
-    mlflow.set_experiment("bench")
-
-    def work(n: int) -> None:
-        for i in range(n):
-            with mlflow.start_span("answer") as root:
-                root.set_inputs({"question": f"q{i}"})
-                for k in range(spans - 1):
-                    with mlflow.start_span(f"step{k}", span_type="LLM") as child:
-                        child.set_inputs({"messages": [{"role": "user", "content": f"q{i}"}]})
-                        child.set_outputs({"text": "x" * 200})
-                root.set_outputs(f"a{i}")
-
-    start = time.perf_counter()
-    _run(work, traces, threads)
-    flush = getattr(mlflow, "flush_trace_async_logging", None)
-    if flush is not None:
-        flush(terminate=True)
-    elapsed = time.perf_counter() - start
-    found = mlflow.search_traces(max_results=traces + 10, return_type="list")
+    found = sdk.search_traces(max_results=traces + 10, return_type="list")
     return elapsed, len(found)
 
 
@@ -75,7 +55,7 @@ def _run(work, traces: int, threads: int) -> None:  # type: ignore[no-untyped-de
 
 if __name__ == "__main__":
     sdk, url, n, spans, threads = sys.argv[1], sys.argv[2], *map(int, sys.argv[3:6])
-    seconds, acknowledged = (_tracejudge if sdk == "tracejudge" else _mlflow)(
-        url, n, spans, threads
-    )
+    if sdk not in ("tracejudge", "mlflow"):
+        raise SystemExit(f"unknown SDK {sdk!r}: tracejudge or mlflow")
+    seconds, acknowledged = _burst(sdk, url, n, spans, threads)
     print(f"{seconds:.3f} {acknowledged}")

@@ -18,13 +18,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import secrets
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -39,6 +37,7 @@ from common import write_result
 from tracejudge.entities import Span, SpanStatus, SpanStatusCode, Trace, TraceData, TraceInfo
 from tracejudge.entities.trace import new_trace_id
 from tracejudge.store import HttpTraceStore, SqlTraceStore
+from tracejudge.testing.server_process import ServerProcess
 
 BATCH = 50
 
@@ -113,40 +112,6 @@ def otlp_batch(spans: int, n: int) -> bytes:
     return request.SerializeToString()
 
 
-class Server:
-    def __init__(self, store_uri: str, workers: int = 1) -> None:
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "tracejudge.cli.main",
-                "server",
-                "--port",
-                "0",
-                "--backend-store-uri",
-                store_uri,
-                "--workers",
-                str(workers),
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            found = re.search(r"listening on (http://\S+),", line)
-            if found:
-                self.url = found.group(1)
-                break
-        else:
-            raise SystemExit("the server did not start")
-        threading.Thread(target=lambda: [None for _ in self.proc.stdout or ()], daemon=True).start()
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=60)
-
-
 def rate(clients: int, batches: list[Callable[[], None]]) -> float:
     """Batches per second with ``clients`` threads working through the list."""
     start = time.perf_counter()
@@ -158,7 +123,7 @@ def rate(clients: int, batches: list[Callable[[], None]]) -> float:
 
 def ingest_rows(store_uri: str, label: str, args: argparse.Namespace) -> list[str]:
     rows = []
-    server = Server(store_uri, args.server_workers)
+    server = ServerProcess(store_uri, "--workers", str(args.server_workers))
     http_store = HttpTraceStore(server.url)
     direct = SqlTraceStore(store_uri)
     try:
@@ -214,7 +179,7 @@ def search_rows(store_uri: str, label: str, args: argparse.Namespace) -> list[st
         direct.log_traces(
             [make_trace(2, i) for i in range(start, min(start + 500, args.search_traces))]
         )
-    server = Server(store_uri)
+    server = ServerProcess(store_uri)
     http_store = HttpTraceStore(server.url)
     rows = []
     try:
@@ -268,7 +233,7 @@ def mlflow_rows(mlflow_python: str, args: argparse.Namespace) -> list[str]:
     folder = Path(tempfile.mkdtemp(prefix="tj-vs-mlflow-"))
     rows = []
     for threads in (1, 8, 64):
-        ours = Server(f"sqlite:///{folder / f'tj-{threads}.db'}")
+        ours = ServerProcess(f"sqlite:///{folder / f'tj-{threads}.db'}")
         try:
             tj_s, tj_n = _burst(sys.executable, "tracejudge", ours.url, args, threads)
         finally:

@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
-import subprocess
-import sys
-import threading
 import uuid
 from collections.abc import Iterator
 
@@ -16,6 +12,7 @@ from sqlalchemy import create_engine, text
 import tracejudge
 from tracejudge.store import SqlTraceStore, TraceStore, reset_stores, set_tracking_uri
 from tracejudge.store.http_store import HttpTraceStore
+from tracejudge.testing.server_process import ServerProcess
 
 POSTGRES_URI = os.environ.get(
     "TRACEJUDGE_TEST_POSTGRES_URI", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -114,59 +111,6 @@ def store(request) -> Iterator[TraceStore]:
         st = SqlTraceStore(request.getfixturevalue("postgres_uri"))
     yield st
     st.close()
-
-
-class ServerProcess:
-    """``tracejudge server --port 0`` as a real process; ``url`` once it listens."""
-
-    def __init__(self, store_uri: str, *extra: str) -> None:
-        self.store_uri = store_uri
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "tracejudge.cli.main",
-                "server",
-                "--port",
-                "0",
-                "--backend-store-uri",
-                store_uri,
-                *extra,
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        assert self.proc.stdout is not None
-        seen = []
-        found = None
-        for line in self.proc.stdout:  # the address is printed once the socket listens
-            seen.append(line)
-            found = re.search(r"listening on (http://\S+),", line)
-            if found is not None:
-                break
-        if found is None:
-            self.stop()
-            raise RuntimeError("the server did not start:\n" + "".join(seen))
-        self.url = found.group(1)
-        threading.Thread(target=self._drain, daemon=True).start()
-
-    def _drain(self) -> None:
-        assert self.proc.stdout is not None
-        for _ in self.proc.stdout:  # keep the pipe from filling up
-            pass
-
-    def kill(self) -> None:
-        self.proc.kill()
-        self.proc.wait(timeout=60)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.kill()
 
 
 @pytest.fixture
