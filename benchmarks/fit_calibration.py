@@ -18,12 +18,13 @@ from typing import Any
 import numpy as np
 
 from common import auroc
+from tracejudge.judges.builtin import CONTEXT_SUPPORT_SIGNALS
 from tracejudge.judges.calibration import LogisticCalibration, logit
 from tracejudge.judges.calibrations import GROUNDEDNESS, GROUNDEDNESS_WRITTEN_ONLY
 
 PROBABILITIES = frozenset({"reasoned", "supported", "unsupported", "correct"})
 LEXICAL = ("unsupported_words", "unsupported_number", "unsupported_names")
-LIKELIHOOD = ("pmi_mean", "pmi_min")
+LIKELIHOOD = CONTEXT_SUPPORT_SIGNALS
 """Context support read by the model (two scoring passes): models that can read replies only."""
 
 

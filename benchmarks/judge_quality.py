@@ -40,10 +40,10 @@ from common import (
     write_result,
 )
 from tracejudge.judges.builtin import (
-    CONTEXT_SUPPORT_SIGNALS,
     GROUNDED_PROBE_CANDIDATES,
     grounded_probes,
     grounded_spec,
+    reads_context_support,
 )
 from tracejudge.judges.calibrations import groundedness_calibration
 from tracejudge.judges.engine import run_judge
@@ -184,7 +184,7 @@ def main() -> int:
         "",
         f"{n // 2} rows (seed {args.seed}) -> {n} responses, half right, half hallucinated. "
         f"Probes: {'all candidates' if args.candidates else ', '.join(p.name for p in grounded_probes(calibration)) or 'none'}. "
-        f"Context support read: {'yes' if model.supports_reading and (args.candidates or any(f in calibration.weights for f in CONTEXT_SUPPORT_SIGNALS)) else 'no'}. "
+        f"Context support read: {'yes' if model.supports_reading and (args.candidates or reads_context_support(calibration)) else 'no'}. "
         f"Calibration: {calibration.fitted_on}.",
         "",
         "| metric | value |",

@@ -55,7 +55,7 @@ def well_formed(fb, name):
     )
     # one-word probes, where the judge asks them, all read
     assert all(p is not None for p in fb.metadata.get("probes", {}).values())
-    if name == "groundedness":  # the local model reads the reply: both context-support signals
+    if name.endswith("groundedness"):  # the local model reads the reply: both support signals
         assert "support_error" not in fb.metadata, fb.metadata["support_error"]
         assert {"pmi_mean", "pmi_min"} <= set(fb.metadata["signals"])
 

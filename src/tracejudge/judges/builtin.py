@@ -15,6 +15,7 @@ from tracejudge.judges.calibration import LogisticCalibration
 from tracejudge.judges.calibrations import DEFAULT_MODEL, groundedness_calibration
 from tracejudge.judges.engine import JudgeSpec, run_judge
 from tracejudge.judges.formatting import format_context, to_text
+from tracejudge.judges.likelihood import SIGNALS
 from tracejudge.judges.probes import Probe
 from tracejudge.judges.support import lexical_support
 from tracejudge.models import ChatModel, resolve_model, run_sync
@@ -92,8 +93,14 @@ the second is inverted so that "yes" means unsupported. A judgement asks the one
 calibration uses (at most two: with the reasoned verdict, three model calls)."""
 
 
-CONTEXT_SUPPORT_SIGNALS = ("pmi_mean", "pmi_min")
+CONTEXT_SUPPORT_SIGNALS = SIGNALS
 """What :mod:`tracejudge.judges.likelihood` reads (two scoring passes, no text written)."""
+
+
+def reads_context_support(calibration: LogisticCalibration | None) -> bool:
+    """Whether a groundedness judgement with this calibration reads the response (with no
+    calibration every candidate signal is collected, the reads too)."""
+    return calibration is None or any(f in calibration.weights for f in CONTEXT_SUPPORT_SIGNALS)
 
 
 def grounded_probes(calibration: LogisticCalibration | None) -> tuple[Probe, ...]:
@@ -122,12 +129,8 @@ def grounded_spec(
         "RESPONSE": to_text(response),
     }
     support = lexical_support(blocks["RESPONSE"], blocks["CONTEXT"], blocks["REQUEST"])
+    reads = reads_context_support(calibration) if read_support is None else read_support
     written_only = groundedness_calibration(DEFAULT_MODEL, reads=False)
-    reads = read_support
-    if reads is None:
-        reads = calibration is None or any(
-            f in calibration.weights for f in CONTEXT_SUPPORT_SIGNALS
-        )
     return JudgeSpec(
         name,
         GROUNDED_TASK,

@@ -20,6 +20,9 @@ from dataclasses import dataclass
 
 from tracejudge.models import ChatModel, ChatResult
 
+SIGNALS = ("pmi_mean", "pmi_min")
+"""The signals a read gives (:meth:`ContextSupport.signals`): the mean and the weakest token."""
+
 WITH_CONTEXT_SYSTEM = "Answer the request using only the information in the context."
 WITHOUT_CONTEXT_SYSTEM = "Answer the request."
 
@@ -40,7 +43,7 @@ class ContextSupport:
         return min(self.pmi)
 
     def signals(self) -> dict[str, float]:
-        return {"pmi_mean": self.mean, "pmi_min": self.weakest}
+        return dict(zip(SIGNALS, (self.mean, self.weakest), strict=True))
 
     def weakest_passage(self, width: int = 4) -> str:
         """The words around the token the context made least likely (for the rationale)."""
