@@ -48,6 +48,22 @@ def test_experiments(store):
         store.get_experiment("not-a-number")
 
 
+def test_experiment_activity_counts_traces_and_the_latest(store):
+    assert store.experiment_activity() == {}
+    rag = store.get_or_create_experiment("rag-app")
+    store.log_traces(
+        [
+            make_trace(timestamp_ms=1_000),
+            make_trace(timestamp_ms=5_000),
+            make_trace(experiment_id=rag.experiment_id, timestamp_ms=3_000),
+        ]
+    )
+    assert store.experiment_activity() == {
+        "0": {"trace_count": 2, "last_trace_ms": 5_000},
+        rag.experiment_id: {"trace_count": 1, "last_trace_ms": 3_000},
+    }
+
+
 def test_log_and_get_trace_round_trip(store):
     trace = make_trace(tags={"env": "prod"}, metadata={"user": "u1"})
     store.log_traces([trace])

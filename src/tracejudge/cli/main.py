@@ -45,7 +45,7 @@ def _register() -> None:
     from tracejudge.cli.judges import judges
     from tracejudge.cli.settings_command import settings_command
     from tracejudge.cli.traces import traces
-    from tracejudge.server.main import server_command
+    from tracejudge.server.main import server_command, ui_command
 
     main.add_command(experiments)
     main.add_command(traces)
@@ -54,6 +54,7 @@ def _register() -> None:
     main.add_command(judges)
     main.add_command(settings_command)
     main.add_command(server_command)
+    main.add_command(ui_command)
 
 
 _register()

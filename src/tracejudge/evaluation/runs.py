@@ -9,6 +9,7 @@ import pandas as pd
 from tracejudge.entities import EvaluationRun, Feedback
 from tracejudge.errors import ExperimentNotFoundError
 from tracejudge.store import get_store
+from tracejudge.store.base import TraceStore
 
 
 def get_run(run_id: str) -> EvaluationRun:
@@ -40,10 +41,10 @@ class RunComparison:
     """Traces whose verdict of a name differs between the runs: trace_id, name, a, b."""
 
 
-def _verdicts(run_id: str) -> dict[tuple[str, str], object]:
+def _verdicts(store: TraceStore, run_id: str) -> dict[tuple[str, str], object]:
     """(trace, feedback name) -> value, trace-level verdicts only (newest wins)."""
     out: dict[tuple[str, str], object] = {}
-    for assessment in get_store().get_run_assessments(run_id):
+    for assessment in store.get_run_assessments(run_id):
         if isinstance(assessment, Feedback) and assessment.span_id is None and assessment.trace_id:
             out[(assessment.trace_id, assessment.name)] = (
                 assessment.value if assessment.error is None else None
@@ -51,9 +52,11 @@ def _verdicts(run_id: str) -> dict[tuple[str, str], object]:
     return out
 
 
-def compare_runs(run_a: str, run_b: str) -> RunComparison:
-    """Per-metric deltas (b - a) and the traces whose verdict changed from run a to run b."""
-    a, b = get_run(run_a), get_run(run_b)
+def compare_runs(run_a: str, run_b: str, *, store: TraceStore | None = None) -> RunComparison:
+    """Per-metric deltas (b - a) and the traces whose verdict changed from run a to run b
+    (in ``store``, by default the tracking URI's)."""
+    store = store or get_store()
+    a, b = store.get_run(run_a), store.get_run(run_b)
     keys = sorted(set(a.metrics) | set(b.metrics))
     deltas = pd.DataFrame(
         [
@@ -69,7 +72,7 @@ def compare_runs(run_a: str, run_b: str) -> RunComparison:
         ],
         columns=["metric", "a", "b", "delta"],
     )
-    va, vb = _verdicts(run_a), _verdicts(run_b)
+    va, vb = _verdicts(store, run_a), _verdicts(store, run_b)
     changed = pd.DataFrame(
         [
             {"trace_id": trace, "name": name, "a": va[(trace, name)], "b": vb[(trace, name)]}

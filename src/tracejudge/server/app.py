@@ -32,6 +32,7 @@ from tracejudge.server.auth import BearerTokens
 from tracejudge.server.metrics import MeasureRequests, ServerMetrics
 from tracejudge.server.otlp import add_otlp_routes
 from tracejudge.store.base import TraceStore
+from tracejudge.ui.pages import add_ui
 
 API = "/api/v1"
 DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024
@@ -265,6 +266,10 @@ def create_app(
     def list_experiments() -> dict[str, Any]:
         return {"experiments": [e.to_dict() for e in store.list_experiments()]}
 
+    @app.get(f"{API}/experiments/activity", response_model=None)
+    def experiment_activity() -> dict[str, Any]:
+        return {"activity": store.experiment_activity()}
+
     @app.post(f"{API}/experiments/by-name", response_model=None)
     def get_experiment_by_name(body: NameBody) -> dict[str, Any]:
         found = store.get_experiment_by_name(body.name)
@@ -398,6 +403,8 @@ def create_app(
         return {"stored": len(body.entries)}
 
     add_otlp_routes(app, store, max_body_bytes, metrics)
+    app.state.ui_tokens = (tokens, read_only)
+    add_ui(app, store)
     app.add_middleware(BodyLimit, limit=max_body_bytes)
     if tokens or read_only:  # before the body is read
         app.add_middleware(BearerTokens, tokens=tokens, read_only=read_only)

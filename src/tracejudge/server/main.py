@@ -11,6 +11,9 @@ import ipaddress
 import os
 import socket
 import sys
+import threading
+import webbrowser
+from collections.abc import Callable
 
 import click
 import uvicorn
@@ -105,7 +108,35 @@ def server_command(
     insecure: bool,
     max_body_mb: int,
 ) -> None:
-    """Serve the REST API (under /api/v1, docs at /docs) on one store."""
+    """Serve the REST API (under /api/v1, docs at /docs) and the web UI (at /) on one store."""
+    serve(host, port, backend_store_uri, workers, auth_tokens, read_tokens, insecure, max_body_mb)
+
+
+@click.command("ui")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=5000, show_default=True, help="Port (0: any free port).")
+@click.option("--open/--no-open", "open_browser", default=True, help="Open the page in a browser.")
+def ui_command(host: str, port: int, open_browser: bool) -> None:
+    """Open the web UI on the tracking URI's store (by default the local ./tracejudge.db)."""
+
+    def opened(url: str) -> None:
+        if open_browser:
+            threading.Timer(0.5, webbrowser.open, args=(url,)).start()
+
+    serve(host, port, None, 1, (), (), False, 64, announce=opened)
+
+
+def serve(
+    host: str,
+    port: int,
+    backend_store_uri: str | None,
+    workers: int,
+    auth_tokens: tuple[str, ...],
+    read_tokens: tuple[str, ...],
+    insecure: bool,
+    max_body_mb: int,
+    announce: Callable[[str], None] = lambda url: None,
+) -> None:
     store_uri = backend_store_uri or get_tracking_uri()
     if store_uri.startswith(("http://", "https://")):
         raise InvalidArgumentError("The server's store must be a database, not another server.")
@@ -129,11 +160,14 @@ def server_command(
     sock.bind((host, port))
     sock.listen(2048)
     bound = sock.getsockname()[1]
+    url = f"http://{f'[{host}]' if ':' in host else host}:{bound}"
     click.echo(
-        f"tracejudge server listening on http://{host}:{bound}, store {store_uri}"
+        f"tracejudge server listening on {url}, store {store_uri}"
         + (f", {workers} workers" if workers > 1 else "")
+        + f"; web UI at {url}/"
     )
     sys.stdout.flush()
+    announce(f"{url}/")
     if workers > 1:  # uvicorn's supervisor; each worker builds the app from the environment
         os.environ[STORE_ENV] = store_uri
         os.environ[TOKENS_ENV] = ",".join(sorted(tokens))

@@ -162,6 +162,9 @@ class HttpTraceStore:
     def list_experiments(self) -> list[Experiment]:
         return [Experiment.from_dict(e) for e in self._call("GET", "/experiments")["experiments"]]
 
+    def experiment_activity(self) -> dict[str, dict[str, int | None]]:
+        return self._call("GET", "/experiments/activity")["activity"]
+
     # ----------------------------------------------------------------- traces
 
     def log_traces(self, traces: Sequence[Trace]) -> None:

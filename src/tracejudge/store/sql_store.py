@@ -270,6 +270,17 @@ class SqlTraceStore:
             ).mappings()
             return [rows.experiment_from_row(r) for r in result]
 
+    def experiment_activity(self) -> dict[str, dict[str, int | None]]:
+        t = s.traces.c
+        query = select(t.experiment_id, func.count(), func.max(t.timestamp_ms)).group_by(
+            t.experiment_id
+        )
+        with self.engine.connect() as conn:
+            return {
+                str(experiment): {"trace_count": int(count), "last_trace_ms": last}
+                for experiment, count, last in conn.execute(query)
+            }
+
     # ----------------------------------------------------------------- traces
 
     def _require_experiments(self, conn: Connection, experiment_ids: Iterable[str]) -> None:
