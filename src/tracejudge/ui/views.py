@@ -96,13 +96,12 @@ def verdict_cell(feedback: Feedback | None) -> VerdictCell:
 
 
 def current_feedback(assessments: Iterable[Assessment], name: str) -> Feedback | None:
-    """A trace's standing verdict of ``name``: the newest valid trace-level feedback."""
-    found = [
-        a
-        for a in assessments
-        if isinstance(a, Feedback) and a.name == name and a.valid and a.span_id is None
-    ]
-    return max(found, key=lambda a: a.create_time_ms or 0) if found else None
+    """A trace's standing verdict of ``name``: the newest valid feedback, ties broken by id —
+    the one the store marks ``latest`` and sorts by, so a column and its sort always agree."""
+    found = [a for a in assessments if isinstance(a, Feedback) and a.name == name and a.valid]
+    return (
+        max(found, key=lambda a: (a.create_time_ms or 0, a.assessment_id or "")) if found else None
+    )
 
 
 def feedback_names(infos: Iterable[TraceInfo], extra: Iterable[str] = ()) -> list[str]:
