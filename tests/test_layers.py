@@ -15,7 +15,6 @@ RANK = {
     "tracing_switch": 0,
     "settings": 0,
     "process_exit": 0,
-    "testing": 0,
     # persistence and the filter grammar
     "store": 1,
     "query": 1,
@@ -39,6 +38,8 @@ RANK = {
     "server": 6,
     "ui": 6,
     "demo": 6,
+    # support for tests and benchmarks: may use every layer, and no layer imports it
+    "testing": 7,
 }
 
 

@@ -229,6 +229,23 @@ def test_experiments_page_counts_traces_and_shows_the_latest_run(seeded_store):
     assert "candidate-prompt" in page and "groundedness/pass_rate" in page
 
 
+def test_tracejudge_ui_serves_the_pages_on_the_local_store(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'local.db'}"
+    store = SqlTraceStore(uri)
+    seeded = seed_rag_experiment(store, n=3)
+    store.close()
+    server = ServerProcess(uri, command="ui")
+    try:
+        import httpx
+
+        home = httpx.get(f"{server.url}/", follow_redirects=True, timeout=60)
+        assert home.status_code == 200 and "rag-app" in home.text
+        trace = httpx.get(f"{server.url}/traces/{seeded.trace_ids[0]}", timeout=60)
+        assert trace.status_code == 200 and "retrieve" in trace.text
+    finally:
+        server.stop()
+
+
 # ------------------------------------------------------ a person in a real browser
 
 
@@ -277,7 +294,7 @@ def shot(page, name: str) -> None:
 
 @pytest.mark.browser
 def test_find_the_worst_traces_with_a_filter_and_a_sort(page, ui_server):
-    url, seeded = ui_server
+    url, _ = ui_server
     page.goto(f"{url}/")
     shot(page, "01-experiments")
     page.get_by_role("link", name="rag-app").click()
@@ -355,7 +372,9 @@ def test_override_a_verdict_and_compare_two_runs(page, ui_server):
     assert len(links) == 2 * len(seeded.changed)
     shot(page, "07-compare")
     page.goto(f"{url}/runs/{seeded.run_a}")
-    assert page.locator(".passbar").first.is_visible() and page.locator("figure.hist svg").is_visible()
+    assert (
+        page.locator(".passbar").first.is_visible() and page.locator("figure.hist svg").is_visible()
+    )
     shot(page, "08-run")
 
 

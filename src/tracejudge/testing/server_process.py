@@ -10,22 +10,18 @@ import threading
 
 
 class ServerProcess:
-    """``tracejudge server --port 0`` as a real process; ``url`` once it listens."""
+    """``tracejudge server --port 0`` as a real process; ``url`` once it listens. With
+    ``command="ui"``: ``tracejudge --tracking-uri STORE ui --port 0 --no-open`` instead."""
 
-    def __init__(self, store_uri: str, *extra: str) -> None:
+    def __init__(self, store_uri: str, *extra: str, command: str = "server") -> None:
         self.store_uri = store_uri
+        cli = [sys.executable, "-m", "tracejudge.cli.main"]
+        if command == "ui":
+            args = [*cli, "--tracking-uri", store_uri, "ui", "--port", "0", "--no-open", *extra]
+        else:
+            args = [*cli, "server", "--port", "0", "--backend-store-uri", store_uri, *extra]
         self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "tracejudge.cli.main",
-                "server",
-                "--port",
-                "0",
-                "--backend-store-uri",
-                store_uri,
-                *extra,
-            ],
+            args,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -127,10 +128,14 @@ def add_ui(app: FastAPI, store: TraceStore) -> None:
 
         @functools.wraps(handler)
         def wrapped(request: Request, *args: Any, **kwargs: Any) -> Response:
+            started = time.perf_counter()
             try:
-                return handler(request, *args, **kwargs)
+                response = handler(request, *args, **kwargs)
             except TraceJudgeError as exc:
-                return render(request, "error.html", http_status(exc), message=str(exc))
+                response = render(request, "error.html", http_status(exc), message=str(exc))
+            elapsed = (time.perf_counter() - started) * 1000
+            response.headers["Server-Timing"] = f"page;dur={elapsed:.1f}"  # store + template
+            return response
 
         return wrapped
 
