@@ -42,20 +42,20 @@ BULK_SQL = [
        SELECT 'tr-' || md5(i::text), :experiment, 1700000000000 + i * 1000, 50 + (i * 37) % 900,
          CASE WHEN i % 50 = 0 THEN 'ERROR' ELSE 'OK' END, 'answer', 'q' || i, 'a' || i,
          '{"question": "q' || i || '"}', '"a' || i || '"'
-       FROM generate_series(0, :n - 1) AS i""",
+       FROM generate_series(0::bigint, :n - 1) AS i""",
     """INSERT INTO trace_tags (trace_id, key, value)
        SELECT 'tr-' || md5(i::text), 'env', CASE WHEN i % 3 = 0 THEN 'staging' ELSE 'prod' END
-       FROM generate_series(0, :n - 1) AS i
+       FROM generate_series(0::bigint, :n - 1) AS i
        UNION ALL
        SELECT 'tr-' || md5(i::text), 'user', 'u' || (i * 7919) % 1000
-       FROM generate_series(0, :n - 1) AS i""",
+       FROM generate_series(0::bigint, :n - 1) AS i""",
     """INSERT INTO assessments (assessment_id, trace_id, name, kind, value_json, string_value,
          numeric_value, source_type, source_id, valid, latest, create_time_ms, last_update_time_ms)
        SELECT 'a-' || md5('a' || i), 'tr-' || md5(i::text), 'trustworthiness', 'feedback',
          v::text, v::text, v, 'CODE', 'default', true, true, 1700000000000 + i * 1000,
          1700000000000 + i * 1000
        FROM (SELECT i, round(((i * 2654435761) % 10000) / 10000.0, 4)::float AS v
-             FROM generate_series(0, :n - 1) AS i WHERE i % 5 <> 0) AS scored""",
+             FROM generate_series(0::bigint, :n - 1) AS i WHERE i % 5 <> 0) AS scored""",
     """INSERT INTO spans (trace_id, span_id, parent_span_id, name, span_type, status,
          start_time_ns, end_time_ns, content)
        SELECT 'tr-' || md5(i::text), lpad(to_hex(k), 16, '0'),
@@ -72,7 +72,7 @@ BULK_SQL = [
            'status', json_build_object('status_code', 'OK', 'description', ''),
            'inputs', json_build_object('question', 'q' || i), 'outputs', 'a' || i,
            'attributes', json_build_object(), 'events', json_build_array())::text
-       FROM generate_series(0, :n - 1) AS i, (VALUES (0), (1)) AS kinds(k)""",
+       FROM generate_series(0::bigint, :n - 1) AS i, (VALUES (0), (1)) AS kinds(k)""",
     "ANALYZE",
 ]
 
