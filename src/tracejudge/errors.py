@@ -153,6 +153,11 @@ class AuthenticationError(TraceJudgeError):
     """The tracking server refused the request's credentials (HTTP 401/403)."""
 
 
+class IntegrationError(TraceJudgeError):
+    """An optional integration cannot run: its package is missing or of an unsupported version,
+    or the system it talks to (an MLflow server, say) refused the request."""
+
+
 # ------------------------------------------------------------------ over HTTP
 
 

@@ -206,4 +206,8 @@ def evaluate(
             raise
         finally:
             _finish(ev, status, meter.to_dict(), failure)
-    return EvaluationResult(run.run_id, dict(run.metrics), result_frame(rows, ev.feedback), run)
+    result = EvaluationResult(run.run_id, dict(run.metrics), result_frame(rows, ev.feedback), run)
+    deliver = getattr(data, "receive_verdicts", None)
+    if callable(deliver):  # data that came from elsewhere takes its verdicts back (MLflow)
+        result.delivered = deliver([f for row in ev.feedback for f in row])
+    return result

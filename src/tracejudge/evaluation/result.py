@@ -18,6 +18,9 @@ class EvaluationResult:
     metrics: dict[str, float]
     result_df: pd.DataFrame
     run: EvaluationRun
+    delivered: dict[str, int] | None = None
+    """When the data takes its verdicts back (``receive_verdicts``, e.g. traces searched in
+    MLflow): what it did with them (written, replaced, failed)."""
 
     @property
     def tables(self) -> dict[str, pd.DataFrame]:  # MLflow-style access
