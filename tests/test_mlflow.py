@@ -319,3 +319,46 @@ def test_export_recreates_traces_in_mlflow_once(mlflow_uri, sqlite_tracking):
         ("correct", True)
     ]
     assert isinstance(ours[0].info.assessments, list) and Feedback  # entities are ours
+
+
+# ------------------------------------------------------------------ the CLI
+
+
+def test_cli_imports_scores_from_and_exports_to_mlflow(
+    mlflow_uri, sqlite_tracking, tmp_path, judge
+):
+    from click.testing import CliRunner
+
+    from tracejudge.cli.main import main
+
+    ids = _seed_mlflow("cli-app", ["capital?", "capital, wrong?"])
+    runner = CliRunner()
+    scored = runner.invoke(
+        main,
+        ["evaluate", "--from-mlflow", mlflow_uri, "--experiment", "cli-app",
+         "--scorers", "groundedness", "--model", judge],
+    )  # fmt: skip
+    assert scored.exit_code == 0, scored.output
+    assert "Written back to MLflow: 2 new, 0 replaced, 0 failed" in scored.output
+    verdicts = {
+        mlflow.get_trace(i).data.spans[0].outputs: [
+            a.value
+            for a in mlflow.get_trace(i).info.assessments
+            if a.name == "retrieval_groundedness"
+        ]
+        for i in ids
+    }
+    assert verdicts == {"Paris": ["yes"], "Lyon": ["no"]}
+    imported = runner.invoke(
+        main, ["import-mlflow", "--from", mlflow_uri, "--experiment", "cli-app"]
+    )
+    assert imported.exit_code == 0, imported.output
+    assert "2 traces read, 0 copied, 2 already there" in imported.output  # evaluate copied them
+    target = f"sqlite:///{tmp_path / 'other-mlflow.db'}"
+    exported = runner.invoke(
+        main, ["export", "--format", "mlflow", "--to", target, "--experiment", "cli-app"]
+    )
+    assert exported.exit_code == 0, exported.output
+    assert "2 traces read, 2 copied, 0 already there, 2 assessments" in exported.output
+    missing = runner.invoke(main, ["import-mlflow", "--from", mlflow_uri, "--experiment", "nope"])
+    assert missing.exit_code != 0 and "nope" in missing.output

@@ -6,6 +6,7 @@ import click
 from rich.console import Console
 
 from tracejudge.cli.traces import experiment_ids_for
+from tracejudge.entities import Trace
 from tracejudge.errors import InvalidArgumentError
 from tracejudge.evaluation import evaluate
 from tracejudge.evaluation.report import print_run_summary, print_worst
@@ -72,6 +73,19 @@ def build_scorers(
 @click.option(
     "--show", default=10, show_default=True, help="How many of the worst traces to print."
 )
+@click.option(
+    "--from-mlflow",
+    "from_mlflow",
+    default=None,
+    metavar="TRACKING_URI",
+    help="Score the traces of an MLflow tracking server or store (--experiment names the MLflow "
+    "experiment, --filter is MLflow's syntax) and write the verdicts back onto them.",
+)
+@click.option(
+    "--no-write-back",
+    is_flag=True,
+    help="With --from-mlflow: keep the verdicts here only.",
+)
 def evaluate_command(
     experiments: tuple[str, ...],
     filter_string: str | None,
@@ -83,12 +97,28 @@ def evaluate_command(
     run_name: str | None,
     concurrency: int | None,
     show: int,
+    from_mlflow: str | None,
+    no_write_back: bool,
 ) -> None:
     """Score an experiment's traces; print run metrics and the worst traces with their reasons."""
     console = Console()
     scorers = build_scorers(scorer_names, guidelines, model, preset)
-    ids = experiment_ids_for(experiments)
-    traces = Client().search_all(ids, filter_string=filter_string, max_results=max_results)
+    traces: list[Trace]
+    if from_mlflow:
+        if len(experiments) != 1:
+            raise click.UsageError("--from-mlflow takes exactly one --experiment.")
+        from tracejudge.integrations.mlflow import search_traces as search_mlflow
+
+        traces = search_mlflow(
+            from_mlflow,
+            experiment=experiments[0],
+            filter_string=filter_string,
+            max_results=max_results,
+            write_back=not no_write_back,
+        )
+    else:
+        ids = experiment_ids_for(experiments)
+        traces = Client().search_all(ids, filter_string=filter_string, max_results=max_results)
     if not traces:
         raise click.ClickException("No traces match.")
     console.print(f"Scoring {len(traces)} trace(s) with {', '.join(s.name for s in scorers)}")
@@ -100,6 +130,12 @@ def evaluate_command(
         max_concurrency=concurrency,
     )
     print_run_summary(console, result.run)
+    if result.delivered is not None:
+        console.print(
+            "Written back to MLflow: {written} new, {replaced} replaced, {failed} failed".format(
+                **result.delivered
+            )
+        )
     order = (
         "trustworthiness" if any(s.name == "trustworthiness" for s in scorers) else scorers[0].name
     )

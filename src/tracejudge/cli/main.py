@@ -43,6 +43,7 @@ def _register() -> None:
     from tracejudge.cli.evaluate import evaluate_command
     from tracejudge.cli.experiments import experiments
     from tracejudge.cli.judges import judges
+    from tracejudge.cli.mlflow_transfer import export_command, import_mlflow_command
     from tracejudge.cli.settings_command import settings_command
     from tracejudge.cli.traces import traces
     from tracejudge.server.main import server_command, ui_command
@@ -55,6 +56,8 @@ def _register() -> None:
     main.add_command(settings_command)
     main.add_command(server_command)
     main.add_command(ui_command)
+    main.add_command(import_mlflow_command)
+    main.add_command(export_command)
 
 
 _register()
