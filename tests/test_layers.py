@@ -22,6 +22,7 @@ RANK = {
     "tracing": 2,
     "integrations": 2,
     "openai": 2,
+    "client": 2,
     # LLM access
     "models": 3,
     # verdicts

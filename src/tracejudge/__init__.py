@@ -46,6 +46,22 @@ from tracejudge.tracing.fluent_assessments import (
 
 __version__ = "0.1.0"
 
+_SUBMODULES = frozenset(
+    {"client", "entities", "evaluation", "integrations", "judges", "models", "openai", "scorers",
+     "server", "store", "testing", "tracing", "trust", "ui"}
+)  # fmt: skip
+
+
+def __getattr__(name: str) -> object:
+    """Submodules as attributes on first use (``tracejudge.openai.autolog()`` after only
+    ``import tracejudge``, as ``mlflow.openai`` works), without importing them all up front."""
+    if name in _SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f"tracejudge.{name}")
+    raise AttributeError(f"module 'tracejudge' has no attribute {name!r}")
+
+
 __all__ = [
     "AssessmentSource",
     "AssessmentSourceType",

@@ -61,6 +61,11 @@ class TraceInfo:
         return self.request_time
 
     @property
+    def request_id(self) -> str:
+        """MLflow 2's name for the trace id."""
+        return self.trace_id
+
+    @property
     def execution_time_ms(self) -> int | None:
         return self.execution_duration
 

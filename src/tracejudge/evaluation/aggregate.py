@@ -45,7 +45,8 @@ def aggregate(
         wanted = (aggregations or {}).get(name)
         stats: dict[str, float] = {}
         if all(_is_verdict(v) for v in values):
-            stats["pass_rate"] = sum(numbers) / len(numbers)
+            share = sum(numbers) / len(numbers)
+            stats.update(pass_rate=share, mean=share)  # MLflow reports the share of yes as mean
         else:
             stats.update(
                 mean=sum(numbers) / len(numbers),

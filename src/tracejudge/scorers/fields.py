@@ -37,8 +37,21 @@ def request_text(inputs: Any) -> str:
     return to_text(inputs)
 
 
+def _plain(value: Any) -> Any:
+    """A pydantic object (an OpenAI ``ChatCompletion``, say) as its dict."""
+    dump = getattr(value, "model_dump", None)
+    if callable(dump) and not isinstance(value, type):
+        try:
+            return dump()
+        except Exception:  # a model_dump that is not pydantic's: keep the value
+            return value
+    return value
+
+
 def response_text(outputs: Any) -> str:
-    """The answer shown to the user: a string as is; an OpenAI completion's message; a known key."""
+    """The answer shown to the user: a string as is; an OpenAI completion's message (object or
+    dict), as MLflow's scorers read it; a known key."""
+    outputs = _plain(outputs)
     if isinstance(outputs, str):
         return outputs
     if isinstance(outputs, Mapping):

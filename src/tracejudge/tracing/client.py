@@ -26,6 +26,7 @@ from tracejudge.store import PagedList, TraceStore, get_store
 from tracejudge.tracing.dataframe import traces_to_dataframe
 from tracejudge.tracing.experiment import resolve_experiment_ids
 from tracejudge.tracing.export import get_exporter
+from tracejudge.tracing.legacy_names import accepts_request_id
 
 R = TypeVar("R")
 _ALL_PAGE_SIZE = 1000
@@ -128,6 +129,7 @@ class Client:
                 break
         return found
 
+    @accepts_request_id
     def get_trace(self, trace_id: str, include_spans: bool = True) -> Trace | None:
         trace = self.store.get_trace(trace_id, include_spans)
         if trace is None and get_exporter().flush(timeout=30):
@@ -136,18 +138,22 @@ class Client:
 
     # ------------------------------------------------------------------- tags
 
+    @accepts_request_id
     def set_trace_tag(self, trace_id: str, key: str, value: str) -> None:
         self._retry_after_flush(lambda: self.store.set_trace_tag(trace_id, key, value))
 
+    @accepts_request_id
     def delete_trace_tag(self, trace_id: str, key: str) -> None:
         self._retry_after_flush(lambda: self.store.delete_trace_tag(trace_id, key))
 
     # ------------------------------------------------------------ assessments
 
+    @accepts_request_id
     def log_assessment(self, trace_id: str, assessment: Assessment) -> Assessment:
         assessment.trace_id = trace_id
         return self._retry_after_flush(lambda: self.store.log_assessment(assessment))
 
+    @accepts_request_id
     def log_feedback(
         self,
         trace_id: str,
@@ -174,6 +180,7 @@ class Client:
         )
         return self.log_assessment(trace_id, feedback)  # type: ignore[return-value]
 
+    @accepts_request_id
     def log_expectation(
         self,
         trace_id: str,
@@ -188,9 +195,11 @@ class Client:
         )
         return self.log_assessment(trace_id, expectation)  # type: ignore[return-value]
 
+    @accepts_request_id
     def get_assessment(self, trace_id: str, assessment_id: str) -> Assessment:
         return self._retry_after_flush(lambda: self.store.get_assessment(trace_id, assessment_id))
 
+    @accepts_request_id
     def update_assessment(
         self,
         trace_id: str,
@@ -212,9 +221,11 @@ class Client:
             changes["source"] = _source(changes["source"])
         return self.store.update_assessment(trace_id, assessment_id, changes)
 
+    @accepts_request_id
     def delete_assessment(self, trace_id: str, assessment_id: str) -> None:
         self.store.delete_assessment(trace_id, assessment_id)
 
+    @accepts_request_id
     def override_feedback(
         self,
         trace_id: str,

@@ -6,21 +6,26 @@ from typing import Any
 
 from tracejudge.entities import Assessment, AssessmentSource, Expectation, Feedback, Trace
 from tracejudge.tracing.client import Client
+from tracejudge.tracing.legacy_names import accepts_request_id
 
 
+@accepts_request_id
 def get_trace(trace_id: str, include_spans: bool = True) -> Trace | None:
     """The trace with this id, or ``None`` when there is none."""
     return Client().get_trace(trace_id, include_spans)
 
 
+@accepts_request_id
 def set_trace_tag(trace_id: str, key: str, value: str) -> None:
     Client().set_trace_tag(trace_id, key, value)
 
 
+@accepts_request_id
 def delete_trace_tag(trace_id: str, key: str) -> None:
     Client().delete_trace_tag(trace_id, key)
 
 
+@accepts_request_id
 def log_feedback(
     trace_id: str,
     name: str = "feedback",
@@ -38,6 +43,7 @@ def log_feedback(
     )
 
 
+@accepts_request_id
 def log_expectation(
     trace_id: str,
     name: str,
@@ -50,20 +56,24 @@ def log_expectation(
     return Client().log_expectation(trace_id, name, value, source, metadata, span_id)
 
 
+@accepts_request_id
 def get_assessment(trace_id: str, assessment_id: str) -> Assessment:
     return Client().get_assessment(trace_id, assessment_id)
 
 
+@accepts_request_id
 def update_assessment(
     trace_id: str, assessment_id: str, assessment: Assessment | None = None, **changes: Any
 ) -> Assessment:
     return Client().update_assessment(trace_id, assessment_id, assessment, **changes)
 
 
+@accepts_request_id
 def delete_assessment(trace_id: str, assessment_id: str) -> None:
     Client().delete_assessment(trace_id, assessment_id)
 
 
+@accepts_request_id
 def override_feedback(
     trace_id: str,
     assessment_id: str,

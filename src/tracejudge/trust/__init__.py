@@ -3,4 +3,7 @@
 from tracejudge.trust.options import PRESETS, TrustOptions
 from tracejudge.trust.scorer import TrustScore, TrustScorer, token_probability
 
-__all__ = ["PRESETS", "TrustOptions", "TrustScore", "TrustScorer", "token_probability"]
+TLM = TrustScorer
+"""Cleanlab's name: ``from tracejudge.trust import TLM; TLM(options={"log": ["explanation"]})``."""
+
+__all__ = ["PRESETS", "TLM", "TrustOptions", "TrustScore", "TrustScorer", "token_probability"]
