@@ -78,3 +78,48 @@ def test_a_chat_completion_object_is_read_as_its_message_text():
 def test_tracking_uris_we_do_not_serve_are_refused():
     with pytest.raises(InvalidTrackingURIError):
         tracejudge.set_tracking_uri("databricks")
+
+
+def test_mlflow2_style_evaluate_reads_columns_and_leaves_the_app_experiment_alone(
+    sqlite_tracking, monkeypatch
+):
+    import pandas as pd
+
+    from tracejudge.metrics import MetricValue, make_metric
+
+    monkeypatch.setenv("TRACEJUDGE_PROGRESS", "0")
+
+    def eval_fn(predictions, inputs):
+        scores = [1.0 if "Paris" in p else 0.0 for p in predictions]
+        return MetricValue(
+            scores=scores,
+            justifications=[f"asked {q!r}" for q in inputs],
+            aggregate_results={"mean": sum(scores) / len(scores)},
+        )
+
+    tracejudge.set_experiment("support-app")
+
+    @tracejudge.trace
+    def app(question):
+        return "Paris"
+
+    app("capital?")
+    tracejudge.flush()
+    data = pd.DataFrame({"prompt": ["capital?", "capital again?"], "response": ["Paris", "Lyon"]})
+    result = tracejudge.evaluate(
+        model=None,
+        data=data,
+        predictions="response",
+        extra_metrics=[make_metric(eval_fn=eval_fn, greater_is_better=True, name="paris")],
+        evaluator_config={"col_mapping": {"inputs": "prompt"}},
+    )
+    table = result.tables["eval_results_table"]
+    assert list(table.columns) == ["prompt", "response", "paris/score", "paris/justification"]
+    assert list(table["paris/score"]) == [1.0, 0.0]
+    assert table["paris/justification"][0] == "asked 'capital?'"
+    assert result.metrics["paris/mean"] == 0.5
+    assert len(tracejudge.search_traces(return_type="list")) == 1  # only the app's own trace
+    with pytest.raises(InvalidArgumentError, match="predict_fn"):
+        tracejudge.evaluate(model="models:/m/1", data=data, predictions="response")
+    with pytest.raises(InvalidArgumentError, match="no column 'answer'"):
+        tracejudge.evaluate(data=data, predictions="answer", extra_metrics=[])

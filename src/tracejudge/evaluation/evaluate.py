@@ -15,6 +15,7 @@ from tracejudge.errors import ExperimentNotFoundError, InvalidArgumentError
 from tracejudge.evaluation.aggregate import aggregate
 from tracejudge.evaluation.dataset import EvalRow, rows_from_data
 from tracejudge.evaluation.harness import CONFIGURATION_ERRORS, Evaluation
+from tracejudge.evaluation.legacy_call import check_legacy_arguments, legacy_rows, results_table
 from tracejudge.evaluation.progress import RunProgress
 from tracejudge.evaluation.result import EvaluationResult, result_frame
 from tracejudge.judges.custom import Judge
@@ -125,6 +126,12 @@ def evaluate(
     experiment: str | None = None,
     run_name: str | None = None,
     max_concurrency: int | None = None,
+    *,
+    model: Any = None,
+    predictions: str | None = None,
+    targets: str | None = None,
+    model_type: str | None = None,
+    evaluator_config: dict[str, Any] | None = None,
 ) -> EvaluationResult:
     """Score every row with every scorer, store each verdict as a Feedback on its trace, and
     record the whole as an evaluation run.
@@ -140,7 +147,17 @@ def evaluate(
     >>> result = evaluate(data=search_traces(filter_string="tag.env = 'prod'"),
     ...                   scorers=[Trustworthiness(), RetrievalGroundedness()])
     >>> search_traces(filter_string="feedback.trustworthiness < 0.5", order_by=["feedback.trustworthiness"])
+
+    MLflow 2's call works too (:mod:`.legacy_call`): ``evaluate(model=None, data=df,
+    predictions="answer", extra_metrics=[...], evaluator_config={"col_mapping": {...}})``; its
+    rows' traces then go to a side experiment, not the one that holds the app's traces.
     """
+    col_mapping = check_legacy_arguments(model, model_type, evaluator_config)
+    legacy_data = None
+    if predictions is not None:
+        legacy_data, data = data, legacy_rows(data, predictions, targets)
+    elif targets is not None:
+        raise InvalidArgumentError("evaluate(targets=...) goes with predictions='column'.")
     scorer_list, metric_list = _check_scorers(scorers, extra_metrics)
     if max_concurrency is not None and max_concurrency < 1:
         raise InvalidArgumentError("max_concurrency must be at least 1.")
@@ -171,6 +188,12 @@ def evaluate(
         max_concurrency or DEFAULT_CONCURRENCY,
         predict_fn,
         metric_list,
+        col_mapping=col_mapping,
+        rows_experiment_id=(
+            store.get_or_create_experiment(f"{home.name} (evaluation rows)").experiment_id
+            if legacy_data is not None
+            else None
+        ),
     )
 
     async def main() -> None:
@@ -206,7 +229,10 @@ def evaluate(
             raise
         finally:
             _finish(ev, status, meter.to_dict(), failure)
-    result = EvaluationResult(run.run_id, dict(run.metrics), result_frame(rows, ev.feedback), run)
+    frame = result_frame(rows, ev.feedback)
+    result = EvaluationResult(
+        run.run_id, dict(run.metrics), frame, run, legacy_table=results_table(legacy_data, frame)
+    )
     deliver = getattr(data, "receive_verdicts", None)
     if callable(deliver):  # data that came from elsewhere takes its verdicts back (MLflow)
         result.delivered = deliver([f for row in ev.feedback for f in row])

@@ -129,6 +129,10 @@ class Evaluation:
     extra_metrics: list[EvaluationMetric] = field(default_factory=list)
     feedback: list[list[Feedback]] = field(default_factory=list)
     extra_aggregates: dict[str, float] = field(default_factory=dict)
+    col_mapping: dict[str, str] = field(default_factory=dict)
+    """MLflow 2's ``evaluator_config["col_mapping"]``: a metric parameter -> the column it reads."""
+    rows_experiment_id: str | None = None
+    """Where rows without a trace get theirs (default: the run's experiment)."""
 
     def __post_init__(self) -> None:
         self.feedback = [[] for _ in self.rows]
@@ -219,7 +223,7 @@ class Evaluation:
         ]
         info = TraceInfo(
             trace_id=trace_id,
-            experiment_id=self.run.experiment_id,
+            experiment_id=self.rows_experiment_id or self.run.experiment_id,
             request_time=now_ns // 1_000_000,
             execution_duration=0,
             name="evaluation_row",
@@ -329,6 +333,12 @@ class Evaluation:
             columns[key] = pd.Series(
                 [r.inputs.get(key) if isinstance(r.inputs, Mapping) else None for r in self.rows]
             )
+        for parameter, column in self.col_mapping.items():
+            if column not in columns:
+                raise InvalidArgumentError(
+                    f"col_mapping maps {parameter!r} to {column!r}, which the data does not have."
+                )
+            columns[parameter] = columns[column]
         return columns
 
 

@@ -21,10 +21,16 @@ class EvaluationResult:
     delivered: dict[str, int] | None = None
     """When the data takes its verdicts back (``receive_verdicts``, e.g. traces searched in
     MLflow): what it did with them (written, replaced, failed)."""
+    legacy_table: pd.DataFrame | None = None
+    """MLflow 2's ``eval_results_table``: the data's columns, ``<name>/score`` and
+    ``<name>/justification``."""
 
     @property
-    def tables(self) -> dict[str, pd.DataFrame]:  # MLflow-style access
-        return {"eval_results": self.result_df}
+    def tables(self) -> dict[str, pd.DataFrame]:  # MLflow-style access (3.x and 2.x names)
+        tables = {"eval_results": self.result_df}
+        if self.legacy_table is not None:
+            tables["eval_results_table"] = self.legacy_table
+        return tables
 
     def __repr__(self) -> str:
         return f"EvaluationResult(run_id={self.run_id!r}, rows={len(self.result_df)}, metrics={len(self.metrics)})"
