@@ -71,6 +71,9 @@ def seed(mlflow, experiment: str, n: int) -> str:
     for i in range(n):
         answer(f"question {i}")
     mlflow.flush_trace_async_logging()
+    stored = len(mlflow.search_traces(experiment_ids=[experiment_id], max_results=n + 1))
+    if stored != n:
+        raise SystemExit(f"MLflow stored {stored} of {n} seeded traces")
     return experiment_id
 
 
@@ -83,6 +86,8 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=16)
     args = parser.parse_args()
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    # MLflow's SDK drops traces when its export queue (1,000) overflows: seed synchronously
+    os.environ["MLFLOW_ENABLE_ASYNC_TRACE_LOGGING"] = "false"
     os.environ["TRACEJUDGE_PROGRESS"] = "0"
     import mlflow
     import openai

@@ -396,7 +396,10 @@ def add_ui(app: FastAPI, store: TraceStore) -> None:
         ]
         scorers = _scorer_details(assessments)
         others = [r for r in store.search_runs([run.experiment_id], 50) if r.run_id != run_id]
-        return render(request, "run.html", run=run, scorers=scorers, others=others)
+        experiment = store.get_experiment(run.experiment_id)
+        return render(
+            request, "run.html", run=run, scorers=scorers, others=others, experiment=experiment
+        )
 
     @app.get("/compare", response_class=HTMLResponse, include_in_schema=False)
     @page
