@@ -123,7 +123,7 @@ def ui_command(host: str, port: int, open_browser: bool) -> None:
         if open_browser:
             threading.Timer(0.5, webbrowser.open, args=(url,)).start()
 
-    serve(host, port, None, 1, (), (), False, 64, announce=opened)
+    serve(host, port, None, 1, (), (), False, DEFAULT_MAX_BODY_BYTES // 2**20, announce=opened)
 
 
 def serve(
@@ -137,6 +137,8 @@ def serve(
     max_body_mb: int,
     announce: Callable[[str], None] = lambda url: None,
 ) -> None:
+    """Open the store, bind the socket and run uvicorn; ``announce`` gets the UI's URL once the
+    socket listens (``tracejudge ui`` opens a browser there)."""
     store_uri = backend_store_uri or get_tracking_uri()
     if store_uri.startswith(("http://", "https://")):
         raise InvalidArgumentError("The server's store must be a database, not another server.")
