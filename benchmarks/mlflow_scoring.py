@@ -131,6 +131,18 @@ def main() -> int:
             before = endpoint.request_count
             start = time.perf_counter()
             traces = tj_mlflow.search_traces(url, experiment="scored-by-tracejudge")
+            read_seconds = time.perf_counter() - start
+            deliver = traces.receive_verdicts
+            phases: dict[str, float] = {}
+
+            def timed_delivery(feedbacks):
+                began = time.perf_counter()
+                try:
+                    return deliver(feedbacks)
+                finally:
+                    phases["write-back"] = time.perf_counter() - began
+
+            traces.receive_verdicts = timed_delivery  # type: ignore[method-assign]
             result = tracejudge.evaluate(
                 data=traces, scorers=ours, max_concurrency=args.concurrency
             )
@@ -175,7 +187,9 @@ def main() -> int:
         f"| `mlflow.genai.evaluate` | {theirs_rate:.1f} | {theirs_seconds:.1f} | {theirs_calls} |",
         f"| tracejudge / mlflow | **{ours_rate / theirs_rate:.2f}x** | | |",
         "",
-        f"Bound the endpoint allows: {args.concurrency / (2 * args.delay):.1f} rows/s.",
+        f"Bound the endpoint allows: {args.concurrency / (2 * args.delay):.1f} rows/s. "
+        f"tracejudge's time: reading and copying the traces {read_seconds:.1f} s, writing "
+        f"{2 * args.n} verdicts back {phases.get('write-back', 0):.1f} s, scoring the rest.",
     ]
     print("\n".join(lines))
     write_result("mlflow_scoring.md", lines)

@@ -7,6 +7,7 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from tracejudge.entities import EvaluationRun, Experiment, RunStatus
@@ -197,6 +198,11 @@ def evaluate(
     )
 
     async def main() -> None:
+        # synchronous scorers run in threads: as many as the evaluation's concurrency (the
+        # default pool has min(32, cores + 4): 6 on 2 cores, whatever max_concurrency says)
+        asyncio.get_running_loop().set_default_executor(
+            ThreadPoolExecutor(ev.max_concurrency, thread_name_prefix="tracejudge-scorer")
+        )
         with RunProgress() as progress:
             if predict_fn is not None:
                 await ev.predict(progress)

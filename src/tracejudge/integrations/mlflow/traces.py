@@ -11,7 +11,9 @@ wrote there before under the same name is updated instead, so a rerun replaces, 
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -26,6 +28,8 @@ from tracejudge.store.base import TraceStore
 logger = logging.getLogger(__name__)
 PAGE = 200
 HEALTH_TIMEOUT_S = 15.0
+WRITE_BACK_THREADS = 8
+"""Verdicts written back to MLflow at once (each is one HTTP request to its server)."""
 
 
 def client_for(tracking_uri: str | None) -> Any:
@@ -120,15 +124,28 @@ class MlflowTraces(list[Trace]):
                 self._ours[key] = item.assessment_id
 
     def receive_verdicts(self, feedbacks: Sequence[Feedback]) -> dict[str, int] | None:
-        """Log each verdict onto its MLflow trace (update what we wrote before); failures are
-        logged and counted, the rest go on."""
+        """Log each verdict onto its MLflow trace (update what we wrote before), several at
+        once; failures are logged and counted, the rest go on."""
         if not self.write_back:
             return None
-        counts = {"written": 0, "replaced": 0, "failed": 0}
+        groups: dict[tuple[str, str, str | None], list[Feedback]] = {}
         for feedback in feedbacks:
-            if not feedback.trace_id:
-                continue
-            key = (feedback.trace_id, feedback.name, feedback.span_id)
+            if feedback.trace_id:
+                groups.setdefault((feedback.trace_id, feedback.name, feedback.span_id), []).append(
+                    feedback
+                )
+        counts = Counter({"written": 0, "replaced": 0, "failed": 0})
+        remote = self.tracking_uri.startswith(("http://", "https://"))
+        with ThreadPoolExecutor(WRITE_BACK_THREADS if remote else 1) as pool:  # one SQLite writer
+            for outcome in pool.map(self._write_group, groups.items()):
+                counts.update(outcome)
+        return dict(counts)
+
+    def _write_group(self, item: tuple[tuple[str, str, str | None], list[Feedback]]) -> Counter:
+        """One (trace, name, span)'s verdicts, in order: a key is never written twice at once."""
+        key, feedbacks = item
+        counts: Counter = Counter()
+        for feedback in feedbacks:
             previous = self._ours.get(key)
             try:
                 converted = feedback_to_mlflow(feedback)
