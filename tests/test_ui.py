@@ -185,6 +185,8 @@ def test_read_only_tokens_see_no_write_controls_and_cannot_write(seeded_store):
     assert anonymous.get("/api/v1/experiments").status_code == 401  # the API still needs one
     refused = anonymous.post("/login", data={"name": "eve", "token": "guess", "next": "/"})
     assert refused.status_code == 401
+    unsigned = anonymous.post(f"/traces/{tid}/tags", data={"key": "k"}, follow_redirects=False)
+    assert unsigned.status_code in (303, 401)  # sent to sign in, nothing written
     reader = TestClient(app)
     signed = reader.post(
         "/login", data={"name": "Rita", "token": "r-token", "next": f"/traces/{tid}"}

@@ -82,7 +82,10 @@ async def posted(request: Request) -> dict[str, Any]:
     data = await request.form()
     fields: dict[str, Any] = {k: data.getlist(k) for k in data}
     flat = {k: (v[0] if len(v) == 1 else v) for k, v in fields.items()}
-    if session.role(request) != "write":
+    role = session.role(request)
+    if role is None:
+        raise UiError(401, "Sign in first: this server asks for a token.")
+    if role != "write":
         raise UiError(403, "This token may only read: no changes can be made with it.")
     if not session.csrf_ok(request, str(flat.get("csrf", ""))):
         raise UiError(403, "The form's security token did not match; reload the page and retry.")
