@@ -7,9 +7,9 @@ from dataclasses import dataclass
 import pandas as pd
 
 from tracejudge.entities import EvaluationRun, Feedback
-from tracejudge.errors import ExperimentNotFoundError
 from tracejudge.store import get_store
 from tracejudge.store.base import TraceStore
+from tracejudge.store.lookup import find_experiment
 
 
 def get_run(run_id: str) -> EvaluationRun:
@@ -20,14 +20,7 @@ def get_run(run_id: str) -> EvaluationRun:
 def search_runs(experiment: str | None = None, max_results: int = 1000) -> list[EvaluationRun]:
     """Runs of an experiment (name or id; all experiments when None), newest first."""
     store = get_store()
-    ids = None
-    if experiment is not None:
-        found = store.get_experiment_by_name(experiment)
-        if found is None and experiment.isdigit():
-            found = store.get_experiment(experiment)
-        if found is None:
-            raise ExperimentNotFoundError(f"No experiment named {experiment!r}.")
-        ids = [found.experiment_id]
+    ids = None if experiment is None else [find_experiment(store, experiment).experiment_id]
     return store.search_runs(ids, max_results)
 
 

@@ -29,6 +29,7 @@ from tracejudge.integrations.mlflow.traces import (
 )
 from tracejudge.store import get_store
 from tracejudge.store.base import TraceStore
+from tracejudge.store.lookup import find_experiment
 
 PAGE = 200
 
@@ -194,13 +195,7 @@ def export_experiment(
     mlflow = require_mlflow()
     os.environ.setdefault("MLFLOW_ENABLE_ASYNC_TRACE_LOGGING", "false")
     source = store or get_store()
-    found = source.get_experiment_by_name(experiment)
-    if found is None and experiment.isdigit():
-        found = source.get_experiment(experiment)
-    if found is None:
-        from tracejudge.errors import ExperimentNotFoundError
-
-        raise ExperimentNotFoundError(f"No tracejudge experiment named {experiment!r}.")
+    found = find_experiment(source, experiment)
     uri = tracking_uri or mlflow.get_tracking_uri()
     client = client_for(uri)
     tracing = tracing_client_for(uri)
