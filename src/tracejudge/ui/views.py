@@ -16,6 +16,7 @@ from typing import Any
 
 from tracejudge.entities import Assessment, Feedback, Span, SpanType, TraceInfo
 from tracejudge.entities.assessment import numeric_value
+from tracejudge.entities.span_tree import span_tree
 from tracejudge.judges.agreement import as_pass
 from tracejudge.tracing.constants import CHAT_TOKEN_USAGE
 
@@ -129,43 +130,26 @@ class SpanRow:
 
 
 def span_rows(spans: Sequence[Span]) -> list[SpanRow]:
-    """Spans depth-first in start order, each placed on the trace's timeline (percent)."""
+    """Spans in tree order, each placed on the trace's timeline (percent)."""
     if not spans:
         return []
     start = min(s.start_time_ns for s in spans)
     end = max((s.end_time_ns or s.start_time_ns) for s in spans)
     total = max(end - start, 1)
-    ids = {s.span_id for s in spans}
-    children: dict[str | None, list[Span]] = {}
-    for s in spans:
-        parent = s.parent_id if s.parent_id in ids else None  # an orphan shows at the root
-        children.setdefault(parent, []).append(s)
-    rows: list[SpanRow] = []
-    seen: set[str] = set()
-
-    def visit(parent: str | None, depth: int) -> None:
-        for s in sorted(children.get(parent, []), key=lambda x: (x.start_time_ns, x.span_id)):
-            if s.span_id in seen:  # a cycle in bad data must not loop forever
-                continue
-            seen.add(s.span_id)
-            finish = s.end_time_ns or end
-            rows.append(
-                SpanRow(
-                    span=s,
-                    depth=depth,
-                    offset_pct=round(100 * (s.start_time_ns - start) / total, 2),
-                    width_pct=max(0.5, round(100 * (finish - s.start_time_ns) / total, 2)),
-                    duration=fmt_duration(s.duration_ms),
-                    messages_in=chat_messages(s.inputs),
-                    messages_out=chat_messages(s.outputs),
-                    documents=documents(s) if s.span_type == SpanType.RETRIEVER else None,
-                    usage=token_usage(s),
-                )
-            )
-            visit(s.span_id, depth + 1)
-
-    visit(None, 0)
-    return rows
+    return [
+        SpanRow(
+            span=s,
+            depth=depth,
+            offset_pct=round(100 * (s.start_time_ns - start) / total, 2),
+            width_pct=max(0.5, round(100 * ((s.end_time_ns or end) - s.start_time_ns) / total, 2)),
+            duration=fmt_duration(s.duration_ms),
+            messages_in=chat_messages(s.inputs),
+            messages_out=chat_messages(s.outputs),
+            documents=documents(s) if s.span_type == SpanType.RETRIEVER else None,
+            usage=token_usage(s),
+        )
+        for s, depth in span_tree(spans)
+    ]
 
 
 def _message(item: Any) -> dict[str, str] | None:
