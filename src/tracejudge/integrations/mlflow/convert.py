@@ -161,11 +161,28 @@ def trace_from_mlflow(
     )
 
 
+def _source_to_mlflow(source: AssessmentSource | None) -> Any:
+    source = source or AssessmentSource()
+    return require_mlflow().entities.AssessmentSource(source.source_type, source.source_id)
+
+
+def assessment_to_mlflow(assessment: Assessment) -> Any:
+    """Our Feedback or Expectation as MLflow's (the same span id: map it if MLflow's differ)."""
+    if isinstance(assessment, Feedback):
+        return feedback_to_mlflow(assessment)
+    if not isinstance(assessment, Expectation):
+        raise TypeError(f"Not an assessment MLflow knows: {type(assessment).__name__}")
+    return require_mlflow().entities.Expectation(
+        name=assessment.name,
+        value=assessment.value,
+        source=_source_to_mlflow(assessment.source),
+        span_id=assessment.span_id,
+    )
+
+
 def feedback_to_mlflow(feedback: Feedback) -> Any:
     """Our Feedback as MLflow's (value, rationale, source, error, metadata marked as ours)."""
-    mlflow = require_mlflow()
-    entities = mlflow.entities
-    source = feedback.source or AssessmentSource()
+    entities = require_mlflow().entities
     metadata = {str(k): _metadata_text(v) for k, v in feedback.metadata.items()}
     metadata[WRITTEN_BY] = "1"
     error = None
@@ -177,7 +194,7 @@ def feedback_to_mlflow(feedback: Feedback) -> Any:
         name=feedback.name,
         value=None if error is not None else feedback.value,
         error=error,
-        source=entities.AssessmentSource(source.source_type, source.source_id),
+        source=_source_to_mlflow(feedback.source),
         rationale=feedback.rationale,
         metadata=metadata,
         span_id=feedback.span_id,

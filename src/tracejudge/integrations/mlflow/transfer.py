@@ -13,11 +13,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from tracejudge.entities import Expectation, Feedback, Span, Trace
+from tracejudge.entities import Trace
+from tracejudge.entities.span_tree import span_tree
 from tracejudge.integrations.mlflow.compat import require_mlflow
 from tracejudge.integrations.mlflow.convert import (
     SOURCE_TRACE_TAG,
-    feedback_to_mlflow,
+    assessment_to_mlflow,
     trace_from_mlflow,
 )
 from tracejudge.integrations.mlflow.traces import (
@@ -90,26 +91,9 @@ def _exported_ids(client: Any, experiment_id: str) -> set[str]:
     return done
 
 
-def _ordered(spans: list[Span]) -> list[Span]:
-    """Parents before children (the order MLflow's client API must start them in)."""
-    ids = {s.span_id for s in spans}
-    children: dict[str | None, list[Span]] = {}
-    for s in spans:
-        children.setdefault(s.parent_id if s.parent_id in ids else None, []).append(s)
-    out: list[Span] = []
-    stack = sorted(children.get(None, []), key=lambda s: s.start_time_ns, reverse=True)
-    while stack:
-        span = stack.pop()
-        out.append(span)
-        stack.extend(
-            sorted(children.get(span.span_id, []), key=lambda s: s.start_time_ns, reverse=True)
-        )
-    return out
-
-
 def _export_one(client: Any, tracing: Any, trace: Trace, experiment_id: str) -> int:
     """Recreate one trace in MLflow through its client API (timestamps kept); its assessments."""
-    spans = _ordered(trace.data.spans)
+    spans = [span for span, _ in span_tree(trace.data.spans)]  # parents before children
     if not spans:
         return 0
     root, *rest = spans
@@ -156,26 +140,11 @@ def _export_one(client: Any, tracing: Any, trace: Trace, experiment_id: str) -> 
     )
     require_mlflow().flush_trace_async_logging()
     written = 0
-    mlflow = require_mlflow()
     for a in trace.info.assessments:
         if not a.valid:
             continue
-        span_id = span_ids.get(a.span_id) if a.span_id else None
-        if isinstance(a, Feedback):
-            converted = feedback_to_mlflow(a)
-            converted.span_id = span_id
-        elif isinstance(a, Expectation):
-            source = a.source
-            converted = mlflow.entities.Expectation(
-                name=a.name,
-                value=a.value,
-                source=mlflow.entities.AssessmentSource(source.source_type, source.source_id)
-                if source
-                else None,
-                span_id=span_id,
-            )
-        else:
-            continue
+        converted = assessment_to_mlflow(a)
+        converted.span_id = span_ids.get(a.span_id) if a.span_id else None
         tracing.log_assessment(trace_id=mlflow_id, assessment=converted)
         written += 1
     return written
