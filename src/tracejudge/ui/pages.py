@@ -105,7 +105,6 @@ def add_ui(app: FastAPI, store: TraceStore) -> None:
         fmt_value=views.fmt_value,
         preview=views.preview,
         pretty_json=views.pretty_json,
-        verdict_cell=views.verdict_cell,
         score_colour=views.score_colour,
     )
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
@@ -223,8 +222,8 @@ def add_ui(app: FastAPI, store: TraceStore) -> None:
         except (InvalidFilterError, InvalidOrderByError, InvalidPageTokenError) as exc:
             error, found = str(exc), None
         infos = [t.info for t in found or []]
-        runs = store.search_runs([experiment_id], 20)
-        names = views.feedback_names(infos, (s["name"] for r in runs[:1] for s in r.scorers))
+        latest_run = store.search_runs([experiment_id], 1)
+        names = views.feedback_names(infos, (s["name"] for r in latest_run for s in r.scorers))
         rows = [
             {
                 "info": info,
@@ -527,24 +526,24 @@ def _scorer_details(assessments: list[Feedback]) -> list[dict[str, Any]]:
         by_name.setdefault(a.name, []).append(a)
     out = []
     for name, items in sorted(by_name.items()):
-        numbers = [
-            n
+        judged = [
+            (
+                a,
+                views.verdict_cell(a),
+                None if a.error is not None or isinstance(a.value, str) else numeric_value(a.value),
+            )
             for a in items
-            if a.error is None
-            and not isinstance(a.value, str)
-            and (n := numeric_value(a.value)) is not None
         ]
-        cells = [views.verdict_cell(a) for a in items]
-        passed = sum(c.css == "pass" for c in cells)
-        failed = sum(c.css == "fail" for c in cells)
+        numbers = [n for _, _, n in judged if n is not None]
+        passed = sum(cell.css == "pass" for _, cell, _ in judged)
+        failed = sum(cell.css == "fail" for _, cell, _ in judged)
 
-        def badness(a: Feedback) -> tuple[int, float]:
-            cell = views.verdict_cell(a)
+        def badness(entry: tuple[Feedback, views.VerdictCell, float | None]) -> tuple[int, float]:
+            _, cell, number = entry
             if cell.css == "error":
                 return (0, 0.0)
             if cell.css == "fail":
                 return (1, 0.0)
-            number = numeric_value(a.value) if not isinstance(a.value, str) else None
             return (2, number if number is not None else 1.0)
 
         out.append(
@@ -555,7 +554,7 @@ def _scorer_details(assessments: list[Feedback]) -> list[dict[str, Any]]:
                 "passed": passed,
                 "failed": failed,
                 "bars": views.histogram(numbers) if numbers and not (passed or failed) else [],
-                "worst": sorted(items, key=badness)[:10],
+                "worst": [(a, cell) for a, cell, _ in sorted(judged, key=badness)[:10]],
             }
         )
     return out
