@@ -56,14 +56,12 @@ class BearerTokens:
             await self.app(scope, receive, send)
             return
         if scope["type"] == "http" and scope["path"] not in OPEN_PATHS:
-            header = dict(scope.get("headers") or []).get(b"authorization", b"")
-            scheme, _, given = header.partition(b" ")
-            bearer = scheme.lower() == b"bearer"
-            if bearer and self._match(given, self.tokens):
+            role = self.role(_bearer(scope))
+            if role == "write":
                 await self.app(scope, receive, send)
                 return
             reads = scope["method"] in ("GET", "HEAD") or scope["path"] in READ_ONLY_POSTS
-            if bearer and self._match(given, self.read_only):
+            if role == "read":
                 if reads:
                     await self.app(scope, receive, send)
                     return
@@ -89,13 +87,19 @@ def token_role(token: bytes, tokens: frozenset[str], read_only: frozenset[str]) 
     return None
 
 
+def _bearer(scope: Scope) -> bytes:
+    """The ``Authorization: Bearer`` token (empty when there is none)."""
+    header = dict(scope.get("headers") or []).get(b"authorization", b"")
+    scheme, _, given = header.partition(b" ")
+    return given if scheme.lower() == b"bearer" else b""
+
+
 def _ui_token(scope: Scope) -> bytes:
     """The bearer token, else the UI's cookie."""
-    headers = dict(scope.get("headers") or [])
-    scheme, _, given = headers.get(b"authorization", b"").partition(b" ")
-    if scheme.lower() == b"bearer" and given:
+    given = _bearer(scope)
+    if given:
         return given
-    for part in headers.get(b"cookie", b"").split(b";"):
+    for part in dict(scope.get("headers") or []).get(b"cookie", b"").split(b";"):
         key, _, value = part.strip().partition(b"=")
         if key == UI_TOKEN_COOKIE.encode():
             try:  # hex: a token may hold characters a cookie cannot
