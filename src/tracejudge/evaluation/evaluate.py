@@ -236,9 +236,8 @@ def evaluate(
         finally:
             _finish(ev, status, meter.to_dict(), failure)
     frame = result_frame(rows, ev.feedback)
-    result = EvaluationResult(
-        run.run_id, dict(run.metrics), frame, run, legacy_table=results_table(legacy_data, frame)
-    )
+    legacy_table = None if legacy_data is None else results_table(legacy_data, frame)
+    result = EvaluationResult(run.run_id, dict(run.metrics), frame, run, legacy_table=legacy_table)
     deliver = getattr(data, "receive_verdicts", None)
     if callable(deliver):  # data that came from elsewhere takes its verdicts back (MLflow)
         result.delivered = deliver([f for row in ev.feedback for f in row])

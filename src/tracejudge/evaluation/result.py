@@ -10,6 +10,7 @@ import pandas as pd
 
 from tracejudge.entities import EvaluationRun, Feedback
 from tracejudge.evaluation.dataset import EvalRow
+from tracejudge.evaluation.legacy_call import results_table
 
 
 @dataclass
@@ -22,15 +23,15 @@ class EvaluationResult:
     """When the data takes its verdicts back (``receive_verdicts``, e.g. traces searched in
     MLflow): what it did with them (written, replaced, failed)."""
     legacy_table: pd.DataFrame | None = None
-    """MLflow 2's ``eval_results_table``: the data's columns, ``<name>/score`` and
+    """For MLflow 2's call (``predictions="column"``): the data's columns, ``<name>/score`` and
     ``<name>/justification``."""
 
     @property
     def tables(self) -> dict[str, pd.DataFrame]:  # MLflow-style access (3.x and 2.x names)
-        tables = {"eval_results": self.result_df}
-        if self.legacy_table is not None:
-            tables["eval_results_table"] = self.legacy_table
-        return tables
+        legacy = self.legacy_table
+        if legacy is None:  # not an MLflow 2 call: the same table, from inputs and outputs
+            legacy = results_table(None, self.result_df)
+        return {"eval_results": self.result_df, "eval_results_table": legacy}
 
     def __repr__(self) -> str:
         return f"EvaluationResult(run_id={self.run_id!r}, rows={len(self.result_df)}, metrics={len(self.metrics)})"
