@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 RESULTS = Path(__file__).parent / "results"
+DATA = Path(__file__).parent / "data"
 
 
 def load_halueval(name: str = "qa") -> list[dict[str, str]]:

@@ -39,9 +39,11 @@ async def read_items(model, items, out: Path) -> list[ContextSupport | None]:
     with out.open("w") as f:
         for i, item in enumerate(items, 1):
             spec = grounded_spec(item["request"], item["response"], item["context"])
-            blocks = prepare(spec, model).blocks
+            prepared = prepare(spec, model)
             support = await context_support(
-                model, blocks["REQUEST"], blocks["CONTEXT"], blocks["RESPONSE"]
+                model,
+                {k: prepared.shown[k] for k in ("REQUEST", "CONTEXT")},
+                prepared.blocks["RESPONSE"],
             )
             supports.append(support)
             row = {"label": item["label"], "row": item["row"]}

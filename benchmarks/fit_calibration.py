@@ -1,16 +1,26 @@
-"""Fit the groundedness calibration on the development split's signals (used by judge_quality.py).
+"""Fit the groundedness calibration on the development signals that judge_quality.py saved.
 
-A logistic regression with a small L2 penalty, fitted by Newton's method. Each candidate
-feature set is scored by 5-fold cross-validated AUROC, folds grouped by HaluEval row (a row's
-right and hallucinated response never sit on both sides of a split). Only sets that need at
-most 3 model calls (the reasoned verdict, probes, two reads for context support) are eligible.
-Among the sets within 0.005 of the best the one with the fewest features is chosen, refitted on
-the whole split; its threshold maximises accuracy on the split.
+    python benchmarks/fit_calibration.py results/judge_quality_dev_candidates_local__default.jsonl \
+        results/judge_quality_dev-longform_candidates_local__default.jsonl [--model URI] [--write]
+
+Each file is one development part (HaluEval-QA answers; the long-form replies and summaries
+written for this project). A logistic regression with a small L2 penalty, fitted by Newton's
+method on all parts together, is scored for each candidate feature set by 5-fold
+cross-validated AUROC *on each part separately* (folds grouped by row, so a row's grounded and
+ungrounded response never sit on both sides). A set is judged by its worst part: a verdict
+that only holds on one kind of response is what this fit exists to avoid. Only sets that need
+at most 3 model calls on a one-sentence answer are eligible; among the eligible sets within
+0.005 of the best worst-part AUROC, the one with the fewest features is chosen, refitted on all
+the rows; its threshold maximises accuracy over all the rows. ``--write`` writes it into
+``src/tracejudge/judges/calibrations.py``.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import pprint
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,51 +28,64 @@ from typing import Any
 import numpy as np
 
 from common import auroc
-from tracejudge.judges.builtin import CONTEXT_SUPPORT_SIGNALS
+from tracejudge.judges.builtin import CLAIM_SIGNALS, CONTEXT_SUPPORT_SIGNALS
 from tracejudge.judges.calibration import LogisticCalibration, logit
 from tracejudge.judges.calibrations import GROUNDEDNESS, GROUNDEDNESS_WRITTEN_ONLY
 
-PROBABILITIES = frozenset({"reasoned", "supported", "unsupported", "correct"})
+PROBES = ("supported", "unsupported", "correct")
+PROBABILITIES = frozenset({"reasoned", *PROBES, *CLAIM_SIGNALS})
+"""Signals that are probabilities: they enter the logistic model as log-odds."""
 LEXICAL = ("unsupported_words", "unsupported_number", "unsupported_names")
-LIKELIHOOD = CONTEXT_SUPPORT_SIGNALS
+READS = CONTEXT_SUPPORT_SIGNALS
 """Context support read by the model (two scoring passes): models that can read replies only."""
+PMI_CHOICES = {
+    "mean + weakest token": ("pmi_mean", "pmi_min"),
+    "mean + weakest word": ("pmi_mean", "pmi_word_min"),
+    "mean + weakest sentence": ("pmi_mean", "pmi_sentence_min"),
+    "weakest word + weakest sentence": ("pmi_word_min", "pmi_sentence_min"),
+}
 
 
 def _feature_sets() -> dict[str, tuple[str, ...]]:
-    """The reasoned verdict (always asked: it writes the rationale) with every choice of up to
-    two probes, each with and without the lexical signals; the lexical signals alone; and the
-    context-support reads, alone or with the reasoned verdict and the lexical signals."""
-    sets: dict[str, tuple[str, ...]] = {"lexical only": LEXICAL}
-    probes = ("supported", "unsupported", "correct")
+    """Lexical signals alone; the written verdict with up to two probes; the claim checks; the
+    context-support reads (each choice of statistics); and their combinations, each with and
+    without the lexical signals."""
+    bases: dict[str, tuple[str, ...]] = {"": ()}
     choices = (
         [()]
-        + [(p,) for p in probes]
-        + [(a, b) for i, a in enumerate(probes) for b in probes[i + 1 :]]
+        + [(p,) for p in PROBES]
+        + [(a, b) for i, a in enumerate(PROBES) for b in PROBES[i + 1 :]]
     )
     for chosen in choices:
-        for lexical in ((), LEXICAL):
-            name = " + ".join(("reasoned", *chosen)) + (" + lexical" if lexical else "")
-            sets[name] = ("reasoned", *chosen, *lexical)
-    sets["all probes + lexical (4 calls: not eligible)"] = ("reasoned", *probes, *LEXICAL)
-    sets["context support"] = LIKELIHOOD
-    sets["context support + lexical"] = (*LIKELIHOOD, *LEXICAL)
-    sets["reasoned + context support"] = ("reasoned", *LIKELIHOOD)
-    sets["reasoned + context support + lexical"] = ("reasoned", *LIKELIHOOD, *LEXICAL)
-    sets["reasoned + unsupported + context support (4 calls: not eligible)"] = (
-        "reasoned",
-        "unsupported",
-        *LIKELIHOOD,
-    )
+        bases[" + ".join(("written", *chosen))] = ("reasoned", *chosen)
+    bases["claims"] = CLAIM_SIGNALS
+    bases["written + claims"] = ("reasoned", *CLAIM_SIGNALS)
+    for label, pmi in PMI_CHOICES.items():
+        bases[f"reads ({label})"] = pmi
+        bases[f"claims + reads ({label})"] = (*CLAIM_SIGNALS, *pmi)
+        bases[f"written + reads ({label})"] = ("reasoned", *pmi)
+    sets: dict[str, tuple[str, ...]] = {}
+    for label, features in bases.items():
+        if features:
+            sets[label] = features
+        sets[f"{label} + lexical" if label else "lexical only"] = (*features, *LEXICAL)
     return sets
 
 
-def calls_for(features: Sequence[str]) -> int:
-    """Model calls per judgement: the reasoned verdict, each probe, two reads for support."""
-    probes = sum(1 for f in features if f in PROBABILITIES - {"reasoned"})
-    return 1 + probes + (2 if any(f in LIKELIHOOD for f in features) else 0)
-
-
 FEATURE_SETS = _feature_sets()
+
+
+def calls_for(features: Sequence[str], sentences: float = 1.0) -> float:
+    """Model calls per judgement: the written verdict, each probe, one check per sentence, two
+    reads for context support."""
+    return (
+        ("reasoned" in features)
+        + sum(1 for f in features if f in PROBES)
+        + (sentences if any(f in CLAIM_SIGNALS for f in features) else 0)
+        + (2 if any(f in READS for f in features) else 0)
+    )
+
+
 L2 = 1.0
 CALIBRATIONS_FILE = Path(__file__).parents[1] / "src" / "tracejudge" / "judges" / "calibrations.py"
 
@@ -96,17 +119,18 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = L2) -> np.ndarray:
     return w
 
 
-def cross_validated_auroc(rows, features, fallback, folds: int = 5) -> float:
-    groups = sorted({r["row"] for r in rows})
+def cross_validated_scores(rows, features, fallback, folds: int = 5) -> np.ndarray:
+    """Each row's score from a model fitted on the folds it is not in (folds grouped by row)."""
+    groups = sorted({str(r["row"]) for r in rows})
     fold_of = {g: i % folds for i, g in enumerate(groups)}
     scores = np.zeros(len(rows))
     y = np.array([r["label"] for r in rows], dtype=float)
     x = _matrix(rows, features, fallback)
     for k in range(folds):
-        test = np.array([fold_of[r["row"]] == k for r in rows])
+        test = np.array([fold_of[str(r["row"])] == k for r in rows])
         w = fit_logistic(x[~test], y[~test])
         scores[test] = x[test] @ w
-    return auroc(list(scores), [int(v) for v in y]) or 0.0
+    return scores
 
 
 def best_threshold(probabilities: np.ndarray, y: np.ndarray) -> float:
@@ -115,82 +139,109 @@ def best_threshold(probabilities: np.ndarray, y: np.ndarray) -> float:
     return float(best)
 
 
-def fit_and_write(rows: list[dict[str, Any]], model: str, n: int, seed: int) -> list[str]:
-    """Score every feature set by cross-validation, then refit the best eligible one (at most 3
-    model calls) for models that read replies and the best without reads for those that do not,
-    and write both into ``calibrations.py``."""
+TIE = 0.005
+"""Feature sets whose worst-part AUROC is within this of the best count as equally good; the
+one with the fewest features is chosen among them (fewer weights carry over better)."""
+
+
+def fit(parts: dict[str, list[dict[str, Any]]], model: str) -> tuple[list[str], dict[str, Any]]:
+    """Score every feature set, choose one for models that read replies and one for those that
+    cannot, and return the report lines and the chosen calibrations."""
+    rows = [r for part in parts.values() for r in part]
+    names = list(parts)
+    part_of = np.array([name for name, part in parts.items() for _ in part])
+    y = np.array([r["label"] for r in rows])
     fallback = {
         f: float(np.mean([r[f] for r in rows if f in r])) if any(f in r for r in rows) else 0.5
-        for f in (*PROBABILITIES, *LEXICAL, *LIKELIHOOD)
+        for f in (*PROBABILITIES, *LEXICAL, *READS)
+    }
+    sentences = {
+        name: float(np.mean([r.get("sentences", 1) for r in part])) for name, part in parts.items()
     }
     lines = [
-        "## Calibration fitted on this split",
+        "## Calibration fitted on the development parts",
         "",
-        "| feature set | model calls | AUROC, 5-fold cross-validated |",
-        "|---|---|---|",
+        f"Parts: {', '.join(f'{k} ({len(v)} responses)' for k, v in parts.items())}. "
+        "AUROC of each feature set, 5-fold cross-validated, on each part; a set is judged by its "
+        "worst part.",
+        "",
+        f"| feature set | model calls ({' / '.join(names)}) | "
+        + " | ".join(f"AUROC {n}" for n in names)
+        + " | worst |",
+        "|---|---|" + "---|" * (len(names) + 1),
     ]
-    results = {}
+    results: dict[str, tuple[float, tuple[str, ...], float]] = {}
     for label, features in FEATURE_SETS.items():
         if not all(any(f in r for r in rows) for f in features):
             continue
-        value = cross_validated_auroc(rows, features, fallback)
-        calls = calls_for(features)
-        results[label] = (value, features, calls)
-        lines.append(f"| {label} | {calls} | {value:.3f} |")
+        scores = cross_validated_scores(rows, features, fallback)
+        per_part = [
+            auroc(list(scores[part_of == n]), [int(v) for v in y[part_of == n]]) or 0.0
+            for n in names
+        ]
+        worst = min(per_part)
+        calls = calls_for(features, 1.0)
+        results[label] = (worst, features, calls)
+        call_cells = " / ".join(f"{calls_for(features, sentences[n]):.1f}" for n in names)
+        lines.append(
+            f"| {label} | {call_cells} | "
+            + " | ".join(f"{v:.3f}" for v in per_part)
+            + f" | {worst:.3f} |"
+        )
     eligible = {k: v for k, v in results.items() if v[2] <= 3}
-    written_only = {k: v for k, v in eligible.items() if not any(f in LIKELIHOOD for f in v[1])}
-    for table, candidates in ((GROUNDEDNESS, eligible), (GROUNDEDNESS_WRITTEN_ONLY, written_only)):
+    written_only = {k: v for k, v in eligible.items() if not any(f in READS for f in v[1])}
+    chosen: dict[str, Any] = {}
+    for kind, candidates in (("reads", eligible), ("written_only", written_only)):
         if not candidates:
             continue
         label, (value, features, calls) = _simplest_of_the_best(candidates)
-        calibration, accuracy = _refit(rows, features, fallback, label, value, n, seed)
-        table[model] = calibration
-        kind = "models that read replies" if table is GROUNDEDNESS else "models that cannot"
+        calibration, accuracy = _refit(rows, features, fallback, label, value, parts)
+        chosen[kind] = calibration
+        who = "models that read replies" if kind == "reads" else "models that cannot"
         lines += [
             "",
-            f"Chosen for {kind}: **{label}** ({calls} model calls), cross-validated AUROC "
-            f"{value:.3f}; threshold {calibration.threshold:g} (accuracy on the split "
-            f"{accuracy:.3f}).",
+            f"Chosen for {who}: **{label}** ({calls:g} model calls on a one-sentence answer), "
+            f"worst-part cross-validated AUROC {value:.3f}; threshold {calibration.threshold:g} "
+            f"(accuracy over all the rows {accuracy:.3f}).",
             "",
             "```",
             pprint.pformat(calibration, width=100),
             "```",
         ]
-    _write()
-    return lines
+    return lines, chosen
 
 
-TIE = 0.005
-"""Feature sets whose cross-validated AUROC is within this of the best count as equally good;
-the one with the fewest features is chosen among them (fewer weights fitted to one data set
-carry over better to others)."""
-
-
-def _simplest_of_the_best(candidates: dict[str, tuple[float, tuple[str, ...], int]]):
+def _simplest_of_the_best(candidates: dict[str, tuple[float, tuple[str, ...], float]]):
     best = max(v[0] for v in candidates.values())
     close = [kv for kv in candidates.items() if kv[1][0] >= best - TIE]
     return min(close, key=lambda kv: (len(kv[1][1]), -kv[1][0]))
 
 
-def _refit(rows, features, fallback, label, value, n, seed) -> tuple[LogisticCalibration, float]:
+def _refit(rows, features, fallback, label, value, parts) -> tuple[LogisticCalibration, float]:
     y = np.array([r["label"] for r in rows], dtype=float)
     x = _matrix(rows, features, fallback)
     w = fit_logistic(x, y)
     probabilities = 1 / (1 + np.exp(-(x @ w)))
     threshold = best_threshold(probabilities, y)
+    described = " + ".join(f"{k} ({len(v)})" for k, v in parts.items())
     calibration = LogisticCalibration(
         intercept=round(float(w[0]), 4),
         weights={f: round(float(v), 4) for f, v in zip(features, w[1:], strict=True)},
         logit_features=frozenset(f for f in features if f in PROBABILITIES),
         fallback={f: round(fallback[f], 4) for f in features},
         threshold=threshold,
-        fitted_on=f"HaluEval-QA dev split, {n} responses (seed {seed}), {label}, "
+        fitted_on=f"development parts {described} responses; {label}; worst-part "
         f"cross-validated AUROC {value:.3f}",
     )
     return calibration, float(((probabilities >= threshold) == (y == 1)).mean())
 
 
-def _write() -> None:
+def write(model: str, chosen: dict[str, LogisticCalibration]) -> None:
+    """Put the chosen calibrations for ``model`` into calibrations.py."""
+    if "reads" in chosen:
+        GROUNDEDNESS[model] = chosen["reads"]
+    if "written_only" in chosen:
+        GROUNDEDNESS_WRITTEN_ONLY[model] = chosen["written_only"]
     text = CALIBRATIONS_FILE.read_text(encoding="utf-8")
     head = text[: text.index("GROUNDEDNESS_WRITTEN_ONLY: dict[str, LogisticCalibration] = {")]
     tail = text[text.index("DEFAULT_MODEL = ") :]
@@ -215,15 +266,30 @@ def _write() -> None:
     CALIBRATIONS_FILE.write_text(head + "\n".join(body) + "\n" + tail, encoding="utf-8")
 
 
-if __name__ == "__main__":  # refit from a run's saved signals: fit_calibration.py SIGNALS.jsonl
-    import argparse
-    import json
+def load_part(path: Path) -> tuple[str, list[dict[str, Any]]]:
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    name = str(rows[0]["row"]).split(":")[0] if rows and ":" in str(rows[0]["row"]) else path.stem
+    return name, rows
 
-    parser = argparse.ArgumentParser(description="Fit the calibration on saved dev signals.")
-    parser.add_argument("signals", type=Path, help="the .jsonl judge_quality.py wrote")
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("signals", type=Path, nargs="+", help="a .jsonl judge_quality.py wrote")
     parser.add_argument("--model", default="local:/default")
-    parser.add_argument("--n", type=int, default=200)
-    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--write", action="store_true", help="write the chosen calibrations")
     args = parser.parse_args()
-    saved = [json.loads(line) for line in args.signals.read_text().splitlines() if line.strip()]
-    print("\n".join(fit_and_write(saved, args.model, args.n, args.seed)))
+    parts = dict(load_part(p) for p in args.signals)
+    if any(name not in ("dev", "dev-longform") for name in parts):
+        sys.exit("Fit on the development parts only (dev, dev-longform): never on a test split.")
+    lines, chosen = fit(parts, args.model)
+    print("\n".join(lines))
+    if args.write:
+        write(args.model, chosen)
+        print(f"\n(written to {CALIBRATIONS_FILE})", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -527,7 +527,7 @@ class _ReadingProvider:
         if self.fail_reads:
             raise ModelBadRequestError("the reply does not fit")
         prompt = request.messages[-1]["content"]
-        context = prompt.split("Request:")[0] if "Context:" in prompt else None
+        context = prompt.split("<<<CONTEXT ")[1] if "<<<CONTEXT " in prompt else None
         tokens = [f" {w}" for w in request.continuation.split()]
         logprobs = tuple(
             TokenLogprob(t, -3.0 if context is None else (-0.1 if t.strip() in context else -6.0))
@@ -569,12 +569,15 @@ def test_context_support_reads_decide_and_point_at_the_least_supported_words():
 
     good, bad = judge("opened 15 May 1889"), judge("opened 3 June 1901")
     assert provider.reads == 4  # two per judgement: with and without the context
-    assert set(good.metadata["signals"]) >= {"pmi_mean", "pmi_min", "reasoned"}
+    assert set(good.metadata["signals"]) >= {"pmi_mean", "pmi_min"}
+    assert "reasoned" not in good.metadata["signals"]  # this calibration weighs no written verdict
     assert good.value == "yes" and bad.value == "no"
     assert good.metadata["score"] > bad.metadata["score"]
     assert "June" in bad.metadata["least_supported"] or "1901" in bad.metadata["least_supported"]
-    assert "Least supported by the context" in bad.rationale
-    assert good.metadata["model_calls"] == 3  # the written verdict and the two reads
+    # the rationale is what was measured: the score, its threshold and the weakest words
+    assert bad.rationale.startswith(f"Score {bad.metadata['score']:.2f} against a threshold")
+    assert "Least supported words" in bad.rationale
+    assert good.metadata["model_calls"] == 2  # the two reads
 
 
 def test_a_failed_read_loses_only_its_signals():
@@ -590,10 +593,16 @@ def test_a_failed_read_loses_only_its_signals():
     assert fb.error is None and fb.value in ("yes", "no")
     assert "ModelBadRequestError" in fb.metadata["support_error"]
     assert "pmi_min" not in fb.metadata.get("signals", {})
-    # decided by the calibration fitted without the reads, not by guessing the missing signals
+    # decided by the calibration fitted without the reads, not by guessing the missing signals:
+    # the written verdict and the probes it weighs are asked once the reads have failed
     from tracejudge.judges.calibrations import groundedness_calibration
 
-    assert fb.metadata["threshold"] == groundedness_calibration("local:/default", False).threshold
+    written_only = groundedness_calibration("local:/default", False)
+    assert fb.metadata["threshold"] == written_only.threshold and fb.metadata["without_support"]
+    assert "reasoned" in fb.metadata["signals"] and fb.rationale.endswith("fine")
+    assert set(fb.metadata["probes"]) == {
+        w for w in written_only.weights if w in ("supported", "unsupported", "correct")
+    }
 
 
 def test_a_model_that_cannot_read_uses_the_written_only_calibration(server):

@@ -13,7 +13,7 @@ from typing import Any
 from tracejudge.entities import AssessmentError, AssessmentSource, AssessmentSourceType, Feedback
 from tracejudge.judges.calibration import LogisticCalibration
 from tracejudge.judges.calibrations import DEFAULT_MODEL, groundedness_calibration
-from tracejudge.judges.engine import JudgeSpec, run_judge
+from tracejudge.judges.engine import JudgeSpec, WithoutSupport, run_judge
 from tracejudge.judges.formatting import format_context, to_text
 from tracejudge.judges.likelihood import SIGNALS
 from tracejudge.judges.probes import Probe
@@ -95,12 +95,30 @@ calibration uses (at most two: with the reasoned verdict, three model calls)."""
 
 CONTEXT_SUPPORT_SIGNALS = SIGNALS
 """What :mod:`tracejudge.judges.likelihood` reads (two scoring passes, no text written)."""
+CLAIM_SIGNALS = ("claim_min", "claim_mean")
+"""What checking the response sentence by sentence gives (:mod:`tracejudge.judges.claims`)."""
+GROUNDED_CLAIM_QUESTION = (
+    "The CLAIM is one sentence of the RESPONSE. Is what it states supported by the CONTEXT? "
+    "(A sentence that states no fact, such as a greeting or a question to the user, is "
+    "supported.)"
+)
 
 
 def reads_context_support(calibration: LogisticCalibration | None) -> bool:
     """Whether a groundedness judgement with this calibration reads the response (with no
     calibration every candidate signal is collected, the reads too)."""
     return calibration is None or any(f in calibration.weights for f in CONTEXT_SUPPORT_SIGNALS)
+
+
+def checks_claims(calibration: LogisticCalibration | None) -> bool:
+    """Whether a groundedness judgement with this calibration checks each sentence."""
+    return calibration is None or any(f in calibration.weights for f in CLAIM_SIGNALS)
+
+
+def writes_verdict(calibration: LogisticCalibration | None) -> bool:
+    """Whether a groundedness judgement with this calibration asks for a written verdict (it
+    always does without a calibration, and when the calibration weighs it)."""
+    return calibration is None or "reasoned" in calibration.weights
 
 
 def grounded_probes(calibration: LogisticCalibration | None) -> tuple[Probe, ...]:
@@ -119,10 +137,14 @@ def grounded_spec(
     probes: tuple[Probe, ...] | None = None,
     calibration: LogisticCalibration | None = None,
     read_support: bool | None = None,
+    check_claims: bool | None = None,
+    written: bool | None = None,
 ) -> JudgeSpec:
-    """The groundedness judgement: a reasoned verdict, the probes and context-support reads its
-    calibration uses, and lexical support, combined by the calibration fitted for the judge
-    model (see :mod:`tracejudge.judges.calibration`); with no calibration, every candidate."""
+    """The groundedness judgement: the written verdict, probes, claim checks and context-support
+    reads its calibration weighs, and lexical support, combined by the calibration fitted for
+    the judge model (see :mod:`tracejudge.judges.calibration`); with no calibration, every
+    candidate. ``read_support``, ``check_claims`` and ``written`` force a part on or off (the
+    benchmarks collect every signal to fit on)."""
     blocks = {
         "REQUEST": to_text(request),
         "CONTEXT": format_context(context),
@@ -140,7 +162,19 @@ def grounded_spec(
         combine=calibration,
         threshold=calibration.threshold if calibration is not None else 0.5,
         support_blocks=("REQUEST", "CONTEXT", "RESPONSE") if reads else None,
-        without_support=(written_only, written_only.threshold) if reads else None,
+        without_support=WithoutSupport(
+            written_only,
+            written_only.threshold,
+            grounded_probes(written_only),
+            writes_verdict(written_only),
+        )
+        if reads
+        else None,
+        claims_block="RESPONSE"
+        if (checks_claims(calibration) if check_claims is None else check_claims)
+        else None,
+        claim_question=GROUNDED_CLAIM_QUESTION,
+        written=writes_verdict(calibration) if written is None else written,
     )
 
 

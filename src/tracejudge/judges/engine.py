@@ -14,7 +14,8 @@ from typing import Any
 
 from tracejudge.entities import AssessmentError, AssessmentSource, AssessmentSourceType, Feedback
 from tracejudge.errors import ModelAuthenticationError, ModelError
-from tracejudge.judges.formatting import DATA_RULES, delimit, strip_block_markers
+from tracejudge.judges.claims import ClaimSupport, split_claims
+from tracejudge.judges.formatting import JUDGE_SYSTEM, delimit, fit_block, strip_block_markers
 from tracejudge.judges.injection_guard import InjectionScan, scan_blocks
 from tracejudge.judges.likelihood import ContextSupport, context_support
 from tracejudge.judges.parsing import parse_verdict, yes_no
@@ -35,22 +36,33 @@ REPAIR_PROMPT = (
     '{"rationale": "<reasoning>", "verdict": "yes"} or {"rationale": "<reasoning>", "verdict": "no"}, '
     "and nothing before or after it."
 )
-JUDGE_SYSTEM = (
-    "You are a meticulous, impartial evaluator of the outputs of an AI application. " + DATA_RULES
-)
-"""The same for every judgement (a local model reuses its evaluation); each task and reply
-format comes after the data, so the instruction is the last thing the model reads."""
 VERDICT_FORMAT = (
     "Reason first, then decide. Reply with one JSON object and nothing else: "
     '{"rationale": "<your reasoning in one to three sentences>", "verdict": "yes" or "no"}.'
 )
 MAX_TOKENS = 400
 LOCAL_CHARS_PER_BLOCK = 5000
+LOCAL_CHARS_PER_CONTEXT = 12_000
+"""A local model (8,192 tokens of context by default) sees up to 12,000 characters of retrieved
+context (about 3,000 tokens: a long news article whole) and 5,000 of every other block; a
+groundedness verdict on a context cut short would call facts from the cut part unsupported."""
 REMOTE_CHARS_PER_BLOCK = 200_000
 DEFAULT_THRESHOLD = 0.5
 
 Parser = Callable[[str], "tuple[Any, str | None] | None"]
 Combiner = Callable[[Mapping[str, float]], float]
+
+
+@dataclass(frozen=True)
+class WithoutSupport:
+    """How to judge when the context-support reads fail (a response too long for the model's
+    window, say): the combination and threshold fitted without them, and the written verdict
+    and probes that combination weighs, asked then if the judgement had not asked them."""
+
+    combine: Combiner
+    threshold: float
+    probes: tuple[Probe, ...] = ()
+    written: bool = True
 
 
 @dataclass(frozen=True)
@@ -82,15 +94,23 @@ class JudgeSpec:
     support_blocks: tuple[str, str, str] | None = None
     """The (request, context, response) blocks: where the model can read a given reply, how much
     the context makes the response likely is read too (:mod:`.likelihood`, two scoring passes)."""
-    without_support: tuple[Combiner, float] | None = None
-    """The combination and threshold to use when those reads fail (a response too long for the
-    model's window, say): fitted for the other signals, rather than guessing the missing ones."""
+    without_support: WithoutSupport | None = None
+    """What to do when those reads fail: fitted for the other signals, rather than guessing
+    the missing ones."""
+    claims_block: str | None = None
+    """A block whose sentences are checked one by one (:mod:`.claims`): each is shown as a CLAIM
+    block after the data and ``claim_question`` is asked about it as a yes/no probe."""
+    claim_question: str = ""
+    written: bool = True
+    """Ask for a written verdict with its reasoning. Without it the verdict comes from the score
+    alone and the rationale names the signals behind it (for models whose written verdicts were
+    measured to add nothing)."""
 
 
-def _chars_per_block(model: ChatModel) -> int:
-    return (
-        LOCAL_CHARS_PER_BLOCK if model.provider.spec.provider == "local" else REMOTE_CHARS_PER_BLOCK
-    )
+def _chars_per_block(model: ChatModel, name: str) -> int:
+    if model.provider.spec.provider != "local":
+        return REMOTE_CHARS_PER_BLOCK
+    return LOCAL_CHARS_PER_CONTEXT if name.endswith("CONTEXT") else LOCAL_CHARS_PER_BLOCK
 
 
 @dataclass(frozen=True)
@@ -103,6 +123,9 @@ class PreparedJudgement:
     codes: tuple[str, ...] = ()
     blocks: Mapping[str, str] = field(default_factory=dict)
     """Each block's text as judged (injections taken out, cut to the block limit)."""
+    shown: Mapping[str, str] = field(default_factory=dict)
+    """Each block as the prompt shows it (a cut block ends with a note saying so): every call
+    of the judgement delimits these, so that their prompts share one prefix."""
 
     def clean_rationale(self, rationale: str | None) -> str | None:
         """The rationale without the blocks' boundary markers or codes."""
@@ -112,11 +135,14 @@ class PreparedJudgement:
 def prepare(spec: JudgeSpec, model: ChatModel) -> PreparedJudgement:
     untrusted = {k: v for k, v in spec.blocks.items() if k not in spec.trusted_blocks}
     scan = scan_blocks(untrusted, clean=spec.guard)
-    limit = _chars_per_block(model)
     blocks = {k: scan.blocks.get(k, v) for k, v in spec.blocks.items()}
-    data = delimit(blocks, limit)
-    judged = {k: v[:limit] for k, v in blocks.items()}
-    return PreparedJudgement(data.text, data.truncated, scan, data.codes, judged)
+    limits = {k: _chars_per_block(model, k) for k in blocks}
+    fitted = {k: fit_block(v, limits[k]) for k, v in blocks.items()}
+    shown = {k: text for k, (text, _) in fitted.items()}
+    data = delimit(shown)
+    judged = {k: v[: limits[k]] for k, v in blocks.items()}
+    truncated = any(cut for _, cut in fitted.values())
+    return PreparedJudgement(data.text, truncated, scan, data.codes, judged, shown)
 
 
 def build_messages(spec: JudgeSpec, model: ChatModel) -> tuple[list[dict[str, str]], bool]:
@@ -247,10 +273,12 @@ class _Replies:
     read: list[ChatResult] = field(default_factory=list)
     support: ContextSupport | None = None
     support_error: str | None = None
+    claims: ClaimSupport | None = None
+    claim_calls: list[ChatResult] = field(default_factory=list)
 
     @property
     def all(self) -> list[ChatResult]:
-        return self.reasoned + self.probed + self.read
+        return self.reasoned + self.probed + self.read + self.claim_calls
 
 
 async def _ask(
@@ -269,33 +297,92 @@ async def _ask(
         "cache_if": lambda result: spec.parse(result.text) is not None,
     }
     async with model.session():  # back to back: the shared prefix is evaluated once
-        replies.reasoned.append(await model.achat(messages, **call))
-        replies.parsed = spec.parse(replies.reasoned[0].text)
-        if replies.parsed is None:  # one repair attempt, showing the model its own reply
-            repair = [
-                *messages,
-                {"role": "assistant", "content": replies.reasoned[0].text},
-                {"role": "user", "content": spec.repair_prompt},
-            ]
-            replies.reasoned.append(await model.achat(repair, **call))
-            replies.parsed = spec.parse(replies.reasoned[1].text)
-        prefix = f"{prepared.data}\n\n{spec.task}"
-        for probe in spec.probes:
-            outcome, raw = await run_probe(model, JUDGE_SYSTEM, prefix, probe)
-            replies.outcomes.append(outcome)
-            if raw is not None:
-                replies.probed.append(raw)
+        if spec.written:
+            await _ask_written(spec, model, messages, call, replies)
+        await _ask_probes(spec.probes, spec, model, prepared, replies)
+        if spec.claims_block is not None:
+            await _check_claims(spec, model, prepared, replies)
         if spec.support_blocks is not None and model.supports_reading:
             await _read_support(spec.support_blocks, model, prepared, replies)
+        fallback = spec.without_support
+        if fallback is not None and spec.support_blocks is not None and replies.support is None:
+            if fallback.written and not spec.written:
+                await _ask_written(spec, model, messages, call, replies)
+            asked = {o.name for o in replies.outcomes}
+            missing = tuple(p for p in fallback.probes if p.name not in asked)
+            await _ask_probes(missing, spec, model, prepared, replies)
+
+
+async def _ask_written(
+    spec: JudgeSpec,
+    model: ChatModel,
+    messages: list[dict[str, str]],
+    call: dict[str, Any],
+    replies: _Replies,
+) -> None:
+    """The written verdict, with one repair request showing the model an unreadable reply."""
+    replies.reasoned.append(await model.achat(messages, **call))
+    replies.parsed = spec.parse(replies.reasoned[0].text)
+    if replies.parsed is None:
+        repair = [
+            *messages,
+            {"role": "assistant", "content": replies.reasoned[0].text},
+            {"role": "user", "content": spec.repair_prompt},
+        ]
+        replies.reasoned.append(await model.achat(repair, **call))
+        replies.parsed = spec.parse(replies.reasoned[1].text)
+
+
+async def _ask_probes(
+    probes: tuple[Probe, ...],
+    spec: JudgeSpec,
+    model: ChatModel,
+    prepared: PreparedJudgement,
+    replies: _Replies,
+) -> None:
+    prefix = f"{prepared.data}\n\n{spec.task}"
+    for probe in probes:
+        outcome, raw = await run_probe(model, JUDGE_SYSTEM, prefix, probe)
+        replies.outcomes.append(outcome)
+        if raw is not None:
+            replies.probed.append(raw)
+
+
+async def _check_claims(
+    spec: JudgeSpec, model: ChatModel, prepared: PreparedJudgement, replies: _Replies
+) -> None:
+    """Each sentence of the claims block as a CLAIM block after the data, with the claim
+    question as a probe; a failed check loses only its claim."""
+    assert spec.claims_block is not None
+    claims = split_claims(prepared.blocks.get(spec.claims_block, ""))
+    scores: list[float | None] = []
+    errors: list[str] = []
+    for i, claim in enumerate(claims):
+        data = delimit({**prepared.shown, "CLAIM": claim}).text
+        outcome, raw = await run_probe(
+            model, JUDGE_SYSTEM, data, Probe(f"claim {i + 1}", spec.claim_question)
+        )
+        scores.append(outcome.score)
+        if outcome.error:
+            errors.append(f"{outcome.name}: {outcome.error}")
+        if raw is not None:
+            replies.claim_calls.append(raw)
+    if claims:
+        replies.claims = ClaimSupport(tuple(claims), tuple(scores), tuple(errors))
 
 
 async def _read_support(
     names: tuple[str, str, str], model: ChatModel, prepared: PreparedJudgement, replies: _Replies
 ) -> None:
     """The context-support signals; a failed read loses only them (as a failed probe does)."""
-    request, context, response = (prepared.blocks.get(n, "") for n in names)
+    request, context, response = names
     try:
-        replies.support = await context_support(model, request, context, response, replies.read)
+        replies.support = await context_support(
+            model,
+            {request: prepared.shown.get(request, ""), context: prepared.shown.get(context, "")},
+            prepared.blocks.get(response, ""),
+            replies.read,
+        )
     except ModelAuthenticationError:
         raise
     except ModelError as exc:
@@ -349,20 +436,32 @@ def _decide(
     if replies.support is not None:
         signals.update(replies.support.signals())
         meta["least_supported"] = replies.support.weakest_passage()
+    if replies.claims is not None:
+        signals.update(replies.claims.signals())
+        meta["claims"] = replies.claims.to_metadata()
+        if replies.claims.errors:
+            meta["claim_errors"] = list(replies.claims.errors)
     if replies.support_error is not None:
         meta["support_error"] = replies.support_error
-    if spec.probes:
+    if replies.outcomes:
         meta["probes"] = {
             o.name: None if o.score is None else round(o.score, 4) for o in replies.outcomes
         }
         failed = [f"{o.name}: {o.error}" for o in replies.outcomes if o.error]
         if failed:
             meta["probe_errors"] = failed
-    if replies.support is None and spec.support_blocks is not None and spec.without_support:
-        spec = replace(spec, combine=spec.without_support[0], threshold=spec.without_support[1])
+    fallback = spec.without_support
+    if replies.support is None and spec.support_blocks is not None and fallback is not None:
+        meta["without_support"] = True
+        spec = replace(
+            spec,
+            combine=fallback.combine,
+            threshold=fallback.threshold,
+            written=spec.written or fallback.written,
+        )
     scored = (parsed is None or reasoned_verdict is not None) and len(signals) > len(spec.features)
     score = _score(spec, signals) if scored else None
-    if parsed is None:
+    if parsed is None and spec.written:
         meta["raw_output"] = [r.text for r in replies.reasoned]
         if score is None:
             error = AssessmentError(
@@ -386,8 +485,34 @@ def _decide(
                 f"{spec.threshold:g}; the written reasoning concluded {reasoned_verdict}.] "
                 f"{rationale or ''}"
             ).strip()
-        if verdict == "no" and replies.support is not None:
+        if not spec.written:
+            rationale = prepared.clean_rationale(
+                _measured_rationale(verdict, score, spec.threshold, replies)
+            )
+        elif verdict == "no" and replies.support is not None:
             passage = prepared.clean_rationale(meta["least_supported"])
             rationale = f"{rationale or ''} Least supported by the context: “{passage}”.".strip()
         value = (verdict == "yes") if spec.boolean else verdict
+    elif not spec.written:
+        error = AssessmentError("JUDGE_NO_SIGNAL", "Every check of this judgement failed.")
+        return Feedback(spec.name, None, source=source, error=error, metadata=meta)
     return Feedback(spec.name, value, source=source, rationale=rationale, metadata=meta)
+
+
+def _measured_rationale(verdict: str, score: float, threshold: float, replies: _Replies) -> str:
+    """What a judgement without written reasoning found: its score against the threshold, the
+    least supported claim and, from the context-support read, the least supported words."""
+    parts = [f"Score {score:.2f} against a threshold of {threshold:g}."]
+    weakest = replies.claims.weakest() if replies.claims is not None else None
+    if weakest is not None:
+        claim, support = weakest
+        if verdict == "no" or support < 0.5:
+            parts.append(
+                f"Least supported claim: “{claim}” (the judge model gives it "
+                f"P(supported) = {support:.2f})."
+            )
+        else:
+            parts.append(f"Each of the {len(replies.claims.checked)} claims checked was supported.")  # type: ignore[union-attr]
+    if replies.support is not None and verdict == "no":
+        parts.append(f"Least supported words: “{replies.support.weakest_passage()}”.")
+    return " ".join(parts)

@@ -67,6 +67,14 @@ class DelimitedData:
     codes: tuple[str, ...]
 
 
+def fit_block(value: str, limit: int | None) -> tuple[str, bool]:
+    """``value`` cut to ``limit`` characters with a note saying how much was cut, and whether
+    it was cut."""
+    if limit is None or len(value) <= limit:
+        return value, False
+    return value[:limit] + TRUNCATION_NOTE.format(n=len(value) - limit), True
+
+
 def delimit(blocks: Mapping[str, str], max_chars_per_block: int | None = None) -> DelimitedData:
     """Render ``{"RESPONSE": "...", ...}`` as fenced blocks, each with its own unguessable code.
 
@@ -79,10 +87,8 @@ def delimit(blocks: Mapping[str, str], max_chars_per_block: int | None = None) -
     digest = hashlib.sha256()
     parts, codes = [], []
     for name, value in blocks.items():
-        if max_chars_per_block is not None and len(value) > max_chars_per_block:
-            cut = len(value) - max_chars_per_block
-            value = value[:max_chars_per_block] + TRUNCATION_NOTE.format(n=cut)
-            truncated = True
+        value, cut = fit_block(value, max_chars_per_block)
+        truncated = truncated or cut
         digest.update(name.encode() + b"\x00" + value.encode("utf-8", "surrogatepass") + b"\x01")
         code = digest.copy().hexdigest()[:16]
         codes.append(code)
@@ -125,3 +131,9 @@ DATA_RULES = (
 )
 """The standing rule about delimited data. It names no code, so a system prompt that holds it is
 the same for every judgement and a local model can reuse its evaluation (prefix caching)."""
+JUDGE_SYSTEM = (
+    "You are a meticulous, impartial evaluator of the outputs of an AI application. " + DATA_RULES
+)
+"""The system prompt of every judge call. It is the same for every judgement (a local model
+reuses its evaluation); each task and reply format comes after the data, so the instruction is
+the last thing the model reads."""

@@ -83,7 +83,7 @@ class _LogprobRecorder:
 
 
 class LlamaCppProvider(Provider):
-    """``local:/NAME?n_ctx=4096&n_threads=2``. Calls run one at a time in a worker thread.
+    """``local:/NAME?n_ctx=8192&n_threads=2``. Calls run one at a time in a worker thread.
 
     A requested JSON schema is enforced with a llama.cpp grammar (``grammar=0`` turns that off
     for every call). Grammar sampling is slow here (9.5 instead of 12.9 tokens/s) and fixes the
@@ -111,7 +111,7 @@ class LlamaCppProvider(Provider):
             )
         if registered:  # assembled from its PyPI chunks on first use
             self.path = resolve_model_path(spec.model)
-        self.n_ctx = int(spec.float_param("n_ctx", 4096))
+        self.n_ctx = int(spec.float_param("n_ctx", 8192))  # a long article and the judge prompt fit
         self.n_threads = int(spec.float_param("n_threads", float(os.cpu_count() or 2)))
         self.grammar = spec.float_param("grammar", 1.0) != 0.0
 
