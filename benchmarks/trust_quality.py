@@ -1,8 +1,14 @@
 """How well does the trust score tell right answers from wrong ones? AUROC on labelled data.
 
-    python benchmarks/trust_quality.py [--model local:/default] [--n 12] [--seed 11]
+    python benchmarks/trust_quality.py [--model local:/default] [--n 12] [--split test|dev]
         [--presets base,low,medium,high] [--parts given,generated] [--closed-book]
         [--generated-data trivia|halueval]
+    python benchmarks/fit_trust_weights.py results/trust_parts_dev_local__default.jsonl
+
+``--split test`` (the default) samples its items with seed 11; ``--split dev`` samples other
+items (seed 101, the test items left out), on which the per-model weights of the parts are
+chosen (``fit_trust_weights.py`` reads the parts each item got, saved as
+``results/trust_parts_<split>_<model>.jsonl``).
 
 1. Score-given-response: for n seeded HaluEval-QA questions, the right and the hallucinated
    answer are scored as responses to the question with its knowledge passage (2n items).
@@ -22,6 +28,7 @@ make them on its own, and its seconds estimated from the measured mean seconds p
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -131,6 +138,20 @@ def part(title, model, presets, prompts, responses, labels, generate, seconds_pe
     if generate:  # the labels come from the responses the scorer generated
         responses = [r.get("response") or "" for r in runs[0].results]
         labels = [is_correct(r, g) for r, g in zip(responses, labels, strict=True)]
+    part_rows = [  # every part and check of each item, to fit the weights on (dev split)
+        {
+            "part": "generated" if generate else "given",
+            "label": y,
+            **(r["log"].get("per_component") or {}),
+            "reflections": {x["name"]: x["score"] for x in r["log"].get("reflections", [])},
+            "samples": [
+                {"similarity": x["similarity"], "exact_match": x["exact_match"]}
+                for x in r["log"].get("samples", [])
+            ],
+        }
+        for r, y in zip(runs[-1].results, labels, strict=True)
+        if r["trustworthiness_score"] is not None
+    ]
     real_calls = sum(r.real_calls for r in runs)  # type: ignore[attr-defined]
     real_seconds = sum(r.real_seconds for r in runs)  # type: ignore[attr-defined]
     per_call = real_seconds / real_calls if real_calls else seconds_per_call
@@ -208,7 +229,19 @@ def part(title, model, presets, prompts, responses, labels, generate, seconds_pe
             f"{best_auroc(off.scores(), labels):.3f} without."
         )
         lines.append("")
-    return lines, responses, labels
+    return lines, responses, labels, part_rows
+
+
+SEEDS = {"test": 11, "dev": 101}
+
+
+def split_rows(rows: list[dict[str, Any]], n: int, split: str) -> list[dict[str, Any]]:
+    """The split's n rows: the test sample, or a dev sample drawn from the rest."""
+    test = sample(rows, n, SEEDS["test"])
+    if split == "test":
+        return test
+    taken = {id(r) for r in test}
+    return sample([r for r in rows if id(r) not in taken], n, SEEDS["dev"])
 
 
 def main() -> int:
@@ -217,7 +250,7 @@ def main() -> int:
     )
     parser.add_argument("--model", default="local:/default")
     parser.add_argument("--n", type=int, default=12, help="questions per part")
-    parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--split", choices=sorted(SEEDS), default="test")
     parser.add_argument("--presets", default="base,low,medium,high")
     parser.add_argument("--parts", default="given,generated")
     parser.add_argument(
@@ -241,19 +274,20 @@ def main() -> int:
     set_tracking_uri(f"sqlite:///{os.path.abspath(args.cache_db)}")
     model = get_model(args.model)
     presets = [p.strip() for p in args.presets.split(",") if p.strip()]
-    rows = sample(load_halueval_qa(), 2 * args.n, args.seed)
+    rows = split_rows(load_halueval_qa(), 2 * args.n, args.split)
     given_rows = rows[: args.n]
     generated_rows = (
-        sample(load_trivia(), args.n, args.seed)
+        split_rows(load_trivia(), args.n, args.split)
         if args.generated_data == "trivia"
         else [{"question": r["question"], "golds": [r["right_answer"]]} for r in rows[args.n :]]
     )
     lines = [
         f"# Trust score on HaluEval-QA: {args.model} (given answers "
         f"{'closed book' if args.closed_book else 'with the knowledge passage'}; generated "
-        f"answers closed book, {args.generated_data} questions)",
+        f"answers closed book, {args.generated_data} questions); {args.split} split",
         "",
     ]
+    all_parts: list[dict[str, Any]] = []
     started = time.perf_counter()
     if "given" in args.parts:
         prompts, responses, labels = [], [], []
@@ -262,21 +296,23 @@ def main() -> int:
                 prompts.append(make_prompt(r, args.closed_book))
                 responses.append(answer)
                 labels.append(label)
-        section, _, _ = part(
+        section, _, _, part_rows = part(
             "1. Score-given-response", model, presets, prompts, responses, labels, False, 10.0
         )
         lines += section
+        all_parts += part_rows
     if "generated" in args.parts:
         # Always closed book: given the passage, the model copies the answer and every label is
         # "correct" (8 of 8 when measured), which leaves nothing to rank.
         prompts = [CLOSED_PROMPT.format(question=r["question"]) for r in generated_rows]
         golds = [r["golds"] for r in generated_rows]
-        section, responses, labels = part(
+        section, responses, labels, part_rows = part(
             "2. Generate-then-score", model, presets, prompts, None, golds, True, 10.0
         )
         lines += section
+        all_parts += part_rows
         label_lines = [
-            f"# Labels of the generated answers ({args.model}, seed {args.seed})",
+            f"# Labels of the generated answers ({args.model}, {args.split} split)",
             "",
             "| # | question | gold | response | label |",
             "|---|---|---|---|---|",
@@ -287,11 +323,15 @@ def main() -> int:
                 f"| {i} | {r['question']} | {' / '.join(r['golds'])} | {clean} | "
                 f"{'correct' if y else 'wrong'} |"
             )
-        write_result(f"trust_labels_{slug(args.model)}.md", label_lines)
+        suffix = "" if args.split == "test" else f"_{args.split}"
+        write_result(f"trust_labels_{slug(args.model)}{suffix}.md", label_lines)
     lines.append(f"Total wall time: {(time.perf_counter() - started) / 60:.1f} min.")
     print("\n".join(lines))
     parts = "" if {"given", "generated"} <= set(args.parts.split(",")) else f"_{args.parts}"
-    path = write_result(f"trust_quality_{slug(args.model)}{parts}.md", lines)
+    split = "" if args.split == "test" else f"_{args.split}"
+    path = write_result(f"trust_quality_{slug(args.model)}{parts}{split}.md", lines)
+    parts_path = path.with_name(f"trust_parts_{args.split}{parts}_{slug(args.model)}.jsonl")
+    parts_path.write_text("".join(json.dumps(r) + "\n" for r in all_parts), encoding="utf-8")
     print(f"\n(written to {path})", file=sys.stderr)
     return 0
 

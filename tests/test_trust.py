@@ -19,6 +19,7 @@ from tracejudge.trust.combine import combine, explain, mean
 from tracejudge.trust.consistency import SampleResult, final_answer
 from tracejudge.trust.reflection import ReflectionResult
 from tracejudge.trust.similarity import exact_match, normalize_answer, string_similarity
+from tracejudge.trust.weights import DEFAULT_WEIGHTS, FITTED_WEIGHTS, default_weights
 
 
 @pytest.fixture(autouse=True)
@@ -349,7 +350,7 @@ def test_prompt_generates_then_scores_with_token_probability(server):
     result = scorer(server, "low").prompt("Capital of France?")
     assert result["response"] == "Paris"
     assert result["log"]["per_component"]["token_probability"] == pytest.approx(0.7)
-    w = PRESETS["low"].weights
+    w = DEFAULT_WEIGHTS  # a model with no fitted weights of its own
     expected = (w["self_reflection"] * (1.0 + 0.9) / 2 + w["token_probability"] * 0.7) / (
         w["self_reflection"] + w["token_probability"]
     )
@@ -367,3 +368,20 @@ def test_rescoring_is_served_from_the_cache(server):
         server.request_count == calls
         and second["trustworthiness_score"] == first["trustworthiness_score"]
     )
+
+
+def test_a_model_with_fitted_weights_uses_them_and_a_caller_can_override_one(server, monkeypatch):
+    model_uri = f"openai-compatible:/m?base_url={server.base_url}"
+    monkeypatch.setitem(
+        FITTED_WEIGHTS,
+        model_uri,
+        {"self_reflection": 0.0, "consistency": 0.0, "exact_match": 0.0, "token_probability": 1.0},
+    )
+    assert default_weights(model_uri)["token_probability"] == 1.0
+    assert default_weights("openai:/never-fitted") == DEFAULT_WEIGHTS
+    result = scorer(server, "low").prompt("Capital of France?")
+    assert result["trustworthiness_score"] == pytest.approx(0.7)  # the token probability alone
+    overridden = TrustScorer(model_uri, "low", {"weights": {"self_reflection": 1.0}})
+    mixed = overridden.prompt("Capital of France?")
+    reflection = mixed["log"]["per_component"]["self_reflection"]
+    assert mixed["trustworthiness_score"] == pytest.approx((reflection + 0.7) / 2)

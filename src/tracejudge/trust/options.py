@@ -10,12 +10,6 @@ from tracejudge.errors import InvalidArgumentError
 
 SIMILARITY_MEASURES = ("llm", "embedding", "string")
 PARTS = ("self_reflection", "consistency", "exact_match", "token_probability")
-DEFAULT_WEIGHTS: dict[str, float] = {
-    "self_reflection": 0.45,
-    "consistency": 0.30,
-    "exact_match": 0.05,
-    "token_probability": 0.20,
-}
 LOG_KEYS = ("explanation", "per_component")
 
 
@@ -26,7 +20,9 @@ class TrustOptions:
     similarity_measure: str = "string"
     max_tokens: int = 256
     """Longest response ``prompt()`` generates, and longest consistency sample."""
-    weights: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
+    weights: Mapping[str, float] = field(default_factory=dict)
+    """Weight of each part; a part not named takes the model's weight
+    (:mod:`tracejudge.trust.weights`)."""
     log: tuple[str, ...] = ()
     early_stop: bool = True
     """Skip consistency sampling when the self-reflections are unanimous and extreme."""
@@ -79,7 +75,7 @@ def resolve_options(
             )
         changes = dict(options)
         if "weights" in changes:
-            changes["weights"] = {**DEFAULT_WEIGHTS, **changes["weights"]}
+            changes["weights"] = dict(changes["weights"])
         if "log" in changes:
             changes["log"] = tuple(changes["log"])
         resolved = replace(resolved, **changes)

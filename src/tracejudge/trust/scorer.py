@@ -28,6 +28,7 @@ from tracejudge.trust.conversation import Messages, as_messages, render_request
 from tracejudge.trust.options import TrustOptions, resolve_options
 from tracejudge.trust.reflection import REFLECTIONS, ReflectionResult, reflect
 from tracejudge.trust.similarity import check_embeddings_installed
+from tracejudge.trust.weights import merged
 
 Prompt = str | Sequence[Mapping[str, Any]]
 
@@ -144,7 +145,7 @@ class TrustScorer:
             "exact_match": mean([s.exact for s in samples]),
             "token_probability": token_probability(response_logprobs),
         }
-        score = combine(parts, o.weights)
+        score = combine(parts, merged(o.weights, self.model.uri))
         if score is None:
             errors = [r.error for r in reflections if r.error] + [
                 s.error for s in samples if s.error

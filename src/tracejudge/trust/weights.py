@@ -1,0 +1,33 @@
+"""How much each part of the trust score counts, per model.
+
+Cleanlab's TLM publishes one weight per part for each model it supports, because how much a
+model's self-reflection or its resampled answers are worth depends on the model: a large model's
+verdict on an answer is informative, a 1.5B model's much less so. The defaults are TLM's kind of
+balance (reflection first); a model measured here gets weights chosen on a development split by
+``benchmarks/trust_quality.py --split dev`` then ``benchmarks/fit_trust_weights.py``, which
+maximise the AUROC of the combined score over both kinds of item (given responses and the
+model's own), and are checked on a separate test split.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+DEFAULT_WEIGHTS: dict[str, float] = {
+    "self_reflection": 0.45,
+    "consistency": 0.30,
+    "exact_match": 0.05,
+    "token_probability": 0.20,
+}
+FITTED_WEIGHTS: dict[str, dict[str, float]] = {}
+"""Weights chosen on a development split for one model (``fit_trust_weights.py`` writes them)."""
+
+
+def default_weights(model_uri: str) -> dict[str, float]:
+    """The weights fitted for ``model_uri``, else the defaults."""
+    return dict(FITTED_WEIGHTS.get(model_uri, DEFAULT_WEIGHTS))
+
+
+def merged(weights: Mapping[str, float], model_uri: str) -> dict[str, float]:
+    """A caller's weights over the model's: parts the caller does not name keep the model's."""
+    return {**default_weights(model_uri), **weights}
