@@ -145,6 +145,10 @@ class RunNotFoundError(NotFoundError):
     """No evaluation run has the given id."""
 
 
+class ScorerNotFoundError(NotFoundError):
+    """No scorer of the given name is registered in the experiment."""
+
+
 class InvalidSettingError(InvalidArgumentError):
     """A ``TRACEJUDGE_*`` environment variable holds a value that cannot be used."""
 

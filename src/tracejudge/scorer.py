@@ -11,11 +11,14 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tracejudge.entities import Trace
 from tracejudge.errors import InvalidArgumentError
 from tracejudge.models import ChatModel, run_sync
+
+if TYPE_CHECKING:
+    from tracejudge.scorers.registration import RegisteredScorerHandle
 
 PARAMETERS = ("inputs", "outputs", "expectations", "trace")
 AGGREGATIONS = ("mean", "min", "max", "median", "p90", "pass_rate")
@@ -74,6 +77,15 @@ class Scorer:
         return run_sync(
             self.ascore(inputs=inputs, outputs=outputs, expectations=expectations, trace=trace)
         )
+
+    def register(
+        self, experiment: str | None = None, name: str | None = None, **settings: Any
+    ) -> RegisteredScorerHandle:
+        """Register this scorer for monitoring in ``experiment`` (stopped until ``.start()``);
+        see :mod:`tracejudge.scorers.registration`."""
+        from tracejudge.scorers.registration import register_scorer
+
+        return register_scorer(self, experiment, name, **settings)
 
     @property
     def judge_model(self) -> str | None:

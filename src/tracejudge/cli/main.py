@@ -44,6 +44,7 @@ def _register() -> None:
     from tracejudge.cli.experiments import experiments
     from tracejudge.cli.judges import judges
     from tracejudge.cli.mlflow_transfer import export_command, import_mlflow_command
+    from tracejudge.cli.monitor import monitor
     from tracejudge.cli.settings_command import settings_command
     from tracejudge.cli.traces import traces
     from tracejudge.server.main import server_command, ui_command
@@ -53,6 +54,7 @@ def _register() -> None:
     main.add_command(evaluate_command)
     main.add_command(demo)
     main.add_command(judges)
+    main.add_command(monitor)
     main.add_command(settings_command)
     main.add_command(server_command)
     main.add_command(ui_command)

@@ -18,6 +18,7 @@ from tracejudge.entities.experiment import (
     DEFAULT_EXPERIMENT_NAME,
     Experiment,
 )
+from tracejudge.entities.registered_scorer import RegisteredScorer, ScorerStatus
 from tracejudge.entities.span import Span, SpanEvent, SpanStatus, SpanStatusCode, SpanType
 from tracejudge.entities.trace import Trace, TraceData, TraceInfo, TraceState
 
@@ -33,7 +34,9 @@ __all__ = [
     "Expectation",
     "Experiment",
     "Feedback",
+    "RegisteredScorer",
     "RunStatus",
+    "ScorerStatus",
     "Span",
     "SpanEvent",
     "SpanStatus",

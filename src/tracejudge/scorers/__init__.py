@@ -14,6 +14,13 @@ from tracejudge.scorers.builtin import (
     Safety,
     Trustworthiness,
 )
+from tracejudge.scorers.registration import (
+    RegisteredScorerHandle,
+    ScorerSamplingConfig,
+    get_scorer,
+    list_scorers,
+    register_scorer,
+)
 
 __all__ = [
     "AGGREGATIONS",
@@ -22,13 +29,18 @@ __all__ = [
     "FunctionScorer",
     "Guidelines",
     "JudgeScorer",
+    "RegisteredScorerHandle",
     "RelevanceToQuery",
     "RetrievalGroundedness",
     "RetrievalRelevance",
     "RetrievalSufficiency",
     "Safety",
     "Scorer",
+    "ScorerSamplingConfig",
     "Trustworthiness",
+    "get_scorer",
+    "list_scorers",
+    "register_scorer",
     "scorer",
     "to_feedbacks",
 ]

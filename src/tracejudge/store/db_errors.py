@@ -8,9 +8,15 @@ a moment later, so the trace exporter holds its traces and tries again.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 from sqlalchemy import exc as sa
 
-from tracejudge.errors import DataRefusedError, StoreError, StoreUnavailableError
+from tracejudge.errors import DataRefusedError, StoreError, StoreUnavailableError, TraceJudgeError
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 _UNREACHABLE = (sa.OperationalError, sa.InterfaceError, sa.DisconnectionError, sa.TimeoutError)
 
@@ -29,3 +35,18 @@ def translate(exc: sa.SQLAlchemyError, what: str) -> StoreError | DataRefusedErr
     if isinstance(exc, _UNREACHABLE) or getattr(exc, "connection_invalidated", False):
         return StoreUnavailableError(f"{what}: the store is unavailable ({detail})")
     return StoreError(f"{what} failed: {detail}")
+
+
+def wrap_db_errors(fn: F) -> F:
+    """Database failures surface as :class:`StoreError`; tracejudge's own errors pass through."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except TraceJudgeError:
+            raise
+        except sa.SQLAlchemyError as exc:
+            raise translate(exc, fn.__name__) from exc
+
+    return wrapper  # type: ignore[return-value]

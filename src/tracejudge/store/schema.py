@@ -14,6 +14,7 @@ from sqlalchemy import (
     Column,
     Float,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     MetaData,
@@ -177,3 +178,76 @@ run_metrics = Table(
     Column("key", String(256), primary_key=True),
     Column("value", Float, nullable=False),
 )
+
+monitor_scorers = Table(
+    "monitor_scorers",
+    metadata,
+    Column(
+        "experiment_id",
+        Integer,
+        ForeignKey("experiments.experiment_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("name", String(256), primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("sample_rate", Float, nullable=False),
+    Column("filter_string", Text, nullable=True),
+    Column("max_calls_per_hour", Integer, nullable=True),
+    Column("max_cost_per_day", Float, nullable=True),
+    Column("alert_below", Float, nullable=True),
+    Column("alert_webhook", Text, nullable=True),
+    Column("watermark_ms", BigInteger, nullable=True),
+    Column("watermark_trace_id", String(64), nullable=True),
+    Column("failures", Integer, nullable=False),
+    Column("backoff_until_ms", BigInteger, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("create_time_ms", BigInteger, nullable=False),
+    Column("update_time_ms", BigInteger, nullable=False),
+)
+"""Scorers registered for monitoring, one row per (experiment, name): the current version, its
+sampling, budgets and alert, the keyset watermark ``(watermark_ms, watermark_trace_id)`` below
+which every sampled trace has been scored, and its health (consecutive failures, backoff)."""
+
+monitor_scorer_versions = Table(
+    "monitor_scorer_versions",
+    metadata,
+    Column("experiment_id", Integer, primary_key=True),
+    Column("name", String(256), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("definition", Text, nullable=False),
+    Column("create_time_ms", BigInteger, nullable=False),
+    ForeignKeyConstraint(
+        ["experiment_id", "name"],
+        ["monitor_scorers.experiment_id", "monitor_scorers.name"],
+        ondelete="CASCADE",
+    ),
+)
+"""Each version's definition (JSON: how to rebuild the scorer, judge model included)."""
+
+monitor_claims = Table(
+    "monitor_claims",
+    metadata,
+    Column("experiment_id", Integer, primary_key=True),
+    Column("scorer", String(256), primary_key=True),
+    Column("trace_id", String(64), primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("owner", String(128), nullable=False),
+    Column("claimed_ms", BigInteger, nullable=False),
+    Column("finished_ms", BigInteger, nullable=True),
+    Column("calls", Integer, nullable=False),
+    Column("cost", Float, nullable=False),
+    Column("passed", Float, nullable=True),
+    Column("error", Text, nullable=True),
+    ForeignKeyConstraint(
+        ["experiment_id", "scorer"],
+        ["monitor_scorers.experiment_id", "monitor_scorers.name"],
+        ondelete="CASCADE",
+    ),
+    Index("ix_monitor_claims_finished", "experiment_id", "scorer", "finished_ms"),
+)
+"""One row per (scorer, sampled trace): inserted by the monitor process that takes the trace
+(the primary key makes the insert a claim: a second process's insert does nothing), then
+``done`` or ``failed`` with the calls, cost and pass/fail it took. A ``claimed`` row older than
+the lease belongs to a process that died; another process may take it over."""

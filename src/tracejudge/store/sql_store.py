@@ -8,8 +8,8 @@ import hashlib
 import math
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any, TypeVar
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
 
 from sqlalchemy import (
     Connection,
@@ -35,17 +35,17 @@ from tracejudge.errors import (
     ExperimentNotFoundError,
     InvalidArgumentError,
     RunNotFoundError,
-    TraceJudgeError,
     TraceNotFoundError,
 )
 from tracejudge.query import parse_filter
 from tracejudge.store import db_errors, keyset, rows, sanitize
 from tracejudge.store import schema as s
 from tracejudge.store.base import PagedList
+from tracejudge.store.db_errors import wrap_db_errors
 from tracejudge.store.engine import create_store_engine, migrate
 from tracejudge.store.filter_sql import to_sql
+from tracejudge.store.monitor_sql import SqlMonitorStore
 
-F = TypeVar("F", bound=Callable[..., Any])
 _IN_CHUNK = 500  # ids per IN (...) list, well under SQLite's bound-parameter limit
 MAX_PAGE_SIZE = 50_000
 """The most traces one search call returns; larger ``max_results`` are capped to it (the page
@@ -53,21 +53,6 @@ token then continues), so that no request asks the database for an unbounded LIM
 SANITIZED_METADATA_KEY = "tracejudge.sanitized"
 """Trace metadata naming the values the store changed to fit (NUL replaced, text clipped)."""
 _UPDATABLE = {"value", "rationale", "metadata", "valid", "error", "source", "span_id", "run_id"}
-
-
-def _wrap_db_errors(fn: F) -> F:
-    """Database failures surface as :class:`StoreError`; tracejudge's own errors pass through."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except TraceJudgeError:
-            raise
-        except SQLAlchemyError as exc:
-            raise db_errors.translate(exc, fn.__name__) from exc
-
-    return wrapper  # type: ignore[return-value]
 
 
 def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
@@ -114,6 +99,11 @@ class SqlTraceStore:
             migrate(self.engine)
         except SQLAlchemyError as exc:
             raise db_errors.translate(exc, f"Opening the tracking store {uri!r}") from exc
+
+    @functools.cached_property
+    def monitor(self) -> SqlMonitorStore:
+        """The monitoring tables: registered scorers and the monitor's claims on traces."""
+        return SqlMonitorStore(self.engine)
 
     def __repr__(self) -> str:
         return f"SqlTraceStore({self.engine.url.render_as_string(hide_password=True)!r})"
@@ -205,7 +195,7 @@ class SqlTraceStore:
 
     # ------------------------------------------------------------ experiments
 
-    @_wrap_db_errors
+    @wrap_db_errors
     def create_experiment(self, name: str) -> Experiment:
         if not isinstance(name, str) or not name.strip():
             raise InvalidArgumentError("An experiment needs a non-empty name.")
@@ -224,7 +214,7 @@ class SqlTraceStore:
         assert found is not None
         return found
 
-    @_wrap_db_errors
+    @wrap_db_errors
     def get_experiment(self, experiment_id: str) -> Experiment:
         try:
             key = int(experiment_id)
@@ -240,7 +230,7 @@ class SqlTraceStore:
             raise ExperimentNotFoundError(f"No experiment with id {experiment_id!r}.")
         return rows.experiment_from_row(row)
 
-    @_wrap_db_errors
+    @wrap_db_errors
     def get_experiment_by_name(self, name: str) -> Experiment | None:
         with self.engine.connect() as conn:
             row = (
@@ -262,7 +252,7 @@ class SqlTraceStore:
                 raise
             return again
 
-    @_wrap_db_errors
+    @wrap_db_errors
     def list_experiments(self) -> list[Experiment]:
         with self.engine.connect() as conn:
             result = conn.execute(
@@ -305,7 +295,7 @@ class SqlTraceStore:
             )
         self._known_experiments.update(keys)
 
-    @_wrap_db_errors
+    @wrap_db_errors
     def log_traces(self, traces: Sequence[Trace]) -> None:
         trace_rows: list[dict[str, Any]] = []
         span_rows: list[dict[str, Any]] = []
@@ -338,7 +328,7 @@ class SqlTraceStore:
             self._upsert(conn, s.trace_metadata, _sanitized_notes(changes), ["trace_id", "key"])
             self._refresh_latest(conn, stamped)
 
-    @_wrap_db_errors
+    @wrap_db_errors
     def log_spans(self, trace_id: str, spans: Sequence[Span]) -> None:
         with self.engine.begin() as conn:
             self._require_trace(conn, trace_id)
@@ -380,7 +370,7 @@ class SqlTraceStore:
             out.append(Trace(info, TraceData(spans[tid], r["request"], r["response"])))
         return out
 
-    @_wrap_db_errors
+    @wrap_db_errors
     def get_trace(self, trace_id: str, include_spans: bool = True) -> Trace | None:
         with self.engine.connect() as conn:
             row = (
@@ -392,7 +382,7 @@ class SqlTraceStore:
                 return None
             return self._load_details(conn, [row], include_spans)[0]
 
-    @_wrap_db_errors
+    @wrap_db_errors
     def get_traces(self, trace_ids: Sequence[str], include_spans: bool = True) -> list[Trace]:
         wanted = list(dict.fromkeys(trace_ids))
         found: list[Any] = []
@@ -402,7 +392,7 @@ class SqlTraceStore:
                 found.extend(conn.execute(query).mappings())
             return self._load_details(conn, found, include_spans)
 
-    @_wrap_db_errors
+    @wrap_db_errors
     def search_traces(
         self,
         experiment_ids: Sequence[str] | None = None,
@@ -458,7 +448,7 @@ class SqlTraceStore:
         except (TypeError, ValueError):
             raise ExperimentNotFoundError(f"No experiment with id {experiment_id!r}.") from None
 
-    @_wrap_db_errors
+    @wrap_db_errors
     def delete_traces(self, trace_ids: Sequence[str]) -> int:
         deleted = 0
         with self.engine.begin() as conn:
@@ -472,7 +462,7 @@ class SqlTraceStore:
 
     # ------------------------------------------------------------------- tags
 
-    @_wrap_db_errors
+    @wrap_db_errors
     def set_trace_tag(self, trace_id: str, key: str, value: str) -> None:
         if not isinstance(key, str) or not key or len(key) > 250:
             raise InvalidArgumentError(
@@ -487,7 +477,7 @@ class SqlTraceStore:
                 ["trace_id", "key"],
             )
 
-    @_wrap_db_errors
+    @wrap_db_errors
     def delete_trace_tag(self, trace_id: str, key: str) -> None:
         with self.engine.begin() as conn:
             self._require_trace(conn, trace_id)
@@ -502,7 +492,7 @@ class SqlTraceStore:
 
     # ------------------------------------------------------------ assessments
 
-    @_wrap_db_errors
+    @wrap_db_errors
     def log_assessments(self, assessments: Sequence[Assessment]) -> list[Assessment]:
         stored = []
         for a in assessments:
@@ -540,12 +530,12 @@ class SqlTraceStore:
             )
         return rows.assessment_from_row(row)
 
-    @_wrap_db_errors
+    @wrap_db_errors
     def get_assessment(self, trace_id: str, assessment_id: str) -> Assessment:
         with self.engine.connect() as conn:
             return self._fetch_assessment(conn, trace_id, assessment_id)
 
-    @_wrap_db_errors
+    @wrap_db_errors
     def update_assessment(
         self, trace_id: str, assessment_id: str, changes: dict[str, Any]
     ) -> Assessment:
@@ -570,7 +560,7 @@ class SqlTraceStore:
             self._refresh_latest(conn, [updated])
         return updated
 
-    @_wrap_db_errors
+    @wrap_db_errors
     def delete_assessment(self, trace_id: str, assessment_id: str) -> None:
         with self.engine.begin() as conn:
             gone = self._fetch_assessment(conn, trace_id, assessment_id)
@@ -579,7 +569,7 @@ class SqlTraceStore:
             )
             self._refresh_latest(conn, [gone])
 
-    @_wrap_db_errors
+    @wrap_db_errors
     def override_assessment(
         self, trace_id: str, assessment_id: str, replacement: Assessment
     ) -> Assessment:
@@ -612,7 +602,7 @@ class SqlTraceStore:
 
     # ------------------------------------------------------------------ runs
 
-    @_wrap_db_errors
+    @wrap_db_errors
     def create_run(self, run: EvaluationRun) -> None:
         if not str(run.experiment_id).isdigit():
             raise ExperimentNotFoundError(f"No experiment with id {run.experiment_id!r}.")
@@ -621,7 +611,7 @@ class SqlTraceStore:
             conn.execute(insert(s.runs).values(sanitize.fit_row(s.runs, rows.run_row(run))))
             self._write_run_metrics(conn, run)
 
-    @_wrap_db_errors
+    @wrap_db_errors
     def update_run(self, run: EvaluationRun) -> None:
         """Write a run's status, times, usage, scorers and metrics (the metrics are replaced)."""
         with self.engine.begin() as conn:
@@ -655,7 +645,7 @@ class SqlTraceStore:
                 metrics[m["run_id"]][m["key"]] = m["value"]
         return [rows.run_from_row(r, metrics[r["run_id"]]) for r in found]
 
-    @_wrap_db_errors
+    @wrap_db_errors
     def get_run(self, run_id: str) -> EvaluationRun:
         with self.engine.connect() as conn:
             found = self._runs(conn, select(s.runs).where(s.runs.c.run_id == run_id))
@@ -663,7 +653,7 @@ class SqlTraceStore:
             raise RunNotFoundError(f"No evaluation run {run_id!r}.")
         return found[0]
 
-    @_wrap_db_errors
+    @wrap_db_errors
     def search_runs(
         self, experiment_ids: Sequence[str] | None = None, max_results: int = 1000
     ) -> list[EvaluationRun]:
@@ -676,7 +666,7 @@ class SqlTraceStore:
         with self.engine.connect() as conn:
             return self._runs(conn, query.limit(max_results))
 
-    @_wrap_db_errors
+    @wrap_db_errors
     def get_run_assessments(self, run_id: str) -> list[Assessment]:
         """Every assessment an evaluation run wrote, oldest first."""
         a = s.assessments.c
@@ -690,7 +680,7 @@ class SqlTraceStore:
 
     # -------------------------------------------------------------- llm cache
 
-    @_wrap_db_errors
+    @wrap_db_errors
     def get_cached_call(self, key: str) -> str | None:
         with self.engine.connect() as conn:
             row = conn.execute(
@@ -698,7 +688,7 @@ class SqlTraceStore:
             ).first()
         return None if row is None else str(row[0])
 
-    @_wrap_db_errors
+    @wrap_db_errors
     def put_cached_calls(self, entries: Sequence[tuple[str, str, str]]) -> None:
         """Store (key, model, response) entries in one transaction; a key already there is replaced."""
         now = _now_ms()

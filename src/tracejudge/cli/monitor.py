@@ -1,0 +1,118 @@
+"""``tracejudge monitor [--once]`` and ``tracejudge monitor status``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import signal
+import threading
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from tracejudge.store import get_store
+
+
+def _experiment_ids(experiments: tuple[str, ...]) -> list[str] | None:
+    if not experiments:
+        return None
+    from tracejudge.scorers.registration import resolve_experiment
+
+    store = get_store()
+    return [resolve_experiment(store, e) for e in experiments]
+
+
+@click.group(invoke_without_command=True)
+@click.option("--experiment", "experiments", multiple=True, help="Only these (names or ids).")
+@click.option("--once", is_flag=True, help="One pass over every started scorer, then exit.")
+@click.option("--poll-s", default=5.0, show_default=True, help="Seconds between passes.")
+@click.option(
+    "--settle-s", default=30.0, show_default=True, help="Score a trace this long after it started."
+)
+@click.option(
+    "--lease-s",
+    default=600.0,
+    show_default=True,
+    help="Take over a claim this old (its monitor died).",
+)
+@click.option(
+    "--concurrency", default=8, show_default=True, help="Traces scored at once per scorer."
+)
+@click.pass_context
+def monitor(
+    ctx: click.Context,
+    experiments: tuple[str, ...],
+    once: bool,
+    poll_s: float,
+    settle_s: float,
+    lease_s: float,
+    concurrency: int,
+) -> None:
+    """Run the started scorers on new traces (several processes may share one store)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from tracejudge.monitoring import Monitor, MonitorOptions
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    options = MonitorOptions(settle_s=settle_s, lease_s=lease_s, concurrency=concurrency)
+    runner = Monitor(get_store(), _experiment_ids(experiments), options)
+    console = Console()
+    if once:
+        report = runner.run_once()
+        for p in report.scorers:
+            detail = f" ({p.skipped})" if p.skipped else ""
+            console.print(
+                f"{p.name} v{p.version}: read {p.read}, sampled {p.sampled}, claimed {p.claimed}, "
+                f"scored {p.scored}, failed {p.failed}, given back {p.released}{detail}"
+            )
+        console.print(f"scored {report.scored} trace(s)")
+        return
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    console.print(f"tracejudge monitor {runner.owner} running (Ctrl-C stops it)")
+    runner.run_forever(poll_s, stop)
+
+
+@monitor.command("status")
+@click.option("--experiment", default=None, help="Only this experiment (name or id).")
+def status(experiment: str | None) -> None:
+    """Per registered scorer: state, what it did in the last hour and day, backlog, spend and
+    pass rate per hour."""
+    from tracejudge.monitoring import monitor_status
+
+    ids = _experiment_ids((experiment,) if experiment else ())
+    reports = monitor_status(get_store(), ids[0] if ids else None)
+    table = Table(
+        "scorer",
+        "v",
+        "state",
+        "sample",
+        "hour: sampled/scored/failed",
+        "day: sampled/scored/failed",
+        "backlog",
+        "spend (day)",
+        "pass rate (hour / day)",
+        "pass rate per hour, oldest first",
+    )
+    for r in reports:
+        h, d = r.last_hour, r.last_day
+        rate = lambda u: "-" if u["pass_rate"] is None else f"{u['pass_rate']:.0%}"  # noqa: E731
+        trend = " ".join(
+            f"{dt.datetime.fromtimestamp(hour / 1000).strftime('%H')}h:{p:.0%}"
+            for hour, p, _ in r.pass_rate_by_hour[-8:]
+        )
+        table.add_row(
+            r.name,
+            str(r.version),
+            r.state + (f"\n{r.detail}" if r.detail else ""),
+            f"{r.sample_rate:g}" + (f"\n{r.filter_string}" if r.filter_string else ""),
+            f"{h['sampled']}/{h['scored']}/{h['failed']}",
+            f"{d['sampled']}/{d['scored']}/{d['failed']}",
+            f"{r.backlog}{'+' if r.backlog_capped else ''}",
+            f"${d['cost']:.4f} ({d['calls']} calls)",
+            f"{rate(h)} / {rate(d)}",
+            trend or "-",
+        )
+    Console().print(table if reports else "No scorer is registered.")
