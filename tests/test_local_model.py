@@ -15,6 +15,7 @@ from tracejudge.judges import (
     is_grounded,
     make_judge,
 )
+from tracejudge.judges.calibrations import groundedness_calibration
 from tracejudge.judges.injection import BASE_CASES, INJECTIONS
 from tracejudge.scorers import (
     Correctness,
@@ -47,7 +48,6 @@ def well_formed(fb, name):
     assert isinstance(fb.rationale, str) and fb.rationale
     assert fb.source.source_type == "LLM_JUDGE" and fb.source.source_id == LOCAL
     assert fb.metadata["model"] == LOCAL and fb.metadata["cost_usd"] == 0.0
-    assert 0.0 <= fb.metadata["p_yes"] <= 1.0  # read from the sampler's log-probabilities
     # the continuous score behind the verdict, and the threshold that turns it into yes/no
     assert 0.0 <= fb.metadata["score"] <= 1.0
     assert (fb.value == "yes") == (fb.metadata["score"] >= fb.metadata["threshold"]) or (
@@ -55,9 +55,11 @@ def well_formed(fb, name):
     )
     # one-word probes, where the judge asks them, all read
     assert all(p is not None for p in fb.metadata.get("probes", {}).values())
-    if name.endswith("groundedness"):  # the local model reads the reply: both support signals
+    if name.endswith("groundedness"):  # the local model reads the reply: every weighed signal
         assert "support_error" not in fb.metadata, fb.metadata["support_error"]
-        assert {"pmi_mean", "pmi_min"} <= set(fb.metadata["signals"])
+        assert set(groundedness_calibration(LOCAL).weights) <= set(fb.metadata["signals"])
+    else:  # a written verdict, its P(yes) read from the sampler's log-probabilities
+        assert 0.0 <= fb.metadata["p_yes"] <= 1.0
 
 
 def test_a_custom_judge_rates_on_a_scale():
@@ -209,8 +211,9 @@ def test_the_local_model_reads_a_reply_and_the_context_raises_a_copied_answer():
     question = "What is the vault code?"
 
     async def both():
-        copied = await context_support(model, question, context, "The code is 7351.")
-        invented = await context_support(model, question, context, "The code is 2294.")
+        blocks = {"REQUEST": question, "CONTEXT": context}
+        copied = await context_support(model, blocks, "The code is 7351.")
+        invented = await context_support(model, blocks, "The code is 2294.")
         return copied, invented
 
     copied, invented = asyncio.run(both())
