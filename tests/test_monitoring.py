@@ -241,6 +241,7 @@ def test_backfill_scores_a_time_range_once(tracking):
 
 
 @pytest.mark.postgres
+@pytest.mark.timeout(900)  # two processes on a busy 2-core machine
 def test_killing_one_of_two_monitor_processes_loses_and_doubles_nothing(postgres_uri):
     from tracejudge.store import set_tracking_uri
 
