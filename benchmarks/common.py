@@ -5,7 +5,9 @@ from __future__ import annotations
 import importlib.util
 import json
 import random
+import subprocess
 import sys
+import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -116,3 +118,30 @@ def write_result(name: str, lines: Sequence[str]) -> Path:
 
 def slug(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-." else "_" for c in text.split("?")[0])[:60]
+
+
+class Endpoint:
+    """The scripted judge endpoint (``python -m tracejudge.testing``): a chat-completions server
+    in its own process that answers every call after a fixed delay; ``request_count`` asks it
+    over HTTP."""
+
+    def __init__(self, delay: float) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tracejudge.testing", "--delay", str(delay)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        self.base_url = self.process.stdout.readline().strip()
+
+    @property
+    def request_count(self) -> int:
+        with urllib.request.urlopen(f"{self.base_url}/stats") as response:
+            return int(json.load(response)["requests"])
+
+    def __enter__(self) -> Endpoint:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)

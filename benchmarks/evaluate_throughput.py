@@ -16,44 +16,16 @@ throughputs are compared.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import tracejudge
-from common import write_result
+from common import Endpoint, write_result
 from tracejudge.models import reset_models
 from tracejudge.scorers import RelevanceToQuery, Safety
-
-
-class Endpoint:
-    """The chat server in a subprocess; ``request_count`` asks it over HTTP."""
-
-    def __init__(self, delay: float) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "tracejudge.testing", "--delay", str(delay)],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert self.process.stdout is not None
-        self.base_url = self.process.stdout.readline().strip()
-
-    @property
-    def request_count(self) -> int:
-        with urllib.request.urlopen(f"{self.base_url}/stats") as response:
-            return int(json.load(response)["requests"])
-
-    def __enter__(self) -> Endpoint:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=10)
 
 
 def rows(n: int) -> list[dict]:

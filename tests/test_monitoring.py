@@ -284,3 +284,79 @@ def test_killing_one_of_two_monitor_processes_loses_and_doubles_nothing(postgres
         assert info.watermark is not None and info.watermark[1] == ids[-1]
     finally:
         set_tracking_uri(None)
+
+
+def test_the_server_runs_the_monitor_with_monitor(sqlite_tracking):
+    from tracejudge.testing.server_process import ServerProcess
+
+    ids = _log(5)
+    answered.register(experiment="bot").start()
+    server = ServerProcess(sqlite_tracking, "--monitor")
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and _verdicts(ids, "answered") != [1] * 5:
+            time.sleep(0.5)
+    finally:
+        server.stop()
+    assert _verdicts(ids, "answered") == [1] * 5
+
+
+# ------------------------------------------------------------- through the tracking server
+
+
+def test_registering_and_monitoring_through_the_tracking_server(tracking_server):
+    import httpx
+
+    from tracejudge import set_tracking_uri
+
+    set_tracking_uri(tracking_server)
+    try:
+        # two different hours of arrival: two bars of the pass-rate chart
+        ids = _log(4, start_ms=NOW_MS - 7_200_000, outputs="yes") + _log(
+            4, start_ms=NOW_MS - 600_000, outputs="no"
+        )
+        handle = says_yes.register(experiment="bot", alert_below=0.9)
+        handle.start(ScorerSamplingConfig(sample_rate=1.0, filter_string="trace.name = 'answer'"))
+        with pytest.raises(InvalidFilterError):
+            handle.update(ScorerSamplingConfig(filter_string="trace.name = "))
+        assert [s.filter_string for s in list_scorers(experiment="bot")] == [
+            "trace.name = 'answer'"
+        ]
+        monitors = [Monitor(get_store(), options=FAST) for _ in range(2)]
+        reports = []
+        threads = [
+            threading.Thread(target=lambda m=m: reports.append(m.run_once())) for m in monitors
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=300)
+        assert sum(r.scored for r in reports) == 8  # claims taken through the server
+        assert _verdicts(ids, "says_yes") == [1] * 8
+        [status] = monitor_status(get_store())  # computed by the server
+        assert (status.state, status.last_hour["scored"], status.backlog) == ("STARTED", 8, 0)
+        assert [(rate, n) for _, rate, n in status.pass_rate_by_hour] == [(1.0, 4), (0.0, 4)]
+        metrics = httpx.get(f"{tracking_server}/metrics", timeout=60).text
+        labels = 'experiment_id="1",scorer="says_yes"'
+        assert f"tracejudge_monitor_scored_last_hour{{{labels}}} 8" in metrics
+        assert f"tracejudge_monitor_pass_rate_last_hour{{{labels}}} 0.5" in metrics
+        assert f'tracejudge_monitor_scorer_state{{{labels},state="STARTED"}} 1' in metrics
+        bad = httpx.post(
+            f"{tracking_server}/api/v1/monitor/claim", json={"scorer": "x"}, timeout=60
+        )
+        assert bad.status_code == 400 and bad.json()["error_code"] == "InvalidArgumentError"
+        handle.delete()
+        with pytest.raises(ScorerNotFoundError):  # the server's typed error, raised here
+            handle.start()
+        assert "tracejudge_monitor_" not in httpx.get(f"{tracking_server}/metrics").text
+    finally:
+        set_tracking_uri(None)
+
+
+def test_a_retried_claim_whose_answer_was_lost_takes_its_own_claim_again(tracking):
+    ids = _log(2)
+    handle = answered.register(experiment="bot")
+    tables = get_store().monitor
+    assert tables.claim(handle.experiment_id, "answered", 1, ids, "me", 600_000) == ids
+    assert tables.claim(handle.experiment_id, "answered", 1, ids, "me", 600_000) == ids
+    assert tables.claim(handle.experiment_id, "answered", 1, ids, "other", 600_000) == []

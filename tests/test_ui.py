@@ -396,3 +396,74 @@ def test_injected_markup_renders_as_text_and_agreement_page_reads(page, ui_serve
     page.set_viewport_size({"width": 420, "height": 800})
     page.goto(f"{url}/experiments/{seeded.experiment_id}/traces")
     shot(page, "11-traces-narrow")
+
+
+def test_pass_rate_bars_put_each_hour_in_its_slot_and_leave_gaps():
+    now = 1_700_000_000_000 - 1_700_000_000_000 % 3_600_000 + 600_000  # 10 min into an hour
+    hours = [(now - 600_000 - 3 * 3_600_000, 0.5, 4), (now - 600_000, 1.0, 2)]
+    old = (now - 600_000 - 30 * 3_600_000, 0.0, 1)  # older than the chart: left out
+    bars = views.pass_rate_bars([old, *hours], now)
+    slot = views.CHART_WIDTH / views.CHART_HOURS
+    assert [b.x for b in bars] == [20 * slot, 23 * slot]
+    assert [b.height for b in bars] == [views.CHART_HEIGHT / 2, views.CHART_HEIGHT]
+    assert bars[0].label.endswith("50% of 4 passed")
+
+
+@pytest.fixture(scope="module")
+def monitored_server(tmp_path_factory) -> Iterator[str]:
+    """A server on a store where two scorers have been monitoring for ten hours."""
+    import time as clock
+
+    from factories import make_trace
+    from tracejudge import set_tracking_uri
+    from tracejudge.monitoring import Monitor, MonitorOptions
+    from tracejudge.scorers import ScorerSamplingConfig
+    from tracejudge.testing.monitor_scorers import answered, says_yes
+
+    uri = f"sqlite:///{tmp_path_factory.mktemp('monitor') / 'monitor.db'}"
+    store = SqlTraceStore(uri)
+    experiment = store.get_or_create_experiment("support-bot").experiment_id
+    if clock.time() % 3600 < 20:  # every trace of "this hour" must already be in it
+        clock.sleep(20 - clock.time() % 3600)
+    this_hour = int(clock.time() // 3600) * 3_600_000
+    traces = [  # the app got worse lately: fewer answers say "yes"
+        make_trace(
+            experiment,
+            timestamp_ms=this_hour - hour * 3_600_000 + i * 1000,
+            outputs="yes" if i < 10 - (10 - hour) // 2 else "no",
+        )
+        for hour in range(10)
+        for i in range(10)
+    ]
+    store.log_traces(traces)
+    set_tracking_uri(uri)
+    try:
+        says_yes.register(experiment="support-bot", alert_below=0.8).start()
+        answered.register(experiment="support-bot").start(ScorerSamplingConfig(sample_rate=0.5))
+        Monitor(store, options=MonitorOptions(settle_s=0)).run_once()
+    finally:
+        set_tracking_uri(None)
+    store.close()
+    server = ServerProcess(uri)
+    yield server.url
+    server.stop()
+
+
+@pytest.mark.browser
+def test_the_monitoring_page_charts_pass_rate_per_hour(browser, monitored_server):
+    context = browser.new_context(viewport={"width": 1366, "height": 700})
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    try:
+        page.goto(f"{monitored_server}/")
+        page.get_by_role("link", name="Monitoring").click()
+        page.wait_for_url(re.compile(r"/monitoring"))
+        row = page.locator("tr[data-scorer='says_yes']")
+        assert "STARTED" in row.inner_text()
+        bars = row.locator("svg.passchart rect.pass, svg.passchart rect.fail")
+        assert bars.count() == 10  # one bar per hour with verdicts
+        assert row.locator("svg.passchart rect.fail").count() > 0  # below its alert threshold
+        assert page.locator("tr[data-scorer='answered'] svg.passchart rect.pass").count() == 10
+        shot(page, "09-monitoring")
+    finally:
+        context.close()

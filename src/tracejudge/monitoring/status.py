@@ -30,11 +30,22 @@ class ScorerStatusReport:
     last_day: dict[str, Any]
     backlog: int
     backlog_capped: bool
+    lag_s: float = 0.0
+    """Age of the oldest sampled trace waiting to be scored (0 when none waits)."""
     pass_rate_by_hour: list[tuple[int, float, int]] = field(default_factory=list)
+    alert_below: float | None = None
     detail: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ScorerStatusReport:
+        data = dict(data)
+        data["pass_rate_by_hour"] = [
+            (int(h), float(r), int(n)) for h, r, n in data.get("pass_rate_by_hour", [])
+        ]
+        return cls(**data)
 
 
 def scorer_state(
@@ -51,25 +62,35 @@ def scorer_state(
     return "STARTED", None
 
 
-def backlog(store: TraceStore, info: RegisteredScorer, until_ms: int) -> tuple[int, bool]:
-    """Sampled traces past the watermark, waiting to be scored (counted up to BACKLOG_CAP)."""
+def backlog(store: TraceStore, info: RegisteredScorer, until_ms: int) -> tuple[int, bool, float]:
+    """Sampled traces past the watermark waiting to be scored (counted up to BACKLOG_CAP),
+    whether the count stopped at the cap, and the age in seconds of the oldest one."""
     found = monitor_tables(store).candidates(
         info.experiment_id, info.watermark, until_ms, info.filter_string, BACKLOG_CAP
     )
-    waiting = sum(1 for c in found if is_sampled(c.trace_id, info.name, info.sample_rate))
-    return waiting, len(found) >= BACKLOG_CAP
+    waiting = [c for c in found if is_sampled(c.trace_id, info.name, info.sample_rate)]
+    lag_s = max(0.0, (until_ms - waiting[0].timestamp_ms) / 1000) if waiting else 0.0
+    return len(waiting), len(found) >= BACKLOG_CAP, lag_s
 
 
 def monitor_status(store: TraceStore, experiment_id: str | None = None) -> list[ScorerStatusReport]:
+    """Per registered scorer (of one experiment, or all): its state, what it did in the last
+    hour and day, its backlog and lag, and its pass rate per hour. On a tracking server the
+    server computes them (one request)."""
     from tracejudge.monitoring.monitor import Monitor
 
     tables = monitor_tables(store)
+    remote = getattr(tables, "status", None)
+    if remote is not None:
+        return [ScorerStatusReport.from_dict(r) for r in remote(experiment_id)]
     now = int(time.time() * 1000)
     monitor = Monitor(store)
     reports = []
     for info in tables.list_scorers(experiment_id):
         state, detail = scorer_state(info, now, monitor.budget_pause(info, now))
-        waiting, capped = backlog(store, info, now) if info.sample_rate > 0 else (0, False)
+        waiting, capped, lag_s = (
+            backlog(store, info, now) if info.sample_rate > 0 else (0, False, 0.0)
+        )
         reports.append(
             ScorerStatusReport(
                 experiment_id=info.experiment_id,
@@ -82,10 +103,12 @@ def monitor_status(store: TraceStore, experiment_id: str | None = None) -> list[
                 last_day=tables.usage(info.experiment_id, info.name, now - DAY_MS),
                 backlog=waiting,
                 backlog_capped=capped,
+                lag_s=lag_s,
                 pass_rate_by_hour=tables.pass_rate_by_hour(
                     info.experiment_id, info.name, now - DAY_MS
                 ),
                 detail=detail,
+                alert_below=info.alert_below,
             )
         )
     return reports

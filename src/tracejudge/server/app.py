@@ -30,6 +30,7 @@ from tracejudge.errors import (
 from tracejudge.server import wire
 from tracejudge.server.auth import BearerTokens
 from tracejudge.server.metrics import MeasureRequests, ServerMetrics
+from tracejudge.server.monitor_api import add_monitor_routes, monitor_metrics
 from tracejudge.server.otlp import add_otlp_routes
 from tracejudge.store.base import TraceStore
 from tracejudge.ui.pages import add_ui
@@ -245,7 +246,7 @@ def create_app(
 
     @app.get("/metrics", response_class=PlainTextResponse)
     def prometheus_metrics() -> str:
-        return metrics.render()
+        return metrics.render(monitor_metrics(store))
 
     @app.get("/health", response_model=None)
     def health() -> dict[str, str]:
@@ -402,6 +403,8 @@ def create_app(
         store.put_cached_calls(body.entries)
         return {"stored": len(body.entries)}
 
+    if getattr(store, "monitor", None) is not None:
+        add_monitor_routes(app, store)
     add_otlp_routes(app, store, max_body_bytes, metrics)
     app.state.ui_tokens = (tokens, read_only)
     add_ui(app, store)

@@ -98,6 +98,12 @@ def _is_loopback(host: str) -> bool:
     show_default=True,
     help="Largest request body accepted (413 above it).",
 )
+@click.option(
+    "--monitor",
+    "run_monitor",
+    is_flag=True,
+    help="Also run the monitor (the started scorers on new traces) in this process.",
+)
 def server_command(
     host: str,
     port: int,
@@ -107,9 +113,20 @@ def server_command(
     read_tokens: tuple[str, ...],
     insecure: bool,
     max_body_mb: int,
+    run_monitor: bool,
 ) -> None:
     """Serve the REST API (under /api/v1, docs at /docs) and the web UI (at /) on one store."""
-    serve(host, port, backend_store_uri, workers, auth_tokens, read_tokens, insecure, max_body_mb)
+    serve(
+        host,
+        port,
+        backend_store_uri,
+        workers,
+        auth_tokens,
+        read_tokens,
+        insecure,
+        max_body_mb,
+        run_monitor=run_monitor,
+    )
 
 
 @click.command("ui")
@@ -136,6 +153,7 @@ def serve(
     insecure: bool,
     max_body_mb: int,
     announce: Callable[[str], None] = lambda url: None,
+    run_monitor: bool = False,
 ) -> None:
     """Open the store, bind the socket and run uvicorn; ``announce`` gets the UI's URL once the
     socket listens (``tracejudge ui`` opens a browser there)."""
@@ -170,6 +188,8 @@ def serve(
     )
     sys.stdout.flush()
     announce(f"{url}/")
+    if run_monitor:
+        _start_monitor(store_uri)
     if workers > 1:  # uvicorn's supervisor; each worker builds the app from the environment
         os.environ[STORE_ENV] = store_uri
         os.environ[TOKENS_ENV] = ",".join(sorted(tokens))
@@ -191,3 +211,13 @@ def serve(
         timeout_keep_alive=30,
     )
     uvicorn.Server(config).run(sockets=[sock])
+
+
+def _start_monitor(store_uri: str) -> None:
+    """The monitor in a daemon thread of this process, on the same store (``--monitor``)."""
+    from tracejudge.monitoring import Monitor
+
+    monitor = Monitor(get_store(store_uri))
+    threading.Thread(target=monitor.run_forever, name="tracejudge-monitor", daemon=True).start()
+    click.echo(f"monitor {monitor.owner} running in this process")
+    sys.stdout.flush()

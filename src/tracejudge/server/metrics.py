@@ -11,6 +11,7 @@ import bisect
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -40,7 +41,8 @@ class ServerMetrics:
             self.latency_sum_s[route] += seconds
             self.latency_count[route] += 1
 
-    def render(self) -> str:
+    def render(self, extra: Sequence[str] = ()) -> str:
+        """The counters, then ``extra`` lines (gauges read from the store when scraped)."""
         with self._lock:
             rejected: dict[int, int] = defaultdict(int)
             for (_route, status), count in self.requests.items():
@@ -91,7 +93,7 @@ class ServerMetrics:
                 lines.append(
                     f'tracejudge_request_seconds_count{{route="{route}"}} {self.latency_count[route]}'
                 )
-        return "\n".join(lines) + "\n"
+        return "\n".join([*lines, *extra]) + "\n"
 
 
 class MeasureRequests:

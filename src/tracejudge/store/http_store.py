@@ -10,6 +10,7 @@ typed error the server raised (``InvalidFilterError``, ``TraceNotFoundError``, â
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 import time
@@ -30,6 +31,7 @@ from tracejudge.errors import (
     error_from_code,
 )
 from tracejudge.store.base import PagedList
+from tracejudge.store.monitor_http import HttpMonitorStore
 
 API = "/api/v1"
 RETRY_STATUSES = {429, 500, 502, 503, 504}
@@ -76,6 +78,11 @@ class HttpTraceStore:
 
     def close(self) -> None:
         self._client.close()
+
+    @functools.cached_property
+    def monitor(self) -> HttpMonitorStore:
+        """The monitoring tables, on the server: registered scorers and the monitor's claims."""
+        return HttpMonitorStore(self)
 
     def forget_connections(self) -> None:
         """After a fork: a new connection pool for this process."""

@@ -304,8 +304,9 @@ class SqlMonitorStore:
         owner: str,
         lease_ms: int,
     ) -> list[str]:
-        """Take the traces no other process has: new claims, and claims whose lease ran out
-        (their process died mid-work). Returns the trace ids this call took."""
+        """Take the traces no other process has: new claims, claims whose lease ran out (their
+        process died mid-work), and this owner's own open claims (a retried call whose answer
+        was lost takes them again). Returns the trace ids this call took."""
         key = _experiment_key(experiment_id)
         c = s.monitor_claims
         now = _now_ms()
@@ -338,7 +339,7 @@ class SqlMonitorStore:
                         c.c.scorer == scorer,
                         c.c.trace_id == trace_id,
                         c.c.state == "claimed",
-                        c.c.claimed_ms < now - lease_ms,
+                        or_(c.c.claimed_ms < now - lease_ms, c.c.owner == owner),
                     )
                     .values(owner=owner, claimed_ms=now, version=version)
                 )
@@ -469,15 +470,19 @@ class SqlMonitorStore:
     def pass_rate_by_hour(
         self, experiment_id: str, scorer: str, since_ms: int
     ) -> list[tuple[int, float, int]]:
-        """``(hour start ms, pass rate, verdicts)`` per hour since ``since_ms``, oldest first."""
+        """``(hour start ms, pass rate, verdicts)`` per hour since ``since_ms``, oldest first,
+        by the hour the trace arrived (not the hour it was scored: a backfill fills in past hours
+        and a monitor catching up does not lump them into the current one)."""
         c = s.monitor_claims
-        hour = c.c.finished_ms - c.c.finished_ms % 3_600_000
+        t = s.traces.c
+        hour = t.timestamp_ms - t.timestamp_ms % 3_600_000
         query = (
             select(hour.label("hour"), func.avg(c.c.passed), func.count(c.c.passed))
+            .select_from(c.join(s.traces, t.trace_id == c.c.trace_id))
             .where(
                 c.c.experiment_id == _experiment_key(experiment_id),
                 c.c.scorer == scorer,
-                c.c.finished_ms >= since_ms,
+                t.timestamp_ms >= since_ms,
                 c.c.passed.is_not(None),
             )
             .group_by("hour")

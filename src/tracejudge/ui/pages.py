@@ -41,6 +41,7 @@ from tracejudge.errors import (
 )
 from tracejudge.evaluation.runs import compare_runs
 from tracejudge.judges.agreement import agreement
+from tracejudge.monitoring.status import monitor_status
 from tracejudge.server.auth import token_role
 from tracejudge.store.base import TraceStore
 from tracejudge.ui import session, views
@@ -416,6 +417,23 @@ def add_ui(app: FastAPI, store: TraceStore) -> None:
             comparison=comparison,
             deltas=comparison.metric_deltas.to_dict("records"),
             changed=changed,
+        )
+
+    # ------------------------------------------------------------ monitoring
+
+    @app.get("/monitoring", response_class=HTMLResponse, include_in_schema=False)
+    @page
+    def monitoring_page(request: Request, experiment: str = "") -> Response:
+        reports = monitor_status(store, experiment or None)
+        now_ms = int(time.time() * 1000)
+        return render(
+            request,
+            "monitoring.html",
+            scorers=[(r, views.pass_rate_bars(r.pass_rate_by_hour, now_ms)) for r in reports],
+            experiments=store.list_experiments(),
+            names={e.experiment_id: e.name for e in store.list_experiments()},
+            experiment=experiment,
+            chart=(views.CHART_WIDTH, views.CHART_HEIGHT, views.CHART_WIDTH / views.CHART_HOURS),
         )
 
     # ------------------------------------------------------------- agreement

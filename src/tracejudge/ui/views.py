@@ -281,3 +281,41 @@ def histogram(values: Sequence[float], bins: int = 10, height: float = 80.0) -> 
         )
         for i, c in enumerate(counts)
     ]
+
+
+@dataclass(frozen=True)
+class HourBar:
+    """One hour of a scorer's pass-rate chart: where its bar sits in the SVG and its tooltip."""
+
+    x: float
+    height: float
+    pass_rate: float
+    verdicts: int
+    label: str
+
+
+CHART_HOURS = 24
+CHART_WIDTH = 240.0
+CHART_HEIGHT = 40.0
+
+
+def pass_rate_bars(hours: Iterable[tuple[int, float, int]], now_ms: int) -> list[HourBar]:
+    """The last 24 hours' pass rates as bars, oldest at the left; an hour with no verdicts has
+    no bar (a gap, not a zero)."""
+    slot = CHART_WIDTH / CHART_HOURS
+    this_hour = now_ms - now_ms % 3_600_000
+    bars = []
+    for hour_ms, rate, verdicts in hours:
+        back = (this_hour - hour_ms) // 3_600_000
+        if not 0 <= back < CHART_HOURS:
+            continue
+        bars.append(
+            HourBar(
+                x=(CHART_HOURS - 1 - back) * slot,
+                height=max(1.0, rate * CHART_HEIGHT),
+                pass_rate=rate,
+                verdicts=verdicts,
+                label=f"{fmt_time(hour_ms)[:13]}:00 UTC: {rate:.0%} of {verdicts} passed",
+            )
+        )
+    return bars
