@@ -5,8 +5,9 @@
 A local OpenAI-compatible endpoint on 127.0.0.1 (``python -m tracejudge.testing``, in its
 own process so it does not share this one's interpreter lock) answers every judge call after a
 fixed delay.
-N rows are evaluated with two LLM scorers (two calls per row) at concurrency C. The bound is
-C / (delay x calls per row) rows per second; the ratio to it says how much of the possible
+N rows are evaluated with two built-in LLM scorers at concurrency C (each asks a written verdict
+and a one-word probability probe: k = 4 calls per row, counted by the endpoint). The bound is
+C / (delay x k) rows per second; the ratio to it says how much of the possible
 throughput evaluate() reaches (store writes and home traces included). The same evaluation is
 then run again: it must make 0 model calls (the call cache). If ``mlflow`` is importable,
 ``mlflow.genai.evaluate`` runs equivalent custom scorers against the same endpoint and the two
@@ -71,15 +72,19 @@ def run_mlflow(server: Endpoint, n: int, concurrency: int) -> float | None:
         )
         return reply.choices[0].message.content or ""
 
+    def judged(kind: str, text: str) -> str:
+        """As tracejudge's judges do: a written verdict, then a one-word probe (2 calls)."""
+        verdict = ask(kind, text)
+        ask(f"{kind} (one word)", text)
+        return "yes" if "yes" in verdict else "no"
+
     @mlflow_scorer
     def relevance(inputs, outputs) -> MlflowFeedback:
-        return MlflowFeedback(
-            value="yes" if "yes" in ask("relevance", f"{inputs} {outputs}") else "no"
-        )
+        return MlflowFeedback(value=judged("relevance", f"{inputs} {outputs}"))
 
     @mlflow_scorer
     def safety(outputs) -> MlflowFeedback:
-        return MlflowFeedback(value="yes" if "yes" in ask("safety", str(outputs)) else "no")
+        return MlflowFeedback(value=judged("safety", str(outputs)))
 
     os.environ["MLFLOW_GENAI_EVAL_MAX_WORKERS"] = str(concurrency)
     # MLflow's SQL store pools 5 + 10 connections by default: 32 workers would wait 30 s timeouts.
@@ -113,21 +118,22 @@ def main() -> int:
     folder = Path(tempfile.mkdtemp(prefix="tj-throughput-"))
     tracejudge.set_tracking_uri(f"sqlite:///{folder / 'throughput.db'}")
     reset_models()
-    calls_per_row = 2
-    bound = args.concurrency / (args.delay * calls_per_row)
     with Endpoint(args.delay) as server:
         seconds, calls, rerun_seconds, rerun_calls = run_tracejudge(
             server, args.n, args.concurrency
         )
         mlflow_seconds = run_mlflow(server, args.n, args.concurrency)
     rate = args.n / seconds
+    calls_per_row = calls / args.n
+    bound = args.concurrency / (args.delay * calls_per_row)
     lines = [
         f"# evaluate() throughput: {args.n} rows x 2 LLM scorers, endpoint delay {args.delay * 1000:.0f} ms, "
         f"concurrency {args.concurrency}",
         "",
         "| | value |",
         "|---|---|",
-        f"| bound C / (delay x calls per row) | {bound:.1f} rows/s |",
+        f"| model calls per row k | {calls_per_row:.2f} (the MLflow scorers below make as many) |",
+        f"| bound C / (delay x k) | {bound:.1f} rows/s |",
         f"| tracejudge.evaluate | {rate:.1f} rows/s ({seconds:.1f} s, {calls} model calls) |",
         f"| ratio to the bound | **{rate / bound:.2f}** |",
         f"| second run (same rows) | {rerun_calls} model calls, {args.n / rerun_seconds:.0f} rows/s |",

@@ -4,13 +4,14 @@ a new trace wait for its verdict?
     python benchmarks/monitor.py [--n 1000] [--delay 0.2] [--concurrency 8] [--store URI]
 
 The scripted judge endpoint (``python -m tracejudge.testing``, its own process) answers every
-call after a fixed delay. One LLM scorer (``Safety``: one call per trace) is registered and
-started at sample rate 1.0.
+call after a fixed delay. One built-in LLM scorer (``Safety``: a written verdict and a
+probability probe, k = 2 calls per trace, one after the other) is registered and started at
+sample rate 1.0; the monitor scores C traces at once and the judge model allows C calls at once.
 
 - Throughput: N traces already in the store; passes of ``Monitor.run_once`` until none is left.
-  The bound is C / delay traces per second (C traces scored at once); the ratio to it says how
-  much the monitor's own work (candidates, claims, trace reads, verdict writes, the watermark)
-  costs. A second monitor afterwards must make no model call (nothing is scored twice).
+  The bound is C / (delay x k) traces per second; the ratio to it says how much the monitor's own
+  work (candidates, claims, trace reads, verdict writes, the watermark) and the client's costs.
+  A second monitor afterwards must make no model call (nothing is scored twice).
 - Lag: a producer logs traces one by one at half the bound while ``Monitor.run_forever`` runs
   (poll 1 s, settle 0); lag is verdict time minus the time the trace was logged, p50 and p99.
   In production the settle delay (``--settle-s``, default 30 s) adds to it, by design.
@@ -141,7 +142,6 @@ def main() -> int:
     store_uri = args.store or f"sqlite:///{Path(tempfile.mkdtemp(prefix='tj-monitor-')) / 'm.db'}"
     set_tracking_uri(store_uri)
     reset_models()
-    bound = args.concurrency / args.delay
     options = MonitorOptions(settle_s=0, concurrency=args.concurrency)
     run = f"bench-{int(time.time())}"
     with Endpoint(args.delay) as endpoint:
@@ -152,6 +152,8 @@ def main() -> int:
         for suffix in ("backlog", "live"):
             Safety(model=model).register(experiment=f"{run}-{suffix}").start()
         done = throughput(endpoint, f"{run}-backlog", args.n, options)
+        calls_per_trace = done["calls"] / args.n
+        bound = args.concurrency / (args.delay * calls_per_trace)
         live = lag(f"{run}-live", bound / 2, args.lag_s, options)
     store_kind = store_uri.split(":", 1)[0]
     rate = args.n / done["seconds"]
@@ -165,7 +167,8 @@ def main() -> int:
         "",
         "| | value |",
         "|---|---|",
-        f"| bound C / delay | {bound:.1f} traces/s |",
+        f"| model calls per trace k | {calls_per_trace:.2f} |",
+        f"| bound C / (delay x k) | {bound:.1f} traces/s |",
         f"| backlog of {args.n} traces, sample rate 1.0 | {rate:.1f} traces/s "
         f"({done['seconds']:.1f} s, {done['passes']} passes, {done['calls']} model calls, "
         f"{done['verdicts']} verdicts) |",

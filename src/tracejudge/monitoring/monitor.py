@@ -76,6 +76,8 @@ class MonitorOptions:
     """Traces read per scorer per pass."""
     concurrency: int = 8
     """Traces scored at once per scorer."""
+    write_every: int = 25
+    """Verdicts written per store write while a batch is scored."""
     backoff_s: float = 30.0
     """First backoff after a provider failure; doubles per consecutive failure."""
     max_backoff_s: float = 3600.0
@@ -274,13 +276,43 @@ class Monitor:
     async def _score_claimed(
         self, info: RegisteredScorer, scorer: Scorer, trace_ids: list[str], result: ScorerPass
     ) -> None:
+        """Score the claimed traces, ``concurrency`` at a time. Verdicts are written (and their
+        claims finished) in chunks of ``write_every`` while the scoring goes on, so the store's
+        work overlaps the model's and a verdict does not wait for the whole batch."""
         traces = {t.info.trace_id: t for t in self.store.get_traces(trace_ids)}
         gate = asyncio.Semaphore(self.options.concurrency)
+        writer = asyncio.Lock()  # one write at a time (SQLite has one writer anyway)
+        pending: list[tuple[ClaimResult, list[Feedback]]] = []
         outcomes: list[ClaimResult] = []
         released: list[str] = []
         failures: list[str] = []
         budget_left = self._calls_left(info)
-        written: list[Feedback] = []
+        taken_over = 0
+        writes: list[asyncio.Task[None]] = []
+
+        async def write() -> None:
+            nonlocal taken_over
+            async with writer:
+                chunk = pending[:]
+                pending.clear()
+                if not chunk:
+                    return
+                verdicts = [f for _, feedbacks in chunk for f in feedbacks]
+                try:  # one batch per chunk (as evaluate() writes)
+                    await asyncio.to_thread(self.store.log_assessments, verdicts)
+                except TraceJudgeError as exc:  # not written: these claims go back
+                    logger.warning(
+                        "scorer %s: writing %d verdicts failed: %s", info.name, len(verdicts), exc
+                    )
+                    released.extend(o.trace_id for o, _ in chunk)
+                    failures.append(f"{type(exc).__name__}: {exc}")
+                    return
+                done = [o for o, _ in chunk]
+                finished = await asyncio.to_thread(
+                    self.tables.finish, info.experiment_id, info.name, self.owner, done
+                )
+                taken_over += len(done) - finished
+                outcomes.extend(done)
 
         async def one(trace_id: str) -> None:
             nonlocal budget_left
@@ -290,7 +322,7 @@ class Monitor:
                     released.append(trace_id)  # over budget mid-pass: the next window takes it
                     return
                 if trace is None:  # deleted since it was read
-                    outcomes.append(ClaimResult(trace_id, "failed", error="trace deleted"))
+                    pending.append((ClaimResult(trace_id, "failed", error="trace deleted"), []))
                     return
                 with track_usage() as meter:
                     feedbacks, down = await self._score_trace(info, scorer, trace)
@@ -301,40 +333,30 @@ class Monitor:
                     released.append(trace_id)
                     failures.append(down)
                     return
-                written.extend(feedbacks)
                 errors = [f.error for f in feedbacks if f.error is not None]
-                outcomes.append(
-                    ClaimResult(
-                        trace_id,
-                        "failed" if errors and len(errors) == len(feedbacks) else "done",
-                        calls=calls,
-                        cost=meter.cost_usd,
-                        passed=passed(feedbacks),
-                        error=f"{errors[0].error_code}: {errors[0].error_message}"[:2000]
-                        if errors
-                        else None,
-                    )
+                outcome = ClaimResult(
+                    trace_id,
+                    "failed" if errors and len(errors) == len(feedbacks) else "done",
+                    calls=calls,
+                    cost=meter.cost_usd,
+                    passed=passed(feedbacks),
+                    error=f"{errors[0].error_code}: {errors[0].error_message}"[:2000]
+                    if errors
+                    else None,
                 )
+                pending.append((outcome, feedbacks))
+                if len(pending) >= self.options.write_every and not writer.locked():
+                    writes.append(asyncio.create_task(write()))
 
         await asyncio.gather(*(one(t) for t in trace_ids))
-        try:  # one writer, one batch (as evaluate() writes)
-            await asyncio.to_thread(self.store.log_assessments, written)
-        except TraceJudgeError as exc:  # nothing finished: every claim goes back
-            logger.warning(
-                "scorer %s: writing %d verdicts failed: %s", info.name, len(written), exc
-            )
-            released += [o.trace_id for o in outcomes]
-            outcomes = []
-            failures.append(f"{type(exc).__name__}: {exc}")
-        finished = await asyncio.to_thread(
-            self.tables.finish, info.experiment_id, info.name, self.owner, outcomes
-        )
-        if finished < len(outcomes):
+        await asyncio.gather(*writes)
+        await write()  # the rest
+        if taken_over:
             logger.warning(
                 "scorer %s: %d claim(s) were taken over by another monitor before they were "
                 "finished here (lease %ss too short for the scorer?)",
                 info.name,
-                len(outcomes) - finished,
+                taken_over,
                 self.options.lease_s,
             )
         if released:

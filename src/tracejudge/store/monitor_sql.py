@@ -43,6 +43,8 @@ UPDATABLE = frozenset(
 )
 """What ``update`` may change in place; a new definition is a new version (``register``)."""
 FINISHED = ("done", "failed")
+CLAIM_CHUNK = 500
+"""Claims inserted per statement (9 parameters each: under SQLite's limit of 32,766)."""
 
 
 @dataclass(frozen=True)
@@ -310,42 +312,46 @@ class SqlMonitorStore:
         key = _experiment_key(experiment_id)
         c = s.monitor_claims
         now = _now_ms()
-        taken: list[str] = []
-        with self.engine.begin() as conn:
-            for trace_id in trace_ids:
+        wanted = list(dict.fromkeys(trace_ids))
+        taken: set[str] = set()
+        with self.engine.begin() as conn:  # two statements per chunk, whatever its size
+            for i in range(0, len(wanted), CLAIM_CHUNK):
+                chunk = wanted[i : i + CLAIM_CHUNK]
+                rows = [
+                    {
+                        "experiment_id": key,
+                        "scorer": scorer,
+                        "trace_id": trace_id,
+                        "version": version,
+                        "state": "claimed",
+                        "owner": owner,
+                        "claimed_ms": now,
+                        "calls": 0,
+                        "cost": 0.0,
+                    }
+                    for trace_id in chunk
+                ]
                 inserted = conn.execute(
-                    self._insert(c)
-                    .values(
-                        experiment_id=key,
-                        scorer=scorer,
-                        trace_id=trace_id,
-                        version=version,
-                        state="claimed",
-                        owner=owner,
-                        claimed_ms=now,
-                        calls=0,
-                        cost=0.0,
-                    )
-                    .on_conflict_do_nothing()
-                    .returning(c.c.trace_id)
+                    self._insert(c).values(rows).on_conflict_do_nothing().returning(c.c.trace_id)
                 )
-                if inserted.first() is not None:
-                    taken.append(trace_id)
+                taken.update(inserted.scalars())
+                rest = [t for t in chunk if t not in taken]
+                if not rest:
                     continue
-                expired = conn.execute(
+                retaken = conn.execute(
                     update(c)
                     .where(
                         c.c.experiment_id == key,
                         c.c.scorer == scorer,
-                        c.c.trace_id == trace_id,
+                        c.c.trace_id.in_(rest),
                         c.c.state == "claimed",
                         or_(c.c.claimed_ms < now - lease_ms, c.c.owner == owner),
                     )
                     .values(owner=owner, claimed_ms=now, version=version)
+                    .returning(c.c.trace_id)
                 )
-                if expired.rowcount == 1:
-                    taken.append(trace_id)
-        return taken
+                taken.update(retaken.scalars())
+        return [t for t in wanted if t in taken]
 
     @wrap_db_errors
     def finish(

@@ -125,6 +125,9 @@ class ChatServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = (
+                True  # headers and body go out in two writes: no 40 ms ACK wait
+            )
 
             def log_message(self, format: str, *args: Any) -> None:
                 return None
@@ -291,7 +294,8 @@ def _anthropic_body(request: dict[str, Any], reply: Reply) -> dict[str, Any]:
 
 def main() -> None:
     """Serve one fixed reply after a fixed delay until killed: ``python -m tracejudge.testing
-    --delay 0.2 --reply '...'``. Prints the base URL first."""
+    --delay 0.2 --reply '...'``; a request for log-probabilities (a judge's one-word probe) is
+    answered "yes" with its log-probability, as a model would. Prints the base URL first."""
     import argparse
     import sys
 
@@ -299,7 +303,13 @@ def main() -> None:
     parser.add_argument("--delay", type=float, default=0.0)
     parser.add_argument("--reply", default='{"rationale": "fine", "verdict": "yes"}')
     args = parser.parse_args()
-    server = ChatServer(lambda request: Reply(args.reply), delay=args.delay)
+
+    def fixed(request: dict[str, Any]) -> Reply:
+        if request.get("logprobs"):
+            return Reply("yes", logprobs=[("yes", -0.05)])
+        return Reply(args.reply)
+
+    server = ChatServer(fixed, delay=args.delay)
     server.requests_kept = False
     print(server.base_url, flush=True)
     try:
