@@ -360,3 +360,22 @@ def test_a_retried_claim_whose_answer_was_lost_takes_its_own_claim_again(trackin
     assert tables.claim(handle.experiment_id, "answered", 1, ids, "me", 600_000) == ids
     assert tables.claim(handle.experiment_id, "answered", 1, ids, "me", 600_000) == ids
     assert tables.claim(handle.experiment_id, "answered", 1, ids, "other", 600_000) == []
+
+
+def test_the_cli_runs_a_pass_and_prints_the_status(sqlite_tracking):
+    from click.testing import CliRunner
+
+    from tracejudge.cli.main import main
+
+    _log(3, outputs="yes")
+    says_yes.register(experiment="bot").start()
+    later = _log(2, start_ms=NOW_MS + 3_600_000)  # not settled yet: the backlog
+    run = CliRunner().invoke(
+        main, ["--tracking-uri", sqlite_tracking, "monitor", "--once", "--settle-s", "0"]
+    )
+    assert run.exit_code == 0, run.output
+    status = CliRunner().invoke(main, ["--tracking-uri", sqlite_tracking, "monitor", "status"])
+    assert status.exit_code == 0, status.output
+    assert "says_yes" in status.output and "STARTED" in status.output
+    assert "3/3/0" in status.output and "100%" in status.output
+    assert _verdicts(later, "says_yes") == [0, 0]

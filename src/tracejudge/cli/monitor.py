@@ -6,12 +6,16 @@ import datetime as dt
 import logging
 import signal
 import threading
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
 from rich.table import Table
 
 from tracejudge.store import get_store
+
+if TYPE_CHECKING:
+    from tracejudge.monitoring import ScorerStatusReport
 
 
 def _experiment_ids(experiments: tuple[str, ...]) -> list[str] | None:
@@ -55,6 +59,7 @@ def monitor(
     from tracejudge.monitoring import Monitor, MonitorOptions
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # the store's schema check is not news
     options = MonitorOptions(settle_s=settle_s, lease_s=lease_s, concurrency=concurrency)
     runner = Monitor(get_store(), _experiment_ids(experiments), options)
     console = Console()
@@ -78,41 +83,67 @@ def monitor(
 @monitor.command("status")
 @click.option("--experiment", default=None, help="Only this experiment (name or id).")
 def status(experiment: str | None) -> None:
-    """Per registered scorer: state, what it did in the last hour and day, backlog, spend and
-    pass rate per hour."""
+    """Per registered scorer: state, what it did in the last hour and day, backlog (and how long
+    its oldest trace has waited), spend and pass rate per hour of trace arrival."""
     from tracejudge.monitoring import monitor_status
 
     ids = _experiment_ids((experiment,) if experiment else ())
     reports = monitor_status(get_store(), ids[0] if ids else None)
-    table = Table(
-        "scorer",
-        "v",
-        "state",
-        "sample",
-        "hour: sampled/scored/failed",
-        "day: sampled/scored/failed",
-        "backlog",
-        "spend (day)",
-        "pass rate (hour / day)",
-        "pass rate per hour, oldest first",
+    console = Console()
+    if not reports:
+        console.print("No scorer is registered.")
+        return
+    rows = [_status_row(r) for r in reports]
+    if console.width >= WIDE:
+        table = Table(*STATUS_COLUMNS)
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
+        return
+    for row in rows:  # a narrow terminal: one block per scorer, every figure readable
+        block = Table.grid(padding=(0, 2))
+        for label, value in zip(STATUS_COLUMNS[1:], row[1:], strict=True):
+            block.add_row(label, value.replace("\n", " "))
+        console.print(f"[bold]{row[0]}[/bold]")
+        console.print(block)
+
+
+WIDE = 160
+"""Columns from which the status is one table; below, one block per scorer."""
+STATUS_COLUMNS = (
+    "scorer",
+    "version",
+    "state",
+    "sample",
+    "hour: sampled/scored/failed",
+    "day: sampled/scored/failed",
+    "backlog",
+    "spend (day)",
+    "pass rate (hour / day)",
+    "pass rate per hour, oldest first",
+)
+
+
+def _status_row(r: ScorerStatusReport) -> tuple[str, ...]:
+    h, d = r.last_hour, r.last_day
+
+    def rate(used: dict[str, Any]) -> str:
+        return "-" if used["pass_rate"] is None else f"{used['pass_rate']:.0%}"
+
+    trend = " ".join(
+        f"{dt.datetime.fromtimestamp(hour / 1000).strftime('%H')}h:{p:.0%}"
+        for hour, p, _ in r.pass_rate_by_hour[-8:]
     )
-    for r in reports:
-        h, d = r.last_hour, r.last_day
-        rate = lambda u: "-" if u["pass_rate"] is None else f"{u['pass_rate']:.0%}"  # noqa: E731
-        trend = " ".join(
-            f"{dt.datetime.fromtimestamp(hour / 1000).strftime('%H')}h:{p:.0%}"
-            for hour, p, _ in r.pass_rate_by_hour[-8:]
-        )
-        table.add_row(
-            r.name,
-            str(r.version),
-            r.state + (f"\n{r.detail}" if r.detail else ""),
-            f"{r.sample_rate:g}" + (f"\n{r.filter_string}" if r.filter_string else ""),
-            f"{h['sampled']}/{h['scored']}/{h['failed']}",
-            f"{d['sampled']}/{d['scored']}/{d['failed']}",
-            f"{r.backlog}{'+' if r.backlog_capped else ''}",
-            f"${d['cost']:.4f} ({d['calls']} calls)",
-            f"{rate(h)} / {rate(d)}",
-            trend or "-",
-        )
-    Console().print(table if reports else "No scorer is registered.")
+    return (
+        r.name,
+        str(r.version),
+        r.state + (f"\n{r.detail}" if r.detail else ""),
+        f"{r.sample_rate:g}" + (f"\n{r.filter_string}" if r.filter_string else ""),
+        f"{h['sampled']}/{h['scored']}/{h['failed']}",
+        f"{d['sampled']}/{d['scored']}/{d['failed']}",
+        f"{r.backlog}{'+' if r.backlog_capped else ''}"
+        + (f"\noldest {r.lag_s:.0f} s" if r.backlog else ""),
+        f"${d['cost']:.4f} ({d['calls']} calls)",
+        f"{rate(h)} / {rate(d)}",
+        trend or "-",
+    )
