@@ -345,6 +345,14 @@ def test_registering_and_monitoring_through_the_tracking_server(tracking_server)
             f"{tracking_server}/api/v1/monitor/claim", json={"scorer": "x"}, timeout=60
         )
         assert bad.status_code == 400 and bad.json()["error_code"] == "InvalidArgumentError"
+        for changes in ({"filter_string": "tag.env = "}, {"sample_rate": 2}):  # past the client
+            refused = httpx.post(
+                f"{tracking_server}/api/v1/monitor/scorers/update",
+                json={"experiment_id": "1", "name": "says_yes", "changes": changes},
+                timeout=60,
+            )
+            assert refused.status_code == 400, refused.text
+        assert handle.info.filter_string == "trace.name = 'answer'"
         handle.delete()
         with pytest.raises(ScorerNotFoundError):  # the server's typed error, raised here
             handle.start()

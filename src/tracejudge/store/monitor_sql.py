@@ -73,6 +73,18 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
+def _check_changes(changes: dict[str, Any]) -> None:
+    """The store's own check of what ``update`` writes, whichever client sent it (the REST API
+    included): a filter that does not parse or a sample rate outside [0, 1] is refused."""
+    rate = changes.get("sample_rate")
+    if rate is not None and (
+        isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate <= 1
+    ):
+        raise InvalidArgumentError(f"sample_rate must be a number in [0, 1], not {rate!r}.")
+    if changes.get("filter_string"):
+        parse_filter(str(changes["filter_string"]))
+
+
 def _experiment_key(experiment_id: str) -> int:
     try:
         return int(experiment_id)
@@ -226,6 +238,7 @@ class SqlMonitorStore:
         unknown = sorted(set(changes) - UPDATABLE)
         if unknown:
             raise InvalidArgumentError(f"Unknown scorer setting(s) {unknown}.")
+        _check_changes(changes)
         if isinstance(changes.get("status"), ScorerStatus):
             changes["status"] = changes["status"].value
         key = _experiment_key(experiment_id)
