@@ -426,12 +426,13 @@ def add_ui(app: FastAPI, store: TraceStore) -> None:
     def monitoring_page(request: Request, experiment: str = "") -> Response:
         reports = monitor_status(store, experiment or None)
         now_ms = int(time.time() * 1000)
+        experiments = store.list_experiments()
         return render(
             request,
             "monitoring.html",
             scorers=[(r, views.pass_rate_bars(r.pass_rate_by_hour, now_ms)) for r in reports],
-            experiments=store.list_experiments(),
-            names={e.experiment_id: e.name for e in store.list_experiments()},
+            experiments=experiments,
+            names={e.experiment_id: e.name for e in experiments},
             experiment=experiment,
             chart=(views.CHART_WIDTH, views.CHART_HEIGHT, views.CHART_WIDTH / views.CHART_HOURS),
         )
