@@ -387,3 +387,20 @@ def test_the_cli_runs_a_pass_and_prints_the_status(sqlite_tracking):
     assert "says_yes" in status.output and "STARTED" in status.output
     assert "3/3/0" in status.output and "100%" in status.output
     assert _verdicts(later, "says_yes") == [0, 0]
+
+
+def test_a_claim_taken_over_after_its_lease_is_finished_by_its_new_owner_only(tracking):
+    from tracejudge.store.monitor_sql import ClaimResult
+
+    ids = _log(3)
+    handle = answered.register(experiment="bot")
+    tables = get_store().monitor
+    eid = handle.experiment_id
+    assert tables.claim(eid, "answered", 1, ids, "dead", 600_000) == ids
+    time.sleep(0.01)  # the claims are now older than a lease of 0 ms
+    assert tables.claim(eid, "answered", 1, ids[:1], "alive", 0) == ids[:1]
+    results = [ClaimResult(t, "done", calls=1, passed=1.0) for t in ids]
+    assert tables.finish(eid, "answered", "dead", results) == 2  # not the one taken over
+    assert tables.finish(eid, "answered", "alive", results[:1]) == 1
+    assert tables.finished(eid, "answered", ids) == set(ids)
+    assert tables.usage(eid, "answered", 0)["calls"] == 3

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
@@ -374,30 +374,39 @@ class SqlMonitorStore:
         (a claim taken over after its lease ran out is the new owner's to finish)."""
         key = _experiment_key(experiment_id)
         c = s.monitor_claims
-        now = _now_ms()
-        finished = 0
-        with self.engine.begin() as conn:
-            for r in results:
-                done = conn.execute(
-                    update(c)
-                    .where(
-                        c.c.experiment_id == key,
-                        c.c.scorer == scorer,
-                        c.c.trace_id == r.trace_id,
-                        c.c.owner == owner,
-                        c.c.state == "claimed",
-                    )
-                    .values(
-                        state=r.state,
-                        finished_ms=now,
-                        calls=r.calls,
-                        cost=r.cost,
-                        passed=r.passed,
-                        error=r.error,
-                    )
-                )
-                finished += done.rowcount
-        return finished
+        rows = [
+            {
+                "b_trace": r.trace_id,
+                "b_state": r.state,
+                "b_calls": r.calls,
+                "b_cost": r.cost,
+                "b_passed": r.passed,
+                "b_error": r.error,
+            }
+            for r in results
+        ]
+        if not rows:
+            return 0
+        statement = (
+            update(c)
+            .where(
+                c.c.experiment_id == key,
+                c.c.scorer == scorer,
+                c.c.trace_id == bindparam("b_trace"),
+                c.c.owner == owner,
+                c.c.state == "claimed",
+            )
+            .values(
+                state=bindparam("b_state"),
+                finished_ms=_now_ms(),
+                calls=bindparam("b_calls"),
+                cost=bindparam("b_cost"),
+                passed=bindparam("b_passed"),
+                error=bindparam("b_error"),
+            )
+        )
+        with self.engine.begin() as conn:  # one executemany: pipelined on PostgreSQL
+            return int(conn.execute(statement, rows).rowcount)
 
     @wrap_db_errors
     def release(
