@@ -564,8 +564,11 @@ def test_interrupted_run_keeps_what_was_scored(tmp_path):
     db = tmp_path / "interrupt.db"
     script.write_text(
         textwrap.dedent(f"""
-        import time, tracejudge
+        import signal, time, tracejudge
         from tracejudge.scorers import scorer
+        # Ctrl-C as in a terminal, even when this test runs in a background job (whose children
+        # inherit an ignored SIGINT, and then Python never raises KeyboardInterrupt)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         tracejudge.set_tracking_uri("sqlite:///{db}")
 
         @scorer
