@@ -32,6 +32,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from tracejudge.entities import Feedback, RegisteredScorer, ScorerStatus, Trace
 from tracejudge.entities.assessment import AssessmentError, AssessmentSource, AssessmentSourceType
@@ -138,6 +139,18 @@ def passed(feedbacks: Sequence[Feedback]) -> float | None:
     return None
 
 
+def over_budget(
+    info: RegisteredScorer, last_hour: dict[str, Any] | None, last_day: dict[str, Any] | None
+) -> str | None:
+    """Why the scorer is over its budget, given its usage in the last hour and day, or None."""
+    hour_budget, day_budget = info.max_calls_per_hour, info.max_cost_per_day
+    if hour_budget is not None and last_hour is not None and last_hour["calls"] >= hour_budget:
+        return f"paused: {last_hour['calls']} model calls in the last hour (budget {info.max_calls_per_hour})"
+    if day_budget is not None and last_day is not None and last_day["cost"] >= day_budget:
+        return f"paused: ${last_day['cost']:.4f} spent in the last day (budget ${info.max_cost_per_day:g})"
+    return None
+
+
 class Monitor:
     """Runs the started scorers of some experiments (all, by default) on their new traces."""
 
@@ -192,16 +205,13 @@ class Monitor:
         return self._scorers[key]
 
     def budget_pause(self, info: RegisteredScorer, now_ms: int) -> str | None:
-        """Why the scorer is over its budget now, or None."""
+        """Why the scorer is over its budget now, or None (reads only the windows it has)."""
+        hour = day = None
         if info.max_calls_per_hour is not None:
-            used = self.tables.usage(info.experiment_id, info.name, now_ms - HOUR_MS)
-            if used["calls"] >= info.max_calls_per_hour:
-                return f"paused: {used['calls']} model calls in the last hour (budget {info.max_calls_per_hour})"
+            hour = self.tables.usage(info.experiment_id, info.name, now_ms - HOUR_MS)
         if info.max_cost_per_day is not None:
-            used = self.tables.usage(info.experiment_id, info.name, now_ms - DAY_MS)
-            if used["cost"] >= info.max_cost_per_day:
-                return f"paused: ${used['cost']:.4f} spent in the last day (budget ${info.max_cost_per_day:g})"
-        return None
+            day = self.tables.usage(info.experiment_id, info.name, now_ms - DAY_MS)
+        return over_budget(info, hour, day)
 
     def run_scorer(self, info: RegisteredScorer) -> ScorerPass:
         result = ScorerPass(info.name, info.version, watermark=info.watermark)

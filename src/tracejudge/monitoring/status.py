@@ -77,17 +77,18 @@ def monitor_status(store: TraceStore, experiment_id: str | None = None) -> list[
     """Per registered scorer (of one experiment, or all): its state, what it did in the last
     hour and day, its backlog and lag, and its pass rate per hour. On a tracking server the
     server computes them (one request)."""
-    from tracejudge.monitoring.monitor import Monitor
+    from tracejudge.monitoring.monitor import over_budget
 
     tables = monitor_tables(store)
     remote = getattr(tables, "status", None)
     if remote is not None:
         return [ScorerStatusReport.from_dict(r) for r in remote(experiment_id)]
     now = int(time.time() * 1000)
-    monitor = Monitor(store)
     reports = []
     for info in tables.list_scorers(experiment_id):
-        state, detail = scorer_state(info, now, monitor.budget_pause(info, now))
+        last_hour = tables.usage(info.experiment_id, info.name, now - HOUR_MS)
+        last_day = tables.usage(info.experiment_id, info.name, now - DAY_MS)
+        state, detail = scorer_state(info, now, over_budget(info, last_hour, last_day))
         waiting, capped, lag_s = (
             backlog(store, info, now) if info.sample_rate > 0 else (0, False, 0.0)
         )
@@ -99,8 +100,8 @@ def monitor_status(store: TraceStore, experiment_id: str | None = None) -> list[
                 state=state,
                 sample_rate=info.sample_rate,
                 filter_string=info.filter_string,
-                last_hour=tables.usage(info.experiment_id, info.name, now - HOUR_MS),
-                last_day=tables.usage(info.experiment_id, info.name, now - DAY_MS),
+                last_hour=last_hour,
+                last_day=last_day,
                 backlog=waiting,
                 backlog_capped=capped,
                 lag_s=lag_s,
