@@ -20,6 +20,7 @@ from tracejudge.evaluation import compare_runs, evaluate, get_run, search_runs
 from tracejudge.store import get_tracking_uri, set_tracking_uri
 from tracejudge.tracing import (
     Client,
+    delete_traces,
     flush,
     get_active_trace_id,
     get_current_active_span,
@@ -30,6 +31,7 @@ from tracejudge.tracing import (
     set_experiment,
     start_span,
     trace,
+    trace_stats,
     update_current_trace,
 )
 from tracejudge.tracing.fluent_assessments import (
@@ -76,6 +78,7 @@ __all__ = [
     "compare_runs",
     "delete_assessment",
     "delete_trace_tag",
+    "delete_traces",
     "evaluate",
     "flush",
     "get_active_trace_id",
@@ -97,6 +100,7 @@ __all__ = [
     "set_tracking_uri",
     "start_span",
     "trace",
+    "trace_stats",
     "update_assessment",
     "update_current_trace",
 ]

@@ -6,7 +6,7 @@ long-running processes see changes), and checked then: a value that does not par
 path, which must never raise into the application, uses :meth:`Setting.get_or_default`
 instead, which logs the problem and goes on with the default.
 
-Hand-written rather than pydantic-settings: sixteen variables, read lazily one at a time, with no
+Hand-written rather than pydantic-settings: seventeen variables, read lazily one at a time, with no
 other use for pydantic in the core package.
 """
 
@@ -44,6 +44,22 @@ def _seconds(raw: str) -> float:
     if not value >= 0 or value == float("inf"):
         raise ValueError("must be a number of seconds >= 0")
     return value
+
+
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
+
+
+def parse_duration(raw: str) -> float:
+    """Seconds in a duration written ``30d``, ``12h``, ``90m``, ``45s`` or ``2w``."""
+    text = raw.strip().lower()
+    unit = _DURATION_UNITS.get(text[-1:]) if text else None
+    try:
+        number = float(text[:-1]) if unit else float("nan")
+    except ValueError:
+        number = float("nan")
+    if unit is None or not number > 0 or number == float("inf"):
+        raise ValueError("must be a positive number followed by s, m, h, d or w, such as 30d")
+    return number * unit
 
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -212,6 +228,13 @@ SERVER_MAX_BODY_BYTES = Setting[int | None](
     "a positive integer",
     "The largest request body a tracking-server worker accepts (set by 'tracejudge server').",
 )
+RETENTION_S = Setting[float | None](
+    "TRACEJUDGE_RETENTION",
+    parse_duration,
+    None,
+    "a duration such as 30d",
+    "Traces older than this are deleted by the tracking server, hourly (same as --retention).",
+)
 
 ALL: tuple[Setting[Any], ...] = (
     TRACKING_URI,
@@ -230,4 +253,5 @@ ALL: tuple[Setting[Any], ...] = (
     SERVER_READ_TOKEN,
     SERVER_STORE_URI,
     SERVER_MAX_BODY_BYTES,
+    RETENTION_S,
 )

@@ -42,6 +42,7 @@ def _register() -> None:
     from tracejudge.cli.demo import demo
     from tracejudge.cli.evaluate import evaluate_command
     from tracejudge.cli.experiments import experiments
+    from tracejudge.cli.gc import gc_command
     from tracejudge.cli.judges import judges
     from tracejudge.cli.mlflow_transfer import export_command, import_mlflow_command
     from tracejudge.cli.monitor import monitor
@@ -60,6 +61,7 @@ def _register() -> None:
     main.add_command(ui_command)
     main.add_command(import_mlflow_command)
     main.add_command(export_command)
+    main.add_command(gc_command)
 
 
 _register()

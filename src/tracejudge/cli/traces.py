@@ -159,3 +159,61 @@ def _write_csv(found: list[Trace]) -> None:
                 *[feedback.get(n, "") for n in feedback_names],
             ]
         )
+
+
+def _stat_cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return str(value)
+
+
+@traces.command("stats")
+@click.option(
+    "--experiment", "experiments", multiple=True, help="Experiment name (repeatable; default: all)."
+)
+@click.option("--filter", "filter_string", default=None, help="Which traces (filter language).")
+@click.option("--group-by", default=None, help="hour, day or tag.<key> (default: one row for all).")
+@click.option(
+    "--metric",
+    "metrics",
+    multiple=True,
+    help="count, error_rate, mean_latency, p95_latency, feedback.<name>.mean|pass_rate|count "
+    "(repeatable; default: count, error_rate, p50_latency).",
+)
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
+)
+def stats(
+    experiments: tuple[str, ...],
+    filter_string: str | None,
+    group_by: str | None,
+    metrics: tuple[str, ...],
+    fmt: str,
+) -> None:
+    """Counts, error rate, latency percentiles and verdict statistics per hour, day or tag."""
+    ids = experiment_ids_for(experiments)
+    client = Client()
+    rows = client.trace_stats(
+        ids or [e.experiment_id for e in client.list_experiments()],
+        filter_string=filter_string,
+        group_by=group_by,
+        metrics=list(metrics) or None,
+    )
+    if fmt == "json":
+        json.dump(rows, sys.stdout, indent=2, ensure_ascii=False)
+        sys.stdout.write("\n")
+        return
+    table = Table()
+    columns = list(rows[0]) if rows else ["group"]
+    for name in columns:
+        table.add_column(name, justify="left" if name == "group" else "right")
+    for row in rows:
+        group = row["group"]
+        if group_by in ("hour", "day") and isinstance(group, int):
+            group = dt.datetime.fromtimestamp(group / 1000, dt.timezone.utc).strftime(
+                "%Y-%m-%d %H:%M" if group_by == "hour" else "%Y-%m-%d"
+            )
+        table.add_row(str(group), *(_stat_cell(row[c]) for c in columns[1:]))
+    Console().print(table)

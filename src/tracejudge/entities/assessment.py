@@ -99,6 +99,9 @@ class AssessmentError:
 
 
 _YES_NO = {"yes": 1.0, "no": 0.0, "true": 1.0, "false": 0.0, "pass": 1.0, "fail": 0.0}
+PASSING_WORDS = frozenset(w for w, v in _YES_NO.items() if v == 1.0)
+FAILING_WORDS = frozenset(w for w, v in _YES_NO.items() if v == 0.0)
+"""How a pass/fail verdict is spelled (lower case), for code that reads stored values."""
 
 
 def numeric_value(value: Any) -> float | None:

@@ -26,8 +26,19 @@ ATTRIBUTE_FIELDS = {
     "trace_id": "trace_id",
     "request_id": "trace_id",
     "client_request_id": "client_request_id",
+    "request": "request",
+    "response": "response",
 }
-SPAN_FIELDS = {"name": "name", "type": "type", "span_type": "type", "status": "status"}
+SPAN_FIELDS = {
+    "name": "name",
+    "type": "type",
+    "span_type": "type",
+    "status": "status",
+    "content": "content",
+}
+TEXT_FIELDS = {("attribute", "request"), ("attribute", "response"), ("span", "content")}
+"""Fields holding free text (a trace's full request and response, a span's payload): searched
+with LIKE / ILIKE or by words with MATCH, never compared whole."""
 
 # Prefix spellings (MLflow's included) and the kind of field each one selects.
 PREFIXES = {
@@ -49,6 +60,7 @@ COMPARISON_OPS = ("=", "!=", "<", "<=", ">", ">=")
 ORDER_OPS = ("<", "<=", ">", ">=")
 SET_OPS = ("IN", "NOT IN")
 PATTERN_OPS = ("LIKE", "NOT LIKE", "ILIKE", "NOT ILIKE")
+WORD_OPS = ("MATCH", "NOT MATCH")
 NULL_OPS = ("IS NULL", "IS NOT NULL")
 
 

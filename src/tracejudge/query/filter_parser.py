@@ -27,6 +27,8 @@ from tracejudge.query.ast import (
     PREFIXES,
     SET_OPS,
     SPAN_FIELDS,
+    TEXT_FIELDS,
+    WORD_OPS,
     And,
     Comparison,
     Expr,
@@ -51,6 +53,8 @@ _GRAMMAR = r"""
               | field NOT IN value_list         -> not_in_list
               | field LIKE_OP STRING            -> like
               | field NOT LIKE_OP STRING        -> not_like
+              | field MATCH STRING              -> match
+              | field NOT MATCH STRING          -> not_match
               | field IS NULL                   -> is_null
               | field IS NOT NULL               -> is_not_null
 
@@ -69,6 +73,7 @@ _GRAMMAR = r"""
     TRUE.2: /true\b/i
     FALSE.2: /false\b/i
     LIKE_OP.2: /i?like\b/i
+    MATCH.2: /match\b/i
     DIRECTION.2: /(asc|desc)\b/i
 
     COMP_OP: "==" | "!=" | "<>" | "<=" | ">=" | "=" | "<" | ">"
@@ -97,6 +102,7 @@ _EXPECTED_WORDS = {
     "TRUE": "true",
     "FALSE": "false",
     "LIKE_OP": "LIKE/ILIKE",
+    "MATCH": "MATCH",
     "DIRECTION": "ASC/DESC",
     "COMP_OP": "a comparison operator (=, !=, <, <=, >, >=)",
     "NAME": "a field name",
@@ -120,6 +126,7 @@ _KEYWORDS = {
     "false": "FALSE",
     "like": "LIKE_OP",
     "ilike": "LIKE_OP",
+    "match": "MATCH",
 }
 
 
@@ -213,7 +220,8 @@ def _make_field(tok: Token, keys: list[str], text: str) -> Field:
         span_field = SPAN_FIELDS.get(key.lower())
         if span_field is None:
             raise InvalidFilterError(
-                f"Unknown span field {key!r}; expected span.name, span.type or span.status",
+                f"Unknown span field {key!r}; expected span.name, span.type, span.status "
+                "or span.content",
                 filter_string=text,
                 position=position,
             )
@@ -224,6 +232,8 @@ def _make_field(tok: Token, keys: list[str], text: str) -> Field:
 
 
 def _allowed_ops(field: Field) -> tuple[str, ...]:
+    if (field.kind, field.key) in TEXT_FIELDS:
+        return (*PATTERN_OPS, *WORD_OPS)
     if field.kind == "attribute" and field.key in NUMERIC_ATTRIBUTES:
         return COMPARISON_OPS + SET_OPS
     if field.kind in ("feedback", "expectation"):
@@ -243,6 +253,13 @@ def _check(field: Field, op: str, value: Value, position: int, text: str) -> Com
             filter_string=text,
             position=position,
             expected=list(allowed),
+        )
+    if op in WORD_OPS and not re.search(r"\w", str(value)):
+        raise InvalidFilterError(
+            f"{op} on {field} needs at least one word to look for, not {value!r}",
+            filter_string=text,
+            position=position,
+            expected=["a quoted string of words"],
         )
     values = value if isinstance(value, tuple) else (value,)
     numeric_field = field.kind == "attribute" and field.key in NUMERIC_ATTRIBUTES
@@ -366,6 +383,14 @@ class _ToAst(Transformer[Token, Any]):
     def not_like(self, field: Field, op: Token, like: Token, pattern: Token) -> Comparison:
         name = f"NOT {str(like).upper()}"
         return _check(field, name, _unquote(str(pattern)), op.column or 1, self.text)
+
+    @v_args(inline=True)
+    def match(self, field: Field, op: Token, words: Token) -> Comparison:
+        return _check(field, "MATCH", _unquote(str(words)), op.column or 1, self.text)
+
+    @v_args(inline=True)
+    def not_match(self, field: Field, op: Token, _match: Token, words: Token) -> Comparison:
+        return _check(field, "NOT MATCH", _unquote(str(words)), op.column or 1, self.text)
 
     @v_args(inline=True)
     def is_null(self, field: Field, op: Token, _null: Token) -> Comparison:

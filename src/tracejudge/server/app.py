@@ -32,7 +32,7 @@ from tracejudge.server.auth import BearerTokens
 from tracejudge.server.metrics import MeasureRequests, ServerMetrics
 from tracejudge.server.monitor_api import add_monitor_routes, monitor_metrics
 from tracejudge.server.otlp import add_otlp_routes
-from tracejudge.store.base import TraceStore
+from tracejudge.store.base import GC_BATCH, TraceStore
 from tracejudge.ui.pages import add_ui
 
 API = "/api/v1"
@@ -64,6 +64,19 @@ class SearchBody(_Body):
 
 class TraceIdsBody(_Body):
     trace_ids: list[str]
+
+
+class StatsBody(_Body):
+    experiment_ids: list[str] | None = None
+    filter_string: str | None = None
+    group_by: str | None = None
+    metrics: list[str] | None = None
+
+
+class RetentionBody(_Body):
+    before_ms: int
+    experiment_ids: list[str] | None = None
+    max_batches: int = 20
 
 
 class GetTracesBody(_Body):
@@ -304,6 +317,21 @@ def create_app(
     @app.post(f"{API}/traces/delete", response_model=None)
     def delete_traces(body: TraceIdsBody) -> dict[str, Any]:
         return {"deleted": store.delete_traces(body.trace_ids)}
+
+    @app.post(f"{API}/traces/stats", response_model=None)
+    def trace_stats(body: StatsBody) -> dict[str, Any]:
+        rows = store.trace_stats(
+            body.experiment_ids, body.filter_string, body.group_by, body.metrics
+        )
+        return {"rows": rows}
+
+    @app.post(f"{API}/traces/delete-before", response_model=None)
+    def delete_traces_before(body: RetentionBody) -> dict[str, Any]:
+        """At most ``max_batches`` batches per request, so that no request runs for minutes:
+        the client repeats it until ``done``."""
+        cap = max(1, min(body.max_batches, 1000))
+        deleted = store.delete_traces_before(body.before_ms, body.experiment_ids, max_batches=cap)
+        return {"deleted": deleted, "done": deleted < cap * GC_BATCH}
 
     @app.get(f"{API}/traces/{{trace_id}}", response_model=None)
     def get_trace(trace_id: str, include_spans: bool = True) -> dict[str, Any]:

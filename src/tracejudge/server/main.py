@@ -23,6 +23,7 @@ from tracejudge import settings
 from tracejudge.errors import InvalidArgumentError
 from tracejudge.server.app import DEFAULT_MAX_BODY_BYTES, create_app
 from tracejudge.store import get_store, get_tracking_uri
+from tracejudge.store.retention import start_retention_thread
 
 STORE_ENV = settings.SERVER_STORE_URI.name
 TOKENS_ENV = settings.SERVER_TOKEN.name
@@ -104,6 +105,12 @@ def _is_loopback(host: str) -> bool:
     is_flag=True,
     help="Also run the monitor (the started scorers on new traces) in this process.",
 )
+@click.option(
+    "--retention",
+    default=None,
+    envvar="TRACEJUDGE_RETENTION",
+    help="Delete traces older than this (30d, 12h…), hourly (env TRACEJUDGE_RETENTION).",
+)
 def server_command(
     host: str,
     port: int,
@@ -114,8 +121,13 @@ def server_command(
     insecure: bool,
     max_body_mb: int,
     run_monitor: bool,
+    retention: str | None,
 ) -> None:
     """Serve the REST API (under /api/v1, docs at /docs) and the web UI (at /) on one store."""
+    try:
+        retention_s = settings.parse_duration(retention) if retention else None
+    except ValueError as exc:
+        raise InvalidArgumentError(f"--retention {retention!r}: {exc}.") from None
     serve(
         host,
         port,
@@ -126,6 +138,7 @@ def server_command(
         insecure,
         max_body_mb,
         run_monitor=run_monitor,
+        retention_s=retention_s,
     )
 
 
@@ -154,6 +167,7 @@ def serve(
     max_body_mb: int,
     announce: Callable[[str], None] = lambda url: None,
     run_monitor: bool = False,
+    retention_s: float | None = None,
 ) -> None:
     """Open the store, bind the socket and run uvicorn; ``announce`` gets the UI's URL once the
     socket listens (``tracejudge ui`` opens a browser there)."""
@@ -190,6 +204,9 @@ def serve(
     announce(f"{url}/")
     if run_monitor:
         _start_monitor(store_uri)
+    if retention_s is not None:
+        start_retention_thread(get_store(store_uri), retention_s)
+        click.echo(f"deleting traces older than {retention_s:,.0f} s, every hour")
     if workers > 1:  # uvicorn's supervisor; each worker builds the app from the environment
         os.environ[STORE_ENV] = store_uri
         os.environ[TOKENS_ENV] = ",".join(sorted(tokens))

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from tracejudge.entities import Assessment, EvaluationRun, Experiment, Span, Trace
 
 T = TypeVar("T")
+
+GC_BATCH = 1000
+"""Traces deleted per transaction by retention: small enough that a writer waits little."""
 
 
 class PagedList(list[T], Generic[T]):
@@ -58,6 +61,27 @@ class TraceStore(Protocol):
     ) -> PagedList[Trace]: ...
 
     def delete_traces(self, trace_ids: Sequence[str]) -> int: ...
+
+    def delete_traces_before(
+        self,
+        before_ms: int,
+        experiment_ids: Sequence[str] | None = None,
+        batch_size: int = GC_BATCH,
+        max_batches: int | None = None,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> int:
+        """Retention: delete traces that started before ``before_ms`` in bounded batches."""
+        ...
+
+    def trace_stats(
+        self,
+        experiment_ids: Sequence[str] | None = None,
+        filter_string: str | None = None,
+        group_by: str | None = None,
+        metrics: Sequence[str] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Aggregates of the matching traces, one dict per group (``hour``, ``day``, ``tag.x``)."""
+        ...
 
     # tags
     def set_trace_tag(self, trace_id: str, key: str, value: str) -> None: ...

@@ -16,6 +16,7 @@ from sqlalchemy.ext.compiler import compiles
 
 from tracejudge.query import And, Comparison, Expr, Or
 from tracejudge.store import schema as s
+from tracejudge.store import text_search
 
 RUN_METADATA_KEY = "tracejudge.sourceRun"
 
@@ -26,8 +27,15 @@ _TRACE_COLUMNS = {
     "name": s.traces.c.name,
     "trace_id": s.traces.c.trace_id,
     "client_request_id": s.traces.c.client_request_id,
+    "request": s.traces.c.request,
+    "response": s.traces.c.response,
 }
-_SPAN_COLUMNS = {"name": s.spans.c.name, "type": s.spans.c.span_type, "status": s.spans.c.status}
+_SPAN_COLUMNS = {
+    "name": s.spans.c.name,
+    "type": s.spans.c.span_type,
+    "status": s.spans.c.status,
+    "content": s.spans.c.content,
+}
 
 
 PER_ROW_ABOVE = 8
@@ -155,8 +163,23 @@ def _run_id(cmp: Comparison) -> ColumnElement[bool]:
     return or_(produced, assessed)
 
 
+def _word_match(cmp: Comparison) -> ColumnElement[bool]:
+    """``MATCH``: on the trace row for request/response, through its spans for span.content."""
+    words = str(cmp.value)
+    if cmp.field.kind == "span":
+        found: ColumnElement[bool] = _exists(
+            s.spans.c.trace_id == s.traces.c.trace_id,
+            text_search.matches(s.spans, "content", words),
+        )
+    else:
+        found = text_search.matches(s.traces, cmp.field.key, words)
+    return not_(found) if cmp.op == "NOT MATCH" else found
+
+
 def _comparison(cmp: Comparison) -> ColumnElement[bool]:
     kind = cmp.field.kind
+    if cmp.op in ("MATCH", "NOT MATCH"):
+        return _word_match(cmp)
     if kind == "attribute":
         if cmp.field.key == "run_id":
             return _run_id(cmp)

@@ -14,7 +14,7 @@ import functools
 import math
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import httpx
@@ -30,7 +30,7 @@ from tracejudge.errors import (
     TraceNotFoundError,
     error_from_code,
 )
-from tracejudge.store.base import PagedList
+from tracejudge.store.base import GC_BATCH, PagedList
 from tracejudge.store.monitor_http import HttpMonitorStore
 
 API = "/api/v1"
@@ -218,6 +218,46 @@ class HttpTraceStore:
 
     def delete_traces(self, trace_ids: Sequence[str]) -> int:
         return int(self._call("POST", "/traces/delete", {"trace_ids": list(trace_ids)})["deleted"])
+
+    def delete_traces_before(
+        self,
+        before_ms: int,
+        experiment_ids: Sequence[str] | None = None,
+        batch_size: int = GC_BATCH,
+        max_batches: int | None = None,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> int:
+        """The server deletes in its own batches, a few per request; this repeats the request
+        until nothing is left (or ``max_batches`` requests were made)."""
+        body = {
+            "before_ms": int(before_ms),
+            "experiment_ids": list(experiment_ids) if experiment_ids else None,
+        }
+        total = requests = 0
+        while max_batches is None or requests < max_batches:
+            requests += 1
+            reply = self._call("POST", "/traces/delete-before", body, idempotent=True)
+            total += int(reply["deleted"])
+            if on_batch is not None and reply["deleted"]:
+                on_batch(int(reply["deleted"]))
+            if reply["done"]:
+                break
+        return total
+
+    def trace_stats(
+        self,
+        experiment_ids: Sequence[str] | None = None,
+        filter_string: str | None = None,
+        group_by: str | None = None,
+        metrics: Sequence[str] | None = None,
+    ) -> list[dict[str, Any]]:
+        body = {
+            "experiment_ids": list(experiment_ids) if experiment_ids else None,
+            "filter_string": filter_string,
+            "group_by": group_by,
+            "metrics": list(metrics) if metrics is not None else None,
+        }
+        return list(self._call("POST", "/traces/stats", body)["rows"])
 
     # ------------------------------------------------------------------- tags
 

@@ -8,21 +8,18 @@ import hashlib
 import math
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from sqlalchemy import (
     Connection,
     Table,
-    and_,
     bindparam,
     delete,
-    false,
     func,
     insert,
     select,
     text,
-    true,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -38,9 +35,9 @@ from tracejudge.errors import (
     TraceNotFoundError,
 )
 from tracejudge.query import parse_filter
-from tracejudge.store import db_errors, keyset, rows, sanitize
+from tracejudge.store import db_errors, keyset, rows, sanitize, stats, text_search
 from tracejudge.store import schema as s
-from tracejudge.store.base import PagedList
+from tracejudge.store.base import GC_BATCH, PagedList
 from tracejudge.store.db_errors import wrap_db_errors
 from tracejudge.store.engine import create_store_engine, migrate
 from tracejudge.store.filter_sql import to_sql
@@ -151,7 +148,13 @@ class SqlTraceStore:
 
     @staticmethod
     def _refresh_latest(conn: Connection, changed: Iterable[Assessment]) -> None:
-        """Re-mark the newest valid assessment of each (trace, kind, name) touched as ``latest``."""
+        """Re-mark the newest valid assessment of each (trace, kind, name) touched as ``latest``.
+
+        The touched traces' assessments are read by trace id and only the rows whose mark
+        changes are written, by primary key: both are index lookups on any database and any
+        statistics, so a write costs the same in an empty store and in a full one (a single
+        ``UPDATE … = (SELECT … LIMIT 1)`` let PostgreSQL pick a plan that grew with the table).
+        """
         keys = {
             (
                 a.trace_id,
@@ -162,29 +165,30 @@ class SqlTraceStore:
         }
         if not keys:
             return
-        a, peer = s.assessments, s.assessments.alias("peer")
-        same_key = and_(
-            peer.c.trace_id == bindparam("p_trace"),
-            peer.c.kind == bindparam("p_kind"),
-            peer.c.name == bindparam("p_name"),
-        )
-        newest = (
-            select(peer.c.assessment_id)
-            .where(same_key, peer.c.valid == true())
-            .order_by(peer.c.create_time_ms.desc(), peer.c.assessment_id.desc())
-            .limit(1)
-            .scalar_subquery()
-        )
-        stmt = (
-            update(a)
-            .where(
-                a.c.trace_id == bindparam("p_trace"),
-                a.c.kind == bindparam("p_kind"),
-                a.c.name == bindparam("p_name"),
+        a = s.assessments.c
+        found: dict[tuple[Any, ...], list[Any]] = defaultdict(list)
+        columns = (a.assessment_id, a.trace_id, a.kind, a.name, a.valid, a.latest, a.create_time_ms)
+        for chunk in _chunks(sorted({t for t, _, _ in keys if t is not None})):
+            for r in conn.execute(select(*columns).where(a.trace_id.in_(chunk))):
+                if (r.trace_id, r.kind, r.name) in keys:
+                    found[(r.trace_id, r.kind, r.name)].append(r)
+        flips = []
+        for peers in found.values():
+            valid = [r for r in peers if r.valid]
+            newest = (
+                max(valid, key=lambda r: (r.create_time_ms, r.assessment_id)) if valid else None
             )
-            .values(latest=func.coalesce(a.c.assessment_id == newest, false()))
-        )
-        conn.execute(stmt, [{"p_trace": t, "p_kind": k, "p_name": n} for t, k, n in sorted(keys)])
+            for r in peers:
+                want = newest is not None and r.assessment_id == newest.assessment_id
+                if bool(r.latest) != want:
+                    flips.append({"p_id": r.assessment_id, "p_latest": want})
+        if flips:
+            conn.execute(
+                update(s.assessments)
+                .where(a.assessment_id == bindparam("p_id"))
+                .values(latest=bindparam("p_latest")),
+                flips,
+            )
 
     def _require_trace(self, conn: Connection, trace_id: str) -> None:
         found = conn.execute(
@@ -447,6 +451,82 @@ class SqlTraceStore:
             return int(experiment_id)
         except (TypeError, ValueError):
             raise ExperimentNotFoundError(f"No experiment with id {experiment_id!r}.") from None
+
+    @wrap_db_errors
+    def trace_stats(
+        self,
+        experiment_ids: Sequence[str] | None = None,
+        filter_string: str | None = None,
+        group_by: str | None = None,
+        metrics: Sequence[str] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Aggregates of the matching traces per group, computed in SQL (see ``stats``)."""
+        where = [to_sql(parse_filter(filter_string))]
+        if experiment_ids:
+            where.append(
+                s.traces.c.experiment_id.in_([self._experiment_key(e) for e in experiment_ids])
+            )
+        with self.engine.connect() as conn:
+            return stats.compute(
+                conn, self.dialect, where, group_by, list(metrics or stats.DEFAULT_METRICS)
+            )
+
+    @wrap_db_errors
+    def delete_traces_before(
+        self,
+        before_ms: int,
+        experiment_ids: Sequence[str] | None = None,
+        batch_size: int = GC_BATCH,
+        max_batches: int | None = None,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> int:
+        """Delete the traces that started before ``before_ms``, oldest first, one transaction per
+        batch so that a writer waits for one batch at most; stops after ``max_batches`` if
+        given. Returns how many were deleted and calls ``on_batch`` with each batch's count.
+
+        Later writes reuse the space at once; :meth:`reclaim_space` gives it back sooner.
+        """
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise InvalidArgumentError(
+                f"batch_size must be a positive integer, not {batch_size!r}."
+            )
+        t = s.traces.c
+        query = select(t.trace_id).where(t.timestamp_ms < int(before_ms))
+        if experiment_ids:
+            query = query.where(
+                t.experiment_id.in_([self._experiment_key(e) for e in experiment_ids])
+            )
+        query = query.order_by(t.timestamp_ms, t.trace_id).limit(batch_size)
+        total = batches = 0
+        while max_batches is None or batches < max_batches:
+            batches += 1
+            with self.engine.connect() as conn:
+                ids = list(conn.execute(query).scalars())
+            if not ids:
+                return total
+            deleted = self.delete_traces(ids)
+            total += deleted
+            if on_batch is not None:
+                on_batch(deleted)
+        return total
+
+    @wrap_db_errors
+    def reclaim_space(self, full: bool = False) -> None:
+        """After a large delete: PostgreSQL ``VACUUM ANALYZE`` (writers go on meanwhile);
+        SQLite truncates its write-ahead log, and with ``full`` rewrites the file (``VACUUM``,
+        which holds every writer until it ends) and re-indexes word search, whose link to the
+        rows VACUUM may renumber."""
+        tables = ["traces", "spans", "trace_tags", "trace_metadata", "assessments"]
+        with self.engine.connect() as conn:
+            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+            if self.dialect == "postgresql":
+                conn.exec_driver_sql(f"VACUUM (ANALYZE) {', '.join(tables)}")
+                return
+            if full:
+                conn.exec_driver_sql("VACUUM")
+                for statement in text_search.rebuild_statements(self.dialect):
+                    conn.exec_driver_sql(statement)
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
     @wrap_db_errors
     def delete_traces(self, trace_ids: Sequence[str]) -> int:

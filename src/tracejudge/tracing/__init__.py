@@ -1,6 +1,6 @@
 """The tracing SDK: spans on OpenTelemetry, background export, search and assessments."""
 
-from tracejudge.tracing.client import Client, search_traces
+from tracejudge.tracing.client import Client, delete_traces, search_traces, trace_stats
 from tracejudge.tracing.experiment import get_experiment_by_name, set_experiment
 from tracejudge.tracing.export import ExportStats
 from tracejudge.tracing.fluent import (
@@ -22,6 +22,7 @@ __all__ = [
     "ExportStats",
     "LiveSpan",
     "NoOpSpan",
+    "delete_traces",
     "flush",
     "get_active_trace_id",
     "get_current_active_span",
@@ -33,6 +34,7 @@ __all__ = [
     "set_experiment",
     "start_span",
     "trace",
+    "trace_stats",
     "tracing_disabled",
     "update_current_trace",
 ]

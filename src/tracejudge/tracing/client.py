@@ -23,6 +23,7 @@ from tracejudge.entities import (
 )
 from tracejudge.errors import InvalidArgumentError, TraceNotFoundError
 from tracejudge.store import PagedList, TraceStore, get_store
+from tracejudge.store.base import GC_BATCH
 from tracejudge.tracing.dataframe import traces_to_dataframe
 from tracejudge.tracing.experiment import resolve_experiment_ids
 from tracejudge.tracing.export import get_exporter
@@ -128,6 +129,63 @@ class Client:
             if token is None:
                 break
         return found
+
+    def trace_stats(
+        self,
+        experiment_ids: Sequence[str] | str | None = None,
+        *,
+        filter_string: str | None = None,
+        group_by: str | None = None,
+        metrics: Sequence[str] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Aggregates of the matching traces, one dict per group (see :func:`trace_stats`)."""
+        get_exporter().flush(timeout=30)
+        ids = resolve_experiment_ids(experiment_ids, self.store)
+        return self.store.trace_stats(ids, filter_string, group_by, metrics)
+
+    def delete_traces(
+        self,
+        experiment_id: str | None = None,
+        max_timestamp_millis: int | None = None,
+        max_traces: int | None = None,
+        trace_ids: Sequence[str] | None = None,
+    ) -> int:
+        """MLflow's ``delete_traces``: the given ``trace_ids``, or the traces of an experiment
+        (default: the active one) that started before ``max_timestamp_millis``, oldest first,
+        at most ``max_traces`` of them. Returns how many were deleted."""
+        if (trace_ids is None) == (max_timestamp_millis is None):
+            raise InvalidArgumentError(
+                "Give exactly one of trace_ids and max_timestamp_millis to delete_traces."
+            )
+        if trace_ids is not None:
+            if max_traces is not None:
+                raise InvalidArgumentError(
+                    "max_traces goes with max_timestamp_millis, not trace_ids."
+                )
+            return self.store.delete_traces(list(trace_ids))
+        if max_traces is not None and (
+            isinstance(max_traces, bool) or not isinstance(max_traces, int) or max_traces < 1
+        ):
+            raise InvalidArgumentError(
+                f"max_traces must be a positive integer, not {max_traces!r}."
+            )
+        ids = resolve_experiment_ids(experiment_id, self.store)
+        assert max_timestamp_millis is not None
+        if max_traces is None:
+            return self.store.delete_traces_before(max_timestamp_millis, ids)
+        batch = min(max_traces, GC_BATCH)
+        deleted = 0
+        while deleted < max_traces:
+            n = self.store.delete_traces_before(
+                max_timestamp_millis,
+                ids,
+                batch_size=min(batch, max_traces - deleted),
+                max_batches=1,
+            )
+            if n == 0:
+                break
+            deleted += n
+        return deleted
 
     @accepts_request_id
     def get_trace(self, trace_id: str, include_spans: bool = True) -> Trace | None:
@@ -273,3 +331,46 @@ def search_traces(
         include_spans=include_spans,
     )
     return traces if return_type == "list" else traces_to_dataframe(traces)
+
+
+def trace_stats(
+    experiment_ids: Sequence[str] | str | None = None,
+    *,
+    filter_string: str | None = None,
+    group_by: str | None = None,
+    metrics: Sequence[str] | None = None,
+    return_type: Literal["pandas", "list"] = "pandas",
+) -> pd.DataFrame | list[dict[str, Any]]:
+    """Dashboard figures over the matching traces, computed by the database.
+
+    ``group_by``: ``"hour"`` or ``"day"`` (UTC buckets of the trace's start; the group is the
+    bucket's start), ``"tag.<key>"`` (one group per value, None for traces without the tag) or
+    None (one row). ``metrics`` (default count, error_rate, p50_latency): ``count``,
+    ``error_rate``, ``mean_latency``, ``p<N>_latency`` (nearest-rank percentile of the
+    duration in ms), ``feedback.<name>.mean``, ``feedback.<name>.pass_rate`` and
+    ``feedback.<name>.count`` over each trace's current verdict of that name.
+
+    >>> trace_stats(filter_string="tag.env = 'prod'", group_by="hour",
+    ...             metrics=["count", "p95_latency", "feedback.groundedness.pass_rate"])
+    """
+    if return_type not in ("pandas", "list"):
+        raise InvalidArgumentError(f"return_type must be 'pandas' or 'list', not {return_type!r}.")
+    rows = Client().trace_stats(
+        experiment_ids, filter_string=filter_string, group_by=group_by, metrics=metrics
+    )
+    if return_type == "list":
+        return rows
+    frame = pd.DataFrame(rows)
+    if group_by in ("hour", "day") and not frame.empty:
+        frame["group"] = pd.to_datetime(frame["group"], unit="ms", utc=True)
+    return frame
+
+
+def delete_traces(
+    experiment_id: str | None = None,
+    max_timestamp_millis: int | None = None,
+    max_traces: int | None = None,
+    trace_ids: Sequence[str] | None = None,
+) -> int:
+    """Delete traces by id, or those started before a time (MLflow's ``delete_traces``)."""
+    return Client().delete_traces(experiment_id, max_timestamp_millis, max_traces, trace_ids)

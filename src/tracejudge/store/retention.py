@@ -1,0 +1,62 @@
+"""Retention: delete traces older than a maximum age, in bounded batches, then hand the space
+back. ``tracejudge gc`` runs it once; ``tracejudge server --retention 30d`` every hour."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+from tracejudge.errors import InvalidArgumentError, TraceJudgeError
+from tracejudge.store.base import TraceStore
+
+logger = logging.getLogger(__name__)
+
+RETENTION_EVERY_S = 3600.0
+"""How often the server applies its retention."""
+
+
+def cutoff_ms(max_age_s: float, now_ms: int | None = None) -> int:
+    """The start time before which a trace is older than ``max_age_s``."""
+    if not max_age_s > 0:
+        raise InvalidArgumentError(f"A retention age must be positive, not {max_age_s!r} s.")
+    now = int(time.time() * 1000) if now_ms is None else now_ms
+    return now - int(max_age_s * 1000)
+
+
+def enforce_retention(
+    store: TraceStore,
+    max_age_s: float,
+    experiment_ids: Sequence[str] | None = None,
+    on_batch: Callable[[int], None] | None = None,
+    full_vacuum: bool = False,
+) -> int:
+    """Delete the traces older than ``max_age_s`` and reclaim the space; returns the count."""
+    deleted = store.delete_traces_before(cutoff_ms(max_age_s), experiment_ids, on_batch=on_batch)
+    reclaim = getattr(store, "reclaim_space", None)  # a server reclaims its own
+    if reclaim is not None and (deleted or full_vacuum):
+        reclaim(full=full_vacuum)
+    return deleted
+
+
+def start_retention_thread(
+    store: TraceStore, max_age_s: float, every_s: float = RETENTION_EVERY_S
+) -> threading.Event:
+    """Apply retention now and every ``every_s`` in a daemon thread; set the event to stop."""
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.is_set():
+            try:
+                deleted = enforce_retention(store, max_age_s)
+                if deleted:
+                    logger.info(
+                        "retention: deleted %d traces older than %.0f s", deleted, max_age_s
+                    )
+            except TraceJudgeError as exc:  # the store is down: try again next time
+                logger.warning("retention: %s", exc)
+            stop.wait(every_s)
+
+    threading.Thread(target=loop, name="tracejudge-retention", daemon=True).start()
+    return stop

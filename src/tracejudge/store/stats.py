@@ -1,0 +1,220 @@
+"""Aggregates over traces for dashboards, computed in SQL: counts, error rates, latency
+percentiles and verdict statistics, per hour, per day or per tag value.
+
+Percentiles are *nearest rank* (the smallest latency with at least that share of traces at or
+below it) on both databases: ``percentile_disc`` on PostgreSQL, a ranking window on SQLite,
+which has no percentile function. Feedback statistics look at each trace's current verdict of
+that name (the ``latest`` one): ``mean`` averages its numeric value (a judge's score where it
+records one), ``pass_rate`` is the share of pass/fail verdicts that pass.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Integer,
+    Select,
+    and_,
+    case,
+    cast,
+    func,
+    literal,
+    select,
+    true,
+)
+
+from tracejudge.entities.assessment import FAILING_WORDS, PASSING_WORDS
+from tracejudge.errors import InvalidArgumentError
+from tracejudge.store import schema as s
+
+GROUPS = {"hour": 3_600_000, "day": 86_400_000}
+"""Time buckets (UTC, by trace start) and their width in milliseconds."""
+
+_LATENCY = re.compile(r"^p(\d{1,2})_latency$")
+_FEEDBACK = re.compile(r"^feedback\.(.+)\.(mean|pass_rate|count)$")
+DEFAULT_METRICS = ("count", "error_rate", "p50_latency")
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One requested statistic: its name as asked and what it measures."""
+
+    name: str
+    kind: str  # count | error_rate | mean_latency | percentile | feedback
+    percentile: float | None = None
+    feedback: str | None = None
+    statistic: str | None = None
+
+
+def parse_metric(name: str) -> Metric:
+    if not isinstance(name, str):
+        raise InvalidArgumentError(f"A metric is a string, not {name!r}.")
+    if name in ("count", "error_rate", "mean_latency"):
+        return Metric(name, name)
+    latency = _LATENCY.match(name)
+    if latency and 1 <= int(latency.group(1)) <= 99:
+        return Metric(name, "percentile", percentile=int(latency.group(1)) / 100)
+    feedback = _FEEDBACK.match(name)
+    if feedback:
+        return Metric(name, "feedback", feedback=feedback.group(1), statistic=feedback.group(2))
+    raise InvalidArgumentError(
+        f"Unknown metric {name!r}; expected count, error_rate, mean_latency, p<1-99>_latency "
+        "(p50_latency, p95_latency…) or feedback.<name>.mean|pass_rate|count."
+    )
+
+
+def parse_group(group_by: str | None) -> str | None:
+    """``hour``, ``day``, ``tag.<key>`` or None (one row for everything)."""
+    if group_by is None or group_by in GROUPS:
+        return group_by
+    if isinstance(group_by, str) and group_by.startswith("tag.") and len(group_by) > 4:
+        return group_by
+    raise InvalidArgumentError(
+        f"Cannot group by {group_by!r}; expected 'hour', 'day', 'tag.<key>' or None."
+    )
+
+
+def _group_key(group_by: str | None) -> tuple[ColumnElement[Any], Any]:
+    """The group's expression and the FROM clause it needs."""
+    t = s.traces
+    if group_by is None:
+        return literal(None).label("group"), t
+    if group_by in GROUPS:
+        width = GROUPS[group_by]
+        return ((t.c.timestamp_ms // width) * width).label("group"), t
+    tags = s.trace_tags.alias("group_tag")
+    joined = t.outerjoin(
+        tags, and_(tags.c.trace_id == t.c.trace_id, tags.c.key == group_by[len("tag.") :])
+    )
+    return tags.c.value.label("group"), joined
+
+
+def _verdict(column: ColumnElement[Any]) -> ColumnElement[Any]:
+    """1 for a passing verdict, 0 for a failing one, NULL for anything else."""
+    word = func.lower(column)
+    return case(
+        (word.in_(sorted(PASSING_WORDS)), 1.0),
+        (word.in_(sorted(FAILING_WORDS)), 0.0),
+        else_=None,
+    )
+
+
+def _base_query(
+    metrics: Sequence[Metric], group_by: str | None, where: Sequence[ColumnElement[bool]]
+) -> Select[Any]:
+    """Every metric but the percentiles, in one pass over the matching traces."""
+    t = s.traces.c
+    group, source = _group_key(group_by)
+    columns: list[ColumnElement[Any]] = [group, func.count().label("count")]
+    joined = source
+    verdicts: dict[str, Any] = {}
+    for metric in metrics:
+        if metric.kind == "error_rate":
+            columns.append(func.avg(case((t.status == "ERROR", 1.0), else_=0.0)).label(metric.name))
+        elif metric.kind == "mean_latency":
+            columns.append(func.avg(t.execution_time_ms).label(metric.name))
+        elif metric.kind == "feedback":
+            assert metric.feedback is not None
+            a = verdicts.get(metric.feedback)
+            if a is None:
+                a = s.assessments.alias(f"fb{len(verdicts)}")
+                verdicts[metric.feedback] = a
+                joined = joined.outerjoin(
+                    a,
+                    and_(
+                        a.c.trace_id == t.trace_id,
+                        a.c.kind == "feedback",
+                        a.c.name == metric.feedback,
+                        a.c.latest == true(),
+                    ),
+                )
+            if metric.statistic == "mean":
+                columns.append(func.avg(a.c.numeric_value).label(metric.name))
+            elif metric.statistic == "pass_rate":
+                columns.append(func.avg(_verdict(a.c.string_value)).label(metric.name))
+            else:
+                columns.append(func.count(a.c.assessment_id).label(metric.name))
+    query = select(*columns).select_from(joined).where(*where)
+    return query.group_by(group) if group_by is not None else query
+
+
+def _percentiles_pg(
+    metrics: Sequence[Metric], group_by: str | None, where: Sequence[ColumnElement[bool]]
+) -> Select[Any]:
+    group, source = _group_key(group_by)
+    columns = [group] + [
+        func.percentile_disc(m.percentile).within_group(s.traces.c.execution_time_ms).label(m.name)
+        for m in metrics
+    ]
+    query = select(*columns).select_from(source).where(*where)
+    return query.group_by(group) if group_by is not None else query
+
+
+def _percentiles_sqlite(
+    metrics: Sequence[Metric], group_by: str | None, where: Sequence[ColumnElement[bool]]
+) -> Select[Any]:
+    """Rank the latencies within each group and keep, per percentile, the nearest-rank row."""
+    group, source = _group_key(group_by)
+    latency = s.traces.c.execution_time_ms
+    partition = [group] if group_by is not None else []
+    ranked = (
+        select(
+            group,
+            latency.label("latency"),
+            func.row_number().over(partition_by=partition, order_by=latency).label("rank"),
+            func.count().over(partition_by=partition).label("n"),
+        )
+        .select_from(source)
+        .where(*where, latency.is_not(None))
+        .subquery()
+    )
+    columns: list[ColumnElement[Any]] = [ranked.c.group]
+    for m in metrics:
+        assert m.percentile is not None
+        position = ranked.c.n * m.percentile
+        whole = cast(position, Integer)
+        rank = whole + case((position > whole, 1), else_=0)  # ceil(): SQLite 3.40 has none
+        columns.append(func.max(case((ranked.c.rank == rank, ranked.c.latency))).label(m.name))
+    return select(*columns).group_by(ranked.c.group)
+
+
+def compute(
+    conn: Connection,
+    dialect: str,
+    where: Sequence[ColumnElement[bool]],
+    group_by: str | None,
+    metric_names: Sequence[str],
+) -> list[dict[str, Any]]:
+    """One dict per group, ordered by group: ``{"group": …, "<metric>": value, …}``."""
+    metrics = [parse_metric(m) for m in metric_names]
+    group_by = parse_group(group_by)
+    rows: dict[Any, dict[str, Any]] = {}
+    for r in conn.execute(_base_query(metrics, group_by, where)).mappings():
+        rows[r["group"]] = {"group": r["group"], "count": r["count"]} | {
+            m.name: r[m.name] for m in metrics if m.kind not in ("count", "percentile")
+        }
+    percentiles = [m for m in metrics if m.kind == "percentile"]
+    if percentiles and rows:
+        builder = _percentiles_pg if dialect == "postgresql" else _percentiles_sqlite
+        for r in conn.execute(builder(percentiles, group_by, where)).mappings():
+            if r["group"] in rows:
+                rows[r["group"]].update({m.name: r[m.name] for m in percentiles})
+    out = []
+    for key in sorted(rows, key=lambda g: (g is None, g)):
+        row = rows[key]
+        out.append(
+            {"group": _plain(row["group"])} | {m.name: _plain(row.get(m.name)) for m in metrics}
+        )
+    return out
+
+
+def _plain(value: Any) -> Any:
+    """PostgreSQL returns averages as Decimal: give floats, as SQLite does."""
+    return float(value) if isinstance(value, Decimal) else value
