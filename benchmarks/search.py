@@ -1,23 +1,36 @@
-"""Trace search latency on a large store: filtered, ordered first pages and the 100th page.
+"""Trace search at scale: filtered, ordered first pages and the 100th page, word search,
+dashboard aggregates, the query plans behind them, and the ingest rate empty vs full.
 
-    python benchmarks/search.py [--n 100000] [--uri sqlite:///path.db] [--repeat 30]
+    python benchmarks/search.py [--n 1000000] [--uri sqlite:///path.db | postgresql+psycopg://…]
+                                [--repeat 15]
 
-Generates N traces (tags env/user, a trustworthiness feedback on 80 % of them, one or two
-spans each) unless the store already holds them, then times each query ``--repeat`` times and
-prints p50/p95 in milliseconds. The 100th page is reached by following page tokens (keyset
-pagination), and only the request for page 100 is timed. Target: p50 < 50 ms at 1M traces
-on SQLite for a filtered, ordered first page.
+Generates N traces unless the store already holds them: a question and an answer drawn from a
+Zipf-distributed vocabulary (so word search meets common and rare words), one or two spans
+carrying a retrieved passage, tags env/user, a trustworthiness feedback on 80 % of them. The
+bulk goes in with multi-row inserts (SQLite) or ``COPY`` (PostgreSQL), like a restore would;
+before and after it, ``log_traces`` (the API's own write path) is timed on 2,000 traces, so
+the figures show whether writes slow down as the store grows. Every query is timed
+``--repeat`` times (p50 / p95 ms); page 100 is reached by following page tokens and only its
+request is timed. The plan of each first page (``EXPLAIN``) is written out, so that a
+regression in a plan is visible. Targets: p50 < 50 ms and p95 < 150 ms for pages, < 100 ms
+for word search, < 200 ms for aggregates, < 100 ms for a 1,000-row list without spans.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
+import json
 import random
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event, insert, text
 
 from tracejudge.entities import (
     Feedback,
@@ -29,104 +42,239 @@ from tracejudge.entities import (
     TraceInfo,
 )
 from tracejudge.store import SqlTraceStore
+from tracejudge.store import schema as s
 
-BATCH = 2000
+BULK = 5_000
 PAGE = 100
+T0 = 1_700_000_000_000
+STEP_MS = 1000  # one trace a second
+DAY_MS = 86_400_000
 
-QUERIES = [
-    ("tag filter, newest first", "tag.env = 'prod'", ["timestamp DESC"]),
-    (
-        "tag AND feedback < 0.5, newest first",
-        "tag.env = 'prod' AND feedback.trustworthiness < 0.5",
-        ["timestamp DESC"],
-    ),
-    (
-        "OR with parentheses, newest first",
-        "(tag.user = 'u7' OR feedback.trustworthiness < 0.05) AND span.type = 'RETRIEVER'",
-        ["timestamp DESC"],
-    ),
-    ("time range, slowest first", "timestamp >= {mid}", ["execution_time DESC"]),
-    (
-        "feedback < 0.5, least trustworthy first",
-        "feedback.trustworthiness < 0.5",
-        ["feedback.trustworthiness ASC"],
-    ),
-]
+# a vocabulary of pronounceable made-up words plus the words the queries look for
+_SYLLABLES = [c + v for c in "bdfgklmnprstvz" for v in "aeiou"]
+_MADE_UP = [a + b + c for a in _SYLLABLES[:30] for b in _SYLLABLES[20:50] for c in ("", "n", "r")]
+VOCAB = ["refund", "policy", "invoice", "shipping", "password", "cancel", "order", "account"]
+VOCAB += _MADE_UP[:6000]
+NAMES = [f"{a.title()}{b}" for a in _SYLLABLES for b in _SYLLABLES[:40]][:2000]
+RARE_NAME = NAMES[-1]  # drawn with the lowest probability
 
 
-def make(i: int, experiment_id: str, rng: random.Random) -> Trace:
-    tid = f"tr-{rng.getrandbits(128):032x}"
-    start_ms = 1_700_000_000_000 + i * 1000
-    span_type = "RETRIEVER" if i % 3 == 0 else "LLM"
-    root = Span(
-        tid,
-        f"{i:016x}",
-        None,
-        "answer",
-        "CHAIN",
-        start_ms * 1_000_000,
-        (start_ms + 50) * 1_000_000,
-        SpanStatus(SpanStatusCode.OK),
-        {"question": f"q{i}"},
-        f"a{i}",
-    )
-    child = Span(
-        tid,
-        f"{i + 1:016x}",
-        root.span_id,
-        "step",
-        span_type,
-        start_ms * 1_000_000,
-        (start_ms + 20) * 1_000_000,
-        SpanStatus(SpanStatusCode.OK),
-        {"i": i},
-        {"o": i},
-    )
-    info = TraceInfo(
-        tid,
-        experiment_id,
-        start_ms,
-        rng.randint(10, 5000),
-        name="answer",
-        request_preview=f"q{i}",
-        response_preview=f"a{i}",
-        tags={"env": "prod" if rng.random() < 0.5 else "dev", "user": f"u{rng.randint(0, 999)}"},
-    )
-    if rng.random() < 0.8:
-        info.assessments.append(Feedback("trustworthiness", round(rng.random(), 4), trace_id=tid))
-    return Trace(info, TraceData([root, child], f'{{"question": "q{i}"}}', f'"a{i}"'))
+def _zipf_weights(n: int) -> list[float]:
+    return [1 / (rank + 1) for rank in range(n)]
 
 
-def populate(store: SqlTraceStore, n: int) -> str:
-    experiment = store.get_or_create_experiment("search-benchmark")
-    have = len(store.search_traces([experiment.experiment_id], None, None, 1, include_spans=False))
-    if have:
-        existing = store.search_traces(
-            [experiment.experiment_id], None, ["timestamp ASC"], 1, include_spans=False
-        )
-        last = store.search_traces(
-            [experiment.experiment_id], None, ["timestamp DESC"], 1, include_spans=False
-        )
-        count = (last[0].info.request_time - existing[0].info.request_time) // 1000 + 1
-        if count >= n:
-            print(f"store already holds {count:,} traces", file=sys.stderr)
-            return experiment.experiment_id
-    rng = random.Random(7)
-    start = time.perf_counter()
-    for lo in range(0, n, BATCH):
-        store.log_traces(
-            [make(i, experiment.experiment_id, rng) for i in range(lo, min(n, lo + BATCH))]
-        )
-        if lo and lo % (BATCH * 50) == 0:
-            print(
-                f"  {lo:,} traces written ({lo / (time.perf_counter() - start):,.0f}/s)",
-                file=sys.stderr,
+class Generator:
+    """Deterministic fake traffic: trace i at T0 + i seconds."""
+
+    def __init__(self, seed: int = 7) -> None:
+        self.rng = random.Random(seed)
+        self.vocab_weights = _zipf_weights(len(VOCAB))
+        self.name_weights = _zipf_weights(len(NAMES))
+
+    def words(self, k: int) -> str:
+        return " ".join(self.rng.choices(VOCAB, self.vocab_weights, k=k))
+
+    def rows(self, i: int, experiment_id: int) -> dict[str, list[dict[str, Any]]]:
+        rng = self.rng
+        tid = f"tr-{rng.getrandbits(128):032x}"
+        start_ms = T0 + i * STEP_MS
+        name = rng.choices(NAMES, self.name_weights)[0]
+        question = f"{name} asks: {self.words(8)}?"
+        answer = f"{self.words(30)}."
+        passage = f"{self.words(40)}."
+        status = "ERROR" if rng.random() < 0.03 else "OK"
+        request, response = json.dumps({"question": question}), json.dumps(answer)
+        trace = {
+            "trace_id": tid,
+            "experiment_id": experiment_id,
+            "timestamp_ms": start_ms,
+            "execution_time_ms": rng.randint(10, 5000),
+            "status": status,
+            "name": "answer",
+            "client_request_id": None,
+            "request_preview": request[:1000],
+            "response_preview": response[:1000],
+            "request": request,
+            "response": response,
+        }
+        span_type = "RETRIEVER" if i % 3 == 0 else "LLM"
+        spans = [
+            _span_row(tid, f"{i:016x}", None, "answer", "CHAIN", start_ms, 50, request, response),
+            _span_row(
+                tid,
+                f"{i + 1:016x}",
+                f"{i:016x}",
+                "step",
+                span_type,
+                start_ms,
+                20,
+                request,
+                json.dumps({"documents": [passage]}),
+            ),
+        ]
+        tags = [
+            {"trace_id": tid, "key": "env", "value": "prod" if rng.random() < 0.5 else "dev"},
+            {"trace_id": tid, "key": "user", "value": f"u{rng.randint(0, 999)}"},
+        ]
+        assessments = []
+        if rng.random() < 0.8:
+            value = round(rng.random(), 4)
+            assessments.append(
+                {
+                    "assessment_id": f"a-{rng.getrandbits(128):032x}",
+                    "trace_id": tid,
+                    "span_id": None,
+                    "name": "trustworthiness",
+                    "kind": "feedback",
+                    "value_json": json.dumps(value),
+                    "string_value": json.dumps(value),
+                    "numeric_value": value,
+                    "rationale": None,
+                    "source_type": "LLM_JUDGE",
+                    "source_id": "bench",
+                    "run_id": None,
+                    "error_json": None,
+                    "metadata_json": None,
+                    "valid": True,
+                    "latest": True,
+                    "overrides": None,
+                    "create_time_ms": start_ms + 100,
+                    "last_update_time_ms": start_ms + 100,
+                }
             )
-    print(f"wrote {n:,} traces in {time.perf_counter() - start:.0f} s", file=sys.stderr)
-    return experiment.experiment_id
+        return {"traces": [trace], "spans": spans, "trace_tags": tags, "assessments": assessments}
+
+    def trace(self, i: int, experiment_id: str) -> Trace:
+        """The same kind of trace as an entity, for timing ``log_traces``."""
+        rows = self.rows(i, int(experiment_id))
+        t = rows["traces"][0]
+        spans = [
+            Span(
+                t["trace_id"],
+                r["span_id"],
+                r["parent_span_id"],
+                r["name"],
+                r["span_type"],
+                r["start_time_ns"],
+                r["end_time_ns"],
+                SpanStatus(SpanStatusCode.OK),
+                json.loads(t["request"]),
+                json.loads(t["response"]),
+            )
+            for r in rows["spans"]
+        ]
+        info = TraceInfo(
+            t["trace_id"],
+            experiment_id,
+            t["timestamp_ms"],
+            t["execution_time_ms"],
+            name="answer",
+            request_preview=t["request_preview"],
+            response_preview=t["response_preview"],
+            tags={r["key"]: r["value"] for r in rows["trace_tags"]},
+        )
+        for a in rows["assessments"]:
+            info.assessments.append(Feedback("trustworthiness", a["numeric_value"]))
+        return Trace(info, TraceData(spans, t["request"], t["response"]))
 
 
-def timed(fn, repeat: int) -> tuple[float, float]:
+def _span_row(tid, span_id, parent, name, kind, start_ms, dur_ms, inputs, outputs):
+    content = json.dumps(
+        {"inputs": json.loads(inputs), "outputs": json.loads(outputs), "attributes": {}}
+    )
+    return {
+        "trace_id": tid,
+        "span_id": span_id,
+        "parent_span_id": parent,
+        "name": name,
+        "span_type": kind,
+        "status": "OK",
+        "start_time_ns": start_ms * 1_000_000,
+        "end_time_ns": (start_ms + dur_ms) * 1_000_000,
+        "content": content,
+    }
+
+
+TABLE_ORDER = ("traces", "spans", "trace_tags", "assessments")
+
+
+def _batches(gen: Generator, lo: int, hi: int, experiment_id: int) -> Iterator[dict[str, list]]:
+    for start in range(lo, hi, BULK):
+        out: dict[str, list[dict[str, Any]]] = {t: [] for t in TABLE_ORDER}
+        for i in range(start, min(hi, start + BULK)):
+            for table, rows in gen.rows(i, experiment_id).items():
+                out[table].extend(rows)
+        yield out
+
+
+def _copy_text(value: Any) -> str:
+    if value is None:
+        return "\\N"
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    return (
+        str(value)
+        .replace("\\", "\\\\")
+        .replace("\t", "\\t")
+        .replace("\n", "\\n")
+        .replace("\r", "\\r")
+    )
+
+
+def bulk_load(store: SqlTraceStore, gen: Generator, lo: int, hi: int, experiment_id: int) -> None:
+    """Rows straight into the tables: COPY on PostgreSQL, multi-row inserts on SQLite."""
+    start = time.perf_counter()
+    for n, batch in enumerate(_batches(gen, lo, hi, experiment_id)):
+        with store.engine.begin() as conn:
+            for table in TABLE_ORDER:
+                rows = batch[table]
+                if not rows:
+                    continue
+                if store.dialect == "postgresql":
+                    columns = list(rows[0])
+                    buf = io.StringIO()
+                    for r in rows:
+                        buf.write("\t".join(_copy_text(r[c]) for c in columns) + "\n")
+                    raw = conn.connection.driver_connection
+                    copy_sql = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
+                    with raw.cursor() as cur, cur.copy(copy_sql) as copy:
+                        copy.write(buf.getvalue())
+                else:
+                    conn.execute(insert(s.metadata.tables[table]), rows)
+        done = lo + (n + 1) * BULK
+        if (n + 1) % 20 == 0:
+            rate = (done - lo) / (time.perf_counter() - start)
+            print(f"  {min(done, hi):,} traces loaded ({rate:,.0f}/s)", file=sys.stderr)
+    if store.dialect == "postgresql":
+        with store.engine.connect() as conn:
+            conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("VACUUM ANALYZE")
+
+
+def ingest_rate(store: SqlTraceStore, gen: Generator, first: int, experiment_id: str) -> float:
+    """Traces/s through ``log_traces`` (batches of 500, spans, tags and a feedback each)."""
+    count = 2000
+    batches = [
+        [gen.trace(i, experiment_id) for i in range(lo, lo + 500)]
+        for lo in range(first, first + count, 500)
+    ]
+    start = time.perf_counter()
+    for batch in batches:
+        store.log_traces(batch)
+    return count / (time.perf_counter() - start)
+
+
+def stored_count(store: SqlTraceStore, experiment_id: str) -> int:
+    with store.engine.connect() as conn:
+        return int(
+            conn.execute(
+                text("SELECT count(*) FROM traces WHERE experiment_id = :e"),
+                {"e": int(experiment_id)},
+            ).scalar()
+        )
+
+
+def timed(fn: Callable[[], Any], repeat: int) -> tuple[float, float]:
+    fn()  # warm caches: the figures are for a store in use, not a cold start
     times = []
     for _ in range(repeat):
         start = time.perf_counter()
@@ -136,65 +284,189 @@ def timed(fn, repeat: int) -> tuple[float, float]:
     return statistics.median(times), times[min(len(times) - 1, int(len(times) * 0.95))]
 
 
+class PlanCapture:
+    """Records the first statement a call sends, then shows the database's plan for it."""
+
+    def __init__(self, store: SqlTraceStore) -> None:
+        self.store = store
+        self.statement: tuple[str, Any] | None = None
+
+    def _record(self, conn, cursor, statement, parameters, context, executemany) -> None:
+        if self.statement is None and not statement.lstrip().upper().startswith("EXPLAIN"):
+            self.statement = (statement, parameters)
+
+    def plan(self, call: Callable[[], Any]) -> str:
+        self.statement = None
+        event.listen(self.store.engine, "before_cursor_execute", self._record)
+        try:
+            call()
+        finally:
+            event.remove(self.store.engine, "before_cursor_execute", self._record)
+        assert self.statement is not None
+        statement, parameters = self.statement
+        prefix = "EXPLAIN QUERY PLAN " if self.store.dialect == "sqlite" else "EXPLAIN "
+        with self.store.engine.connect() as conn:
+            cursor = conn.connection.driver_connection.cursor()
+            cursor.execute(prefix + statement, parameters)
+            found = cursor.fetchall()
+        if self.store.dialect == "sqlite":
+            return "\n".join(f"{row[0]:>3} {row[1]:>3}  {row[3]}" for row in found)
+        return "\n".join(row[0] for row in found)
+
+
+def queries(mid: int, last_day: int) -> list[tuple[str, str | None, list[str] | None]]:
+    return [
+        ("tag filter, newest first", "tag.env = 'prod'", ["timestamp DESC"]),
+        (
+            "tag AND feedback < 0.5, newest first",
+            "tag.env = 'prod' AND feedback.trustworthiness < 0.5",
+            ["timestamp DESC"],
+        ),
+        (
+            "OR with parentheses, newest first",
+            "(tag.user = 'u7' OR feedback.trustworthiness < 0.05) AND span.type = 'RETRIEVER'",
+            ["timestamp DESC"],
+        ),
+        ("time range, slowest first", f"timestamp >= {mid}", ["execution_time DESC"]),
+        ("time range, oldest first", f"timestamp >= {mid}", ["timestamp ASC"]),
+        ("last day, slowest first", f"timestamp >= {last_day}", ["execution_time DESC"]),
+        (
+            "time range, least trustworthy first",
+            f"timestamp >= {mid}",
+            ["feedback.trustworthiness ASC"],
+        ),
+        (
+            "feedback < 0.5, least trustworthy first",
+            "feedback.trustworthiness < 0.5",
+            ["feedback.trustworthiness ASC"],
+        ),
+        ("words in the response", "response MATCH 'refund policy'", ["timestamp DESC"]),
+        ("a rare name in the request", f"request MATCH '{RARE_NAME}'", ["timestamp DESC"]),
+        ("words in a span's payload", "span.content MATCH 'invoice shipping'", ["timestamp DESC"]),
+        ("ILIKE on the response", "response ILIKE '%password%'", ["timestamp DESC"]),
+        (
+            "words AND tag, slowest first",
+            "response MATCH 'cancel' AND tag.env = 'prod'",
+            ["execution_time DESC"],
+        ),
+    ]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--n", type=int, default=100_000)
     parser.add_argument("--uri", default=None, help="store URI (default: a new SQLite file)")
-    parser.add_argument("--repeat", type=int, default=30)
+    parser.add_argument("--repeat", type=int, default=15)
     args = parser.parse_args()
     uri = args.uri or f"sqlite:///{Path(tempfile.mkdtemp(prefix='tj-search-')) / 'search.db'}"
     store = SqlTraceStore(uri)
-    experiment_id = populate(store, args.n)
-    mid = 1_700_000_000_000 + (args.n // 2) * 1000
+    experiment = store.get_or_create_experiment("search-benchmark")
+    eid = experiment.experiment_id
+    have = stored_count(store, eid)
+    gen = Generator()
+    ingest_empty = None
+    if have < args.n:
+        if have == 0:
+            ingest_empty = ingest_rate(store, gen, 0, eid)  # traces 0..1999 via the API
+            have = 2000
+        print(f"loading traces {have:,}..{args.n:,}", file=sys.stderr)
+        start = time.perf_counter()
+        bulk_load(store, Generator(seed=have), have, args.n, int(eid))
+        print(f"loaded in {time.perf_counter() - start:,.0f} s", file=sys.stderr)
+    ingest_full = ingest_rate(store, Generator(seed=999), args.n + 10_000_000, eid)
+    total = stored_count(store, eid)
+    # the timed log_traces calls wrote traces far in the future: leave them out of the ranges
+    mid = T0 + (args.n // 2) * STEP_MS
+    last_day = T0 + args.n * STEP_MS - DAY_MS
+    capture = PlanCapture(store)
 
-    rows = []
-    for label, flt, order in QUERIES:
-        flt = flt.format(mid=mid)
+    rows, plans = [], []
+    for label, flt, order in queries(mid, last_day):
 
         def first_page(flt=flt, order=order):
-            return store.search_traces([experiment_id], flt, order, PAGE, include_spans=False)
+            return store.search_traces([eid], flt, order, PAGE, include_spans=False)
 
         token = None
         for _ in range(99):
-            page = store.search_traces(
-                [experiment_id], flt, order, PAGE, token, include_spans=False
-            )
+            page = store.search_traces([eid], flt, order, PAGE, token, include_spans=False)
             token = page.token
             if token is None:
                 break
 
         def hundredth(flt=flt, order=order, token=token):
-            return store.search_traces(
-                [experiment_id], flt, order, PAGE, token, include_spans=False
-            )
+            return store.search_traces([eid], flt, order, PAGE, token, include_spans=False)
 
         p50, p95 = timed(first_page, args.repeat)
+        hundredth_cell = "(fewer than 100 pages)"
         if token is not None:
             q50, q95 = timed(hundredth, args.repeat)
             hundredth_cell = f"{q50:.1f} / {q95:.1f}"
-        else:
-            hundredth_cell = "(fewer than 100 pages)"
         rows.append(
-            f"| {label} | `{flt}` | {', '.join(order)} | {p50:.1f} / {p95:.1f} | {hundredth_cell} |"
+            f"| {label} | `{flt}` | {', '.join(order or [])} | {p50:.1f} / {p95:.1f} | {hundredth_cell} |"
         )
+        plans += [f"### {label}", "", "```", capture.plan(first_page), "```", ""]
+        print(rows[-1], file=sys.stderr)
 
-    with_spans_p50, with_spans_p95 = timed(
-        lambda: store.search_traces(
-            [experiment_id], "tag.env = 'prod'", None, PAGE, include_spans=True
+    stats_rows = []
+    for label, flt, group, metrics in [
+        (
+            "last day per hour",
+            f"timestamp >= {last_day}",
+            "hour",
+            ["count", "error_rate", "p50_latency", "p95_latency", "feedback.trustworthiness.mean"],
         ),
+        ("last day per env", f"timestamp >= {last_day}", "tag.env", ["count", "error_rate"]),
+        ("whole store per day", None, "day", ["count", "error_rate"]),
+        ("whole store per day, with p50", None, "day", ["count", "p50_latency"]),
+    ]:
+
+        def aggregate(flt=flt, group=group, metrics=metrics):
+            return store.trace_stats([eid], flt, group, metrics)
+
+        p50, p95 = timed(aggregate, max(3, args.repeat // 3))
+        stats_rows.append(
+            f"| {label} | `{flt}` | {group} | {', '.join(metrics)} | {p50:.1f} / {p95:.1f} |"
+        )
+        print(stats_rows[-1], file=sys.stderr)
+
+    list_p50, list_p95 = timed(
+        lambda: store.search_traces([eid], None, None, 1000, include_spans=False), args.repeat
+    )
+    spans_p50, spans_p95 = timed(
+        lambda: store.search_traces([eid], "tag.env = 'prod'", None, PAGE, include_spans=True),
         args.repeat,
     )
-    backend = store.engine.dialect.name
+    backend = store.dialect
     lines = [
-        f"# Trace search on {backend}, {args.n:,} traces, pages of {PAGE} (p50 / p95 ms over {args.repeat} runs)",
+        f"# Trace search on {backend}, {total:,} traces (p50 / p95 ms over {args.repeat} runs)",
+        "",
+        f"`python benchmarks/search.py --n {args.n}{' --uri <postgresql>' if backend == 'postgresql' else ''}`",
+        "",
+        f"## Pages of {PAGE}",
         "",
         "| query | filter | order | first page | page 100 |",
         "|---|---|---|---|---|",
         *rows,
         "",
-        f"- first page of `tag.env = 'prod'` with spans loaded: {with_spans_p50:.1f} / {with_spans_p95:.1f} ms",
+        "## Aggregates (`trace_stats`)",
+        "",
+        "| what | filter | group by | metrics | ms |",
+        "|---|---|---|---|---|",
+        *stats_rows,
+        "",
+        "## Lists and writes",
+        "",
+        f"- 1,000 traces without spans, newest first: {list_p50:.1f} / {list_p95:.1f} ms",
+        f"- first page of `tag.env = 'prod'` with spans loaded: {spans_p50:.1f} / {spans_p95:.1f} ms",
+        "- `log_traces` (batches of 500 traces with 2 spans, 2 tags and a feedback each): "
+        + (f"{ingest_empty:,.0f} traces/s into the empty store, " if ingest_empty else "")
+        + f"{ingest_full:,.0f} traces/s at {total:,} traces",
+        "",
+        "## Query plans of the first pages",
+        "",
+        *plans,
     ]
     print("\n".join(lines))
     out = Path(__file__).parent / "results" / f"search_{backend}_{args.n}.md"

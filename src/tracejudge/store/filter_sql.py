@@ -12,11 +12,11 @@ import json
 from typing import Any
 
 from sqlalchemy import ColumnElement, Table, and_, exists, false, not_, or_, true
-from sqlalchemy.ext.compiler import compiles
 
 from tracejudge.query import And, Comparison, Expr, Or
 from tracejudge.store import schema as s
 from tracejudge.store import text_search
+from tracejudge.store.plan_hints import NotIndexed
 
 RUN_METADATA_KEY = "tracejudge.sourceRun"
 
@@ -54,26 +54,6 @@ def _exists(*conditions: ColumnElement[bool]) -> ColumnElement[bool]:
     """
     check = exists().where(*conditions).correlate(s.traces)
     return check.is_(true()) if _per_row.get() else check
-
-
-class _NotIndexed(ColumnElement[Any]):
-    """A column SQLite must not use an index for: rendered ``+col`` there, ``col`` elsewhere."""
-
-    inherit_cache = True
-
-    def __init__(self, column: ColumnElement[Any]) -> None:
-        self.column = column
-        self.type = column.type
-
-
-@compiles(_NotIndexed)
-def _render_plain(element: _NotIndexed, compiler: Any, **kw: Any) -> str:
-    return str(compiler.process(element.column, **kw))
-
-
-@compiles(_NotIndexed, "sqlite")
-def _render_unary_plus(element: _NotIndexed, compiler: Any, **kw: Any) -> str:
-    return "+" + str(compiler.process(element.column, **kw))
 
 
 def _apply(column: Any, op: str, value: Any) -> ColumnElement[bool]:
@@ -133,10 +113,8 @@ def _assessment(cmp: Comparison) -> ColumnElement[bool]:
     a = s.assessments.c
     base = and_(
         a.trace_id == s.traces.c.trace_id,
-        # Without statistics SQLite would probe with ix_assessments_sort (more of its columns
-        # match constants) and scan every verdict of that name for each trace; hiding ``kind``
-        # leaves it the per-trace index. PostgreSQL plans from its own statistics.
-        _NotIndexed(a.kind) == cmp.field.kind,
+        # hiding ``kind`` keeps SQLite on the per-trace index (see plan_hints)
+        NotIndexed(a.kind) == cmp.field.kind,
         a.name == cmp.field.key,
         a.latest == true(),  # the current verdict: the newest valid one of that name
     )

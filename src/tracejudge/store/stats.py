@@ -33,6 +33,7 @@ from sqlalchemy import (
 from tracejudge.entities.assessment import FAILING_WORDS, PASSING_WORDS
 from tracejudge.errors import InvalidArgumentError
 from tracejudge.store import schema as s
+from tracejudge.store.plan_hints import NotIndexed
 
 GROUPS = {"hour": 3_600_000, "day": 86_400_000}
 """Time buckets (UTC, by trace start) and their width in milliseconds."""
@@ -130,7 +131,7 @@ def _base_query(
                     a,
                     and_(
                         a.c.trace_id == t.trace_id,
-                        a.c.kind == "feedback",
+                        NotIndexed(a.c.kind) == "feedback",  # the per-trace index (plan_hints)
                         a.c.name == metric.feedback,
                         a.c.latest == true(),
                     ),

@@ -1,12 +1,9 @@
-"""Word search over requests, responses and span payloads; the per-trace assessment index.
+"""Word search over requests, responses and span payloads.
 
 SQLite: FTS5 tables over ``traces(request, response)`` and ``spans(content)`` that read their
 text from the tables themselves (external content, no second copy), kept current by triggers
 and filled here for an existing store. PostgreSQL: GIN indexes on the ``tsvector`` of the same
 columns (expression indexes: PostgreSQL keeps them current itself).
-
-The per-trace assessment index gains the creation time, so that finding a trace's newest
-verdict of a name is one index descent on any database, whatever its statistics say.
 
 Revision ID: 0006
 Revises: 0005
@@ -26,12 +23,6 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.drop_index("ix_assessments_trace", table_name="assessments")
-    op.create_index(
-        "ix_assessments_trace",
-        "assessments",
-        ["trace_id", "kind", "name", "create_time_ms", "assessment_id"],
-    )
     for statement in text_search.create_statements(op.get_bind().dialect.name):
         op.execute(statement)
 
@@ -39,5 +30,3 @@ def upgrade() -> None:
 def downgrade() -> None:
     for statement in text_search.drop_statements(op.get_bind().dialect.name):
         op.execute(statement)
-    op.drop_index("ix_assessments_trace", table_name="assessments")
-    op.create_index("ix_assessments_trace", "assessments", ["trace_id", "kind", "name", "latest"])
