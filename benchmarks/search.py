@@ -359,6 +359,9 @@ def main() -> int:
     parser.add_argument("--n", type=int, default=100_000)
     parser.add_argument("--uri", default=None, help="store URI (default: a new SQLite file)")
     parser.add_argument("--repeat", type=int, default=15)
+    parser.add_argument(
+        "--load-only", action="store_true", help="fill the store to N traces and stop"
+    )
     args = parser.parse_args()
     uri = args.uri or f"sqlite:///{Path(tempfile.mkdtemp(prefix='tj-search-')) / 'search.db'}"
     store = SqlTraceStore(uri)
@@ -375,6 +378,10 @@ def main() -> int:
         start = time.perf_counter()
         bulk_load(store, Generator(seed=have), have, args.n, int(eid))
         print(f"loaded in {time.perf_counter() - start:,.0f} s", file=sys.stderr)
+    if args.load_only:
+        if ingest_empty is not None:
+            print(f"log_traces into the empty store: {ingest_empty:,.0f} traces/s")
+        return 0
     ingest_full = ingest_rate(store, Generator(seed=999), args.n + 10_000_000, eid)
     total = stored_count(store, eid)
     # the timed log_traces calls wrote traces far in the future: leave them out of the ranges
