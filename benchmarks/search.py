@@ -285,33 +285,38 @@ def timed(fn: Callable[[], Any], repeat: int) -> tuple[float, float]:
 
 
 class PlanCapture:
-    """Records the first statement a call sends, then shows the database's plan for it."""
+    """Records the statements a search sends, then shows the database's plan for the ones that
+    find the traces (the word-hit counts and the page query, not the detail loads after it)."""
 
     def __init__(self, store: SqlTraceStore) -> None:
         self.store = store
-        self.statement: tuple[str, Any] | None = None
+        self.statements: list[tuple[str, Any]] = []
 
     def _record(self, conn, cursor, statement, parameters, context, executemany) -> None:
-        if self.statement is None and not statement.lstrip().upper().startswith("EXPLAIN"):
-            self.statement = (statement, parameters)
+        head = statement.lstrip()
+        if head.startswith("SELECT traces.") or head.startswith("SELECT count(*) FROM (SELECT 1"):
+            self.statements.append((statement, parameters))
 
     def plan(self, call: Callable[[], Any]) -> str:
-        self.statement = None
+        self.statements = []
         event.listen(self.store.engine, "before_cursor_execute", self._record)
         try:
             call()
         finally:
             event.remove(self.store.engine, "before_cursor_execute", self._record)
-        assert self.statement is not None
-        statement, parameters = self.statement
         prefix = "EXPLAIN QUERY PLAN " if self.store.dialect == "sqlite" else "EXPLAIN "
+        shown = []
         with self.store.engine.connect() as conn:
             cursor = conn.connection.driver_connection.cursor()
-            cursor.execute(prefix + statement, parameters)
-            found = cursor.fetchall()
-        if self.store.dialect == "sqlite":
-            return "\n".join(f"{row[0]:>3} {row[1]:>3}  {row[3]}" for row in found)
-        return "\n".join(row[0] for row in found)
+            for statement, parameters in self.statements:
+                cursor.execute(prefix + statement, parameters)
+                found = cursor.fetchall()
+                if self.store.dialect == "sqlite":
+                    shown += [f"{row[0]:>3} {row[1]:>3}  {row[3]}" for row in found]
+                else:
+                    shown += [row[0] for row in found]
+                shown.append("")
+        return "\n".join(shown).rstrip()
 
 
 def queries(mid: int, last_day: int) -> list[tuple[str, str | None, list[str] | None]]:

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import contextvars
 import json
+from collections.abc import Collection, Mapping
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, and_, exists, false, not_, or_, true
+from sqlalchemy import ColumnElement, Table, and_, exists, false, not_, or_, select, true
 
 from tracejudge.query import And, Comparison, Expr, Or
 from tracejudge.store import schema as s
@@ -141,16 +142,63 @@ def _run_id(cmp: Comparison) -> ColumnElement[bool]:
     return or_(produced, assessed)
 
 
+WORD_OPS = ("MATCH", "NOT MATCH")
+_word_plans: contextvars.ContextVar[Mapping[Comparison, bool] | None] = contextvars.ContextVar(
+    "word_plans", default=None
+)
+
+
+def word_comparisons(expr: Expr | None) -> list[Comparison]:
+    """Every MATCH / NOT MATCH comparison in the filter."""
+    if expr is None:
+        return []
+    if isinstance(expr, Comparison):
+        return [expr] if expr.op in WORD_OPS else []
+    return [c for e in expr.items for c in word_comparisons(e)]
+
+
+_unindexed: contextvars.ContextVar[Collection[Comparison] | None] = contextvars.ContextVar(
+    "unindexed", default=None
+)
+
+
+def time_bounds(expr: Expr | None) -> list[Comparison]:
+    """The start-time bounds every result must satisfy (top-level AND terms)."""
+    if isinstance(expr, Comparison):
+        own = expr.field.kind == "attribute" and expr.field.key == "timestamp_ms"
+        return [expr] if own and expr.op in ("<", "<=", ">", ">=") else []
+    if isinstance(expr, And):
+        return [c for e in expr.items for c in time_bounds(e)]
+    return []
+
+
+def required_matches(expr: Expr | None) -> list[Comparison]:
+    """The MATCH comparisons every result must satisfy (top-level AND terms)."""
+    if isinstance(expr, Comparison):
+        return [expr] if expr.op == "MATCH" else []
+    if isinstance(expr, And):
+        return [c for e in expr.items for c in required_matches(e)]
+    return []
+
+
 def _word_match(cmp: Comparison) -> ColumnElement[bool]:
-    """``MATCH``: on the trace row for request/response, through its spans for span.content."""
+    """``MATCH``: on the trace row for request/response, through its spans for span.content.
+
+    The plan (``to_sql``'s ``word_plans``) says per comparison whether its hits are few: then
+    the rows are found from the hit list, else the index is probed row by row.
+    """
     words = str(cmp.value)
+    via_hits = (_word_plans.get() or {}).get(cmp, True)
     if cmp.field.kind == "span":
-        found: ColumnElement[bool] = _exists(
-            s.spans.c.trace_id == s.traces.c.trace_id,
-            text_search.matches(s.spans, "content", words),
-        )
+        span_hits = text_search.matches(s.spans, "content", words, via_hits)
+        if via_hits:  # the traces of the matching spans, looked up from them
+            found: ColumnElement[bool] = s.traces.c.trace_id.in_(
+                select(s.spans.c.trace_id).where(span_hits)
+            )
+        else:
+            found = _exists(s.spans.c.trace_id == s.traces.c.trace_id, span_hits)
     else:
-        found = text_search.matches(s.traces, cmp.field.key, words)
+        found = text_search.matches(s.traces, cmp.field.key, words, via_hits)
     return not_(found) if cmp.op == "NOT MATCH" else found
 
 
@@ -161,7 +209,10 @@ def _comparison(cmp: Comparison) -> ColumnElement[bool]:
     if kind == "attribute":
         if cmp.field.key == "run_id":
             return _run_id(cmp)
-        return _apply(_TRACE_COLUMNS[cmp.field.key], cmp.op, cmp.value)
+        column: Any = _TRACE_COLUMNS[cmp.field.key]
+        if cmp in (_unindexed.get() or ()):
+            column = NotIndexed(column)
+        return _apply(column, cmp.op, cmp.value)
     if kind == "tag":
         return _key_value(s.trace_tags, cmp)
     if kind == "metadata":
@@ -174,12 +225,25 @@ def _comparison(cmp: Comparison) -> ColumnElement[bool]:
     raise AssertionError(f"unhandled field kind {kind}")
 
 
-def to_sql(expr: Expr | None) -> ColumnElement[bool]:
-    """The WHERE condition for a parsed filter (``true()`` when there is none)."""
+def to_sql(
+    expr: Expr | None,
+    word_plans: Mapping[Comparison, bool] | None = None,
+    unindexed: Collection[Comparison] = (),
+) -> ColumnElement[bool]:
+    """The WHERE condition for a parsed filter (``true()`` when there is none).
+
+    ``word_plans``: for each MATCH comparison, whether it has few hits (see ``_word_match``);
+    a comparison not in it is served from its hit list. ``unindexed``: trace-column comparisons
+    SQLite must not drive the search with (see ``plan_hints``).
+    """
     token = _per_row.set(_related_clauses(expr) > PER_ROW_ABOVE)
+    plans = _word_plans.set(word_plans or {})
+    hidden = _unindexed.set(unindexed)
     try:
         return _condition(expr)
     finally:
+        _unindexed.reset(hidden)
+        _word_plans.reset(plans)
         _per_row.reset(token)
 
 

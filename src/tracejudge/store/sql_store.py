@@ -18,6 +18,7 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    literal_column,
     select,
     text,
     update,
@@ -34,15 +35,19 @@ from tracejudge.errors import (
     RunNotFoundError,
     TraceNotFoundError,
 )
-from tracejudge.query import parse_filter
-from tracejudge.store import db_errors, keyset, rows, sanitize, stats, text_search
+from tracejudge.query import And, parse_filter
+from tracejudge.store import db_errors, filter_sql, keyset, rows, sanitize, stats, text_search
 from tracejudge.store import schema as s
 from tracejudge.store.base import GC_BATCH, PagedList
 from tracejudge.store.db_errors import wrap_db_errors
 from tracejudge.store.engine import create_store_engine, migrate
 from tracejudge.store.filter_sql import to_sql
 from tracejudge.store.monitor_sql import SqlMonitorStore
+from tracejudge.store.plan_hints import NotIndexed
 
+FEW_ROWS = 20_000
+"""A time range with fewer traces than this is read and sorted; a wider one is checked while
+walking the index of the order asked for (SQLite; see ``SqlTraceStore._where``)."""
 _IN_CHUNK = 500  # ids per IN (...) list, well under SQLite's bound-parameter limit
 MAX_PAGE_SIZE = 50_000
 """The most traces one search call returns; larger ``max_results`` are capped to it (the page
@@ -413,23 +418,24 @@ class SqlTraceStore:
         max_results = min(max_results, MAX_PAGE_SIZE)  # a page beyond this is read in pages
         if isinstance(order_by, str):
             order_by = [order_by]
-        where = [to_sql(parse_filter(filter_string))]
-        if experiment_ids:
-            keys_in = [self._experiment_key(e) for e in experiment_ids]
-            where.append(s.traces.c.experiment_id.in_(keys_in))
+        parsed = parse_filter(filter_string)
         keys = keyset.sort_keys(order_by)
         digest = keyset.search_digest(experiment_ids, filter_string, order_by)
         values = keyset.decode_token(page_token, digest, keys) if page_token else None
         feedback_key = keyset.single_feedback_order(order_by)
-        if feedback_key is not None:
-            queries = keyset.feedback_ordered_queries(feedback_key, where, values)
-        else:
-            sort_columns = [k.expr.label(f"_sort{i}") for i, k in enumerate(keys[:-1])]
-            query = select(s.traces, *sort_columns).where(*where)
-            if values is not None:
-                query = query.where(keyset.after_condition(keys, values))
-            queries = [query.order_by(*keyset.order_clauses(keys))]
         with self.engine.connect() as conn:
+            time_ordered = feedback_key is not None or keys[0].expr is s.traces.c.timestamp_ms
+            where, from_hits = self._where(conn, parsed, experiment_ids, time_ordered)
+            if from_hits:  # nor may SQLite walk an index in the sort order (see ``_where``)
+                keys = [keyset.SortKey(NotIndexed(k.expr), k.ascending, k.nullable) for k in keys]
+            if feedback_key is not None:
+                queries = keyset.feedback_ordered_queries(feedback_key, where, values)
+            else:
+                sort_columns = [k.expr.label(f"_sort{i}") for i, k in enumerate(keys[:-1])]
+                query = select(s.traces, *sort_columns).where(*where)
+                if values is not None:
+                    query = query.where(keyset.after_condition(keys, values))
+                queries = [query.order_by(*keyset.order_clauses(keys))]
             result: list[Any] = []
             for query in queries:  # later queries continue where earlier ones ran out
                 wanted = max_results + 1 - len(result)
@@ -444,6 +450,53 @@ class SqlTraceStore:
             last_values = [last[f"_sort{i}"] for i in range(len(keys) - 1)] + [last["trace_id"]]
             token = keyset.encode_token(last_values, digest)
         return PagedList(traces, token)
+
+    def _where(
+        self,
+        conn: Connection,
+        parsed: Any,
+        experiment_ids: Sequence[str] | None,
+        time_ordered: bool = True,
+    ) -> tuple[list[Any], bool]:
+        """The WHERE terms of a search (the filter and the experiments), and whether the rows
+        are to be found from a word's hits.
+
+        Word search on SQLite is planned here, where a connection is at hand: each MATCH's hits
+        are counted (up to ``text_search.FEW_HITS``). When a word every result must hold is
+        rare, the experiment term is hidden from the planner (``+experiment_id``; the caller
+        hides the sort keys likewise), so that SQLite looks the few matching rows up from the hits and
+        sorts them, instead of walking the whole experiment in time order.
+
+        Likewise a time range under another order (slowest first): SQLite cannot tell a wide
+        range from a narrow one. The range is counted (up to ``FEW_ROWS``); a wide one is
+        hidden from the planner, which then walks the order's index and checks the range in
+        it (``ix_traces_exp_duration`` carries the start time), where a narrow one is read and
+        sorted. PostgreSQL decides both from its statistics.
+        """
+        plans: dict[Any, bool] = {}
+        if self.dialect == "sqlite":
+            for cmp in filter_sql.word_comparisons(parsed):
+                table = "spans" if cmp.field.kind == "span" else "traces"
+                field = "content" if cmp.field.kind == "span" else cmp.field.key
+                hits = text_search.count_hits(conn, table, field, str(cmp.value))
+                plans[cmp] = hits < text_search.FEW_HITS
+        from_hits = any(plans.get(c) for c in filter_sql.required_matches(parsed))
+        scope: list[Any] = []
+        if experiment_ids:
+            keys_in = [self._experiment_key(e) for e in experiment_ids]
+            experiment: Any = s.traces.c.experiment_id
+            if from_hits:
+                experiment = NotIndexed(experiment)
+            # one experiment as "=": PostgreSQL reads an index in order after "=", not "= ANY"
+            scope.append(experiment == keys_in[0] if len(keys_in) == 1 else experiment.in_(keys_in))
+        hidden: list[Any] = []
+        bounds = filter_sql.time_bounds(parsed)
+        if self.dialect == "sqlite" and not time_ordered and not from_hits and bounds:
+            in_range: Any = select(literal_column("1")).where(*scope, to_sql(And(tuple(bounds))))
+            counted = select(func.count()).select_from(in_range.limit(FEW_ROWS).subquery())
+            if conn.execute(counted).scalar_one() >= FEW_ROWS:
+                hidden = bounds
+        return [to_sql(parsed, plans, hidden), *scope], from_hits
 
     @staticmethod
     def _experiment_key(experiment_id: str) -> int:
@@ -461,12 +514,8 @@ class SqlTraceStore:
         metrics: Sequence[str] | None = None,
     ) -> list[dict[str, Any]]:
         """Aggregates of the matching traces per group, computed in SQL (see ``stats``)."""
-        where = [to_sql(parse_filter(filter_string))]
-        if experiment_ids:
-            where.append(
-                s.traces.c.experiment_id.in_([self._experiment_key(e) for e in experiment_ids])
-            )
         with self.engine.connect() as conn:
+            where, _ = self._where(conn, parse_filter(filter_string), experiment_ids)
             return stats.compute(
                 conn, self.dialect, where, group_by, list(metrics or stats.DEFAULT_METRICS)
             )
