@@ -228,3 +228,28 @@ def test_evaluate_command_errors(filled, args, needle):
     assert (
         result.exit_code in (1, 2) and needle in result.output and "Traceback" not in result.output
     )
+
+
+def test_traces_stats_table_and_json(filled):
+    uri, _ = filled
+    table = run(
+        uri,
+        "traces",
+        "stats",
+        "--experiment",
+        "rag",
+        "--group-by",
+        "tag.env",
+        "--metric",
+        "count",
+        "--metric",
+        "feedback.trustworthiness.mean",
+    )
+    assert table.exit_code == 0, table.output
+    assert "dev" in table.output and "prod" in table.output
+    as_json = run(uri, "traces", "stats", "--group-by", "hour", "--format", "json")
+    assert as_json.exit_code == 0, as_json.output
+    (row,) = json.loads(as_json.output)
+    assert row["count"] == 4 and row["group"] == 1_700_000_000_000 // 3_600_000 * 3_600_000
+    bad = run(uri, "traces", "stats", "--metric", "p200_latency")
+    assert bad.exit_code == 2 and "Unknown metric" in bad.output

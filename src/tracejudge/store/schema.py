@@ -73,9 +73,14 @@ traces = Table(
     Index("ix_traces_exp_name", "experiment_id", "name"),
 )
 
-POSTGRESQL_OWN_INDEXES = {"ix_traces_exp_duration"}
-"""Indexes whose PostgreSQL definition differs from the one declared here (migration 0006 makes
-it): PostgreSQL cannot read "DESC NULLS LAST" off an ascending index, SQLite cannot declare it."""
+POSTGRESQL_OWN_INDEXES = {
+    "ix_traces_exp_duration",
+    "ix_trace_tags_value",
+    "ix_trace_metadata_value",
+}
+"""Indexes that PostgreSQL has in its own form, made by migration 0006: the duration index in
+"DESC NULLS LAST" order (which PostgreSQL cannot read off an ascending index and SQLite cannot
+declare), and hash indexes on tag and metadata values (see the migration)."""
 
 spans = Table(
     "spans",
