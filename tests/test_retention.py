@@ -145,3 +145,43 @@ def test_durations(text, seconds):
 def test_bad_durations(text):
     with pytest.raises(ValueError, match="positive number followed by"):
         parse_duration(text)
+
+
+def test_server_applies_its_retention(sqlite_uri):
+    """``tracejudge server --retention 2d``: old traces go as soon as the server starts."""
+    from tracejudge.testing.server_process import ServerProcess
+
+    store = SqlTraceStore(sqlite_uri)
+    old, new = make_trace(timestamp_ms=NOW - 3 * DAY), make_trace(timestamp_ms=NOW)
+    store.log_traces([old, new])
+    server = ServerProcess(sqlite_uri, "--retention", "2d")
+    try:
+        deadline = time.monotonic() + 120
+        while store.get_trace(old.info.trace_id) is not None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert store.get_trace(old.info.trace_id) is None
+        assert store.get_trace(new.info.trace_id) is not None
+    finally:
+        server.stop()
+        store.close()
+
+
+def test_server_refuses_a_bad_retention(sqlite_uri):
+    result = CliRunner().invoke(
+        main, ["server", "--backend-store-uri", sqlite_uri, "--retention", "forever"]
+    )
+    assert result.exit_code == 2 and "--retention 'forever'" in result.output
+
+
+def test_unsized_batches_stay_within_their_bounds(sql_store, monkeypatch):
+    """Without a batch size each batch is sized by how long the last one took, within bounds
+    (pinned here, so that the sizes do not depend on this machine's speed)."""
+    from tracejudge.store import sql_store as module
+
+    monkeypatch.setattr(module, "GC_BATCH", 5)
+    monkeypatch.setattr(module, "GC_BATCH_MIN", 7)
+    monkeypatch.setattr(module, "GC_BATCH_MAX", 7)
+    sql_store.log_traces([make_trace(timestamp_ms=1000 + i) for i in range(20)])
+    batches: list[int] = []
+    assert sql_store.delete_traces_before(5000, on_batch=batches.append) == 20
+    assert batches == [5, 7, 7, 1]

@@ -125,7 +125,7 @@ def test_the_public_function_gives_a_dataframe_with_times(sqlite_tracking):
     from tracejudge.store import get_store
 
     get_store().log_traces([make_trace(timestamp_ms=T0 + 5), make_trace(timestamp_ms=T0 + HOUR)])
-    frame = tracejudge.trace_stats(group_by="hour", metrics=["count"])
+    frame = tracejudge.trace_stats(["0"], group_by="hour", metrics=["count"])
     assert list(frame["count"]) == [1, 1]
     assert str(frame["group"].iloc[0].tz) == "UTC"
     assert frame["group"].iloc[1].value // 1_000_000 == T0 + HOUR

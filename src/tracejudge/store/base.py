@@ -10,7 +10,7 @@ from tracejudge.entities import Assessment, EvaluationRun, Experiment, Span, Tra
 T = TypeVar("T")
 
 GC_BATCH = 1000
-"""Traces deleted per transaction by retention: small enough that a writer waits little."""
+"""Traces in retention's first delete transaction (later ones are sized by their duration)."""
 
 
 class PagedList(list[T], Generic[T]):
@@ -66,7 +66,7 @@ class TraceStore(Protocol):
         self,
         before_ms: int,
         experiment_ids: Sequence[str] | None = None,
-        batch_size: int = GC_BATCH,
+        batch_size: int | None = None,
         max_batches: int | None = None,
         on_batch: Callable[[int], None] | None = None,
     ) -> int:

@@ -30,7 +30,7 @@ from tracejudge.errors import (
     TraceNotFoundError,
     error_from_code,
 )
-from tracejudge.store.base import GC_BATCH, PagedList
+from tracejudge.store.base import PagedList
 from tracejudge.store.monitor_http import HttpMonitorStore
 
 API = "/api/v1"
@@ -223,7 +223,7 @@ class HttpTraceStore:
         self,
         before_ms: int,
         experiment_ids: Sequence[str] | None = None,
-        batch_size: int = GC_BATCH,
+        batch_size: int | None = None,
         max_batches: int | None = None,
         on_batch: Callable[[int], None] | None = None,
     ) -> int:

@@ -4,6 +4,31 @@ The same tables serve SQLite and PostgreSQL. Filterable fields live in indexed c
 span payloads live in ``spans.content`` and are read only when spans are asked for.
 Alembic migrations (``migrations/versions``) create and evolve these tables; this module
 is what the store's queries are written against.
+
+Why these indexes (every search is a keyset page: walk an index in the order asked for and
+stop after a page, or read a small set and sort it):
+
+- ``ix_traces_exp_time`` (experiment, start, id, status, duration): newest/oldest first within
+  an experiment, and the time buckets of ``trace_stats`` read from the index alone (status and
+  duration ride along; the rows themselves are wide with request and response text).
+- ``ix_traces_time``: the same order over every experiment.
+- ``ix_traces_exp_duration`` (experiment, duration, id, start): slowest first; a wide time range
+  is checked in the index while walking it. PostgreSQL's copy is in ``DESC NULLS LAST`` order,
+  the order the search sorts in (``POSTGRESQL_OWN_INDEXES``).
+- ``ix_assessments_trace`` (trace, kind, name, latest): a trace's current verdict, probed once
+  per trace by feedback filters. Four equalities: SQLite, planning without statistics,
+  prefers it to ``ix_assessments_sort`` only so (and ``plan_hints`` hides ``kind`` to be sure).
+- ``ix_assessments_sort`` (kind, name, latest, value, trace): "least trustworthy first" as an
+  index walk in value order, joined to the traces.
+- Primary keys (trace, key) of tags and metadata serve the per-trace probes; on PostgreSQL hash
+  indexes on their values serve a tag inside an OR, which it plans as a set.
+- Word search: FTS5 tables (SQLite) and GIN indexes on ``tsvector`` (PostgreSQL), see
+  ``text_search``.
+
+SQLite plans without statistics (no ``ANALYZE`` is run: without STAT4 it cannot tell a wide
+time range from a narrow one either way), so where the best plan depends on how many rows match
+(a word's hits, a time range's width) the store counts them, capped, and steers the planner
+(``SqlTraceStore._where``). PostgreSQL plans from its own statistics.
 """
 
 from __future__ import annotations

@@ -45,6 +45,9 @@ from tracejudge.store.filter_sql import to_sql
 from tracejudge.store.monitor_sql import SqlMonitorStore
 from tracejudge.store.plan_hints import NotIndexed
 
+GC_BATCH_SECONDS = 0.1
+GC_BATCH_MIN, GC_BATCH_MAX = 50, 5000
+"""Retention sizes its delete transactions to take about this long, within these bounds."""
 FEW_ROWS = 20_000
 """A time range with fewer traces than this is read and sorted; a wider one is checked while
 walking the index of the order asked for (SQLite; see ``SqlTraceStore._where``)."""
@@ -525,7 +528,7 @@ class SqlTraceStore:
         self,
         before_ms: int,
         experiment_ids: Sequence[str] | None = None,
-        batch_size: int = GC_BATCH,
+        batch_size: int | None = None,
         max_batches: int | None = None,
         on_batch: Callable[[int], None] | None = None,
     ) -> int:
@@ -533,9 +536,14 @@ class SqlTraceStore:
         batch so that a writer waits for one batch at most; stops after ``max_batches`` if
         given. Returns how many were deleted and calls ``on_batch`` with each batch's count.
 
+        Without ``batch_size`` each batch is sized to take about ``GC_BATCH_SECONDS``, starting
+        from ``GC_BATCH`` traces: SQLite deleted 2,000 traces/s (word-search index included)
+        and its writers waited up to 0.7 s behind a batch of 1,000; PostgreSQL, 7,500/s.
         Later writes reuse the space at once; :meth:`reclaim_space` gives it back sooner.
         """
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        if batch_size is not None and (
+            isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
+        ):
             raise InvalidArgumentError(
                 f"batch_size must be a positive integer, not {batch_size!r}."
             )
@@ -545,18 +553,23 @@ class SqlTraceStore:
             query = query.where(
                 t.experiment_id.in_([self._experiment_key(e) for e in experiment_ids])
             )
-        query = query.order_by(t.timestamp_ms, t.trace_id).limit(batch_size)
+        query = query.order_by(t.timestamp_ms, t.trace_id)
+        size = batch_size or GC_BATCH
         total = batches = 0
         while max_batches is None or batches < max_batches:
             batches += 1
+            started = time.perf_counter()
             with self.engine.connect() as conn:
-                ids = list(conn.execute(query).scalars())
+                ids = list(conn.execute(query.limit(size)).scalars())
             if not ids:
                 return total
             deleted = self.delete_traces(ids)
             total += deleted
             if on_batch is not None:
                 on_batch(deleted)
+            if batch_size is None:  # aim the next batch at GC_BATCH_SECONDS
+                took = max(time.perf_counter() - started, 1e-3)
+                size = int(min(GC_BATCH_MAX, max(GC_BATCH_MIN, size * GC_BATCH_SECONDS / took)))
         return total
 
     @wrap_db_errors
