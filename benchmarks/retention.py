@@ -109,7 +109,7 @@ def main() -> int:
         f"{during_lat[int(len(during_lat) * 0.99)] * 1000:.0f} / {during_lat[-1] * 1000:.0f} |",
         "",
         f"- deleted {deleted:,} traces in {gc_seconds:,.0f} s: {deleted / gc_seconds:,.0f} traces/s "
-        f"(batches of 1,000, one transaction each)",
+        "(one transaction per batch, each sized to take about 0.1 s)",
         f"- writes during the deletion ran at {during_rate / alone_rate:.0%} of the rate alone",
         f"- live data {before / 1e9:.2f} GB before, {after / 1e9:.2f} GB after "
         "(SQLite: pages in use; PostgreSQL: the database, before VACUUM)",
