@@ -185,3 +185,28 @@ def test_unsized_batches_stay_within_their_bounds(sql_store, monkeypatch):
     batches: list[int] = []
     assert sql_store.delete_traces_before(5000, on_batch=batches.append) == 20
     assert batches == [5, 7, 7, 1]
+
+
+def test_the_server_reports_done_only_when_nothing_is_left(sqlite_uri, monkeypatch):
+    """A request deletes at most ``max_batches`` batches; ``done`` must not be claimed while old
+    traces remain, whatever size the batches were sized to (pinned to 5 here)."""
+    from fastapi.testclient import TestClient
+
+    from tracejudge.server.app import create_app
+    from tracejudge.store import sql_store as module
+
+    for name in ("GC_BATCH", "GC_BATCH_MIN", "GC_BATCH_MAX"):
+        monkeypatch.setattr(module, name, 5)
+    store = SqlTraceStore(sqlite_uri)
+    store.log_traces([make_trace(timestamp_ms=1000 + i) for i in range(30)])
+    client = TestClient(create_app(store))
+    replies = []
+    while not replies or not replies[-1]["done"]:
+        replies.append(
+            client.post(
+                "/api/v1/traces/delete-before", json={"before_ms": 5000, "max_batches": 2}
+            ).json()
+        )
+    assert [r["deleted"] for r in replies][:3] == [10, 10, 10]
+    assert sum(r["deleted"] for r in replies) == 30 and _ids(store) == set()
+    store.close()

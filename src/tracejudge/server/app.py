@@ -32,7 +32,7 @@ from tracejudge.server.auth import BearerTokens
 from tracejudge.server.metrics import MeasureRequests, ServerMetrics
 from tracejudge.server.monitor_api import add_monitor_routes, monitor_metrics
 from tracejudge.server.otlp import add_otlp_routes
-from tracejudge.store.base import GC_BATCH, TraceStore
+from tracejudge.store.base import TraceStore
 from tracejudge.ui.pages import add_ui
 
 API = "/api/v1"
@@ -330,8 +330,11 @@ def create_app(
         """At most ``max_batches`` batches per request, so that no request runs for minutes:
         the client repeats it until ``done``."""
         cap = max(1, min(body.max_batches, 1000))
-        deleted = store.delete_traces_before(body.before_ms, body.experiment_ids, max_batches=cap)
-        return {"deleted": deleted, "done": deleted < cap * GC_BATCH}
+        batches: list[int] = []
+        deleted = store.delete_traces_before(
+            body.before_ms, body.experiment_ids, max_batches=cap, on_batch=batches.append
+        )
+        return {"deleted": deleted, "done": len(batches) < cap}  # it ran out before the cap
 
     @app.get(f"{API}/traces/{{trace_id}}", response_model=None)
     def get_trace(trace_id: str, include_spans: bool = True) -> dict[str, Any]:
