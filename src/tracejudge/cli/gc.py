@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from tracejudge import settings
-from tracejudge.cli.traces import experiment_ids_for
+from tracejudge.cli.traces import experiment_ids_for, experiments_option
 from tracejudge.errors import InvalidArgumentError
 from tracejudge.store import get_store
 from tracejudge.store.retention import enforce_retention
@@ -18,9 +18,7 @@ from tracejudge.store.retention import enforce_retention
     required=True,
     help="Delete traces that started longer ago than this: 30d, 12h, 90m, 2w…",
 )
-@click.option(
-    "--experiment", "experiments", multiple=True, help="Experiment name (repeatable; default: all)."
-)
+@experiments_option
 @click.option(
     "--vacuum",
     is_flag=True,

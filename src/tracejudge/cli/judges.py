@@ -8,7 +8,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from tracejudge.cli.traces import experiment_ids_for
+from tracejudge.cli.traces import experiment_ids_for, experiments_option
 from tracejudge.judges.agreement import agreement
 from tracejudge.tracing.client import Client
 
@@ -24,9 +24,7 @@ def _fmt(value: float | None) -> str:
 
 @judges.command("agreement")
 @click.argument("name")
-@click.option(
-    "--experiment", "experiments", multiple=True, help="Experiment name (repeatable; default: all)."
-)
+@experiments_option
 @click.option("--filter", "filter_string", default=None, help="Filter language, as in search.")
 @click.option(
     "--expectation", default=None, help="Also take an expectation of this name as the label."

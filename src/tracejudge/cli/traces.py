@@ -46,15 +46,23 @@ def experiment_ids_for(names: tuple[str, ...]) -> list[str] | None:
     return ids
 
 
+experiments_option = click.option(
+    "--experiment", "experiments", multiple=True, help="Experiment name (repeatable; default: all)."
+)
+
+
+def experiment_ids_or_all(client: Client, names: tuple[str, ...]) -> list[str]:
+    """The named experiments' ids, or every experiment's when none is named."""
+    return experiment_ids_for(names) or [e.experiment_id for e in client.list_experiments()]
+
+
 @click.group()
 def traces() -> None:
     """Search and read traces."""
 
 
 @traces.command("search")
-@click.option(
-    "--experiment", "experiments", multiple=True, help="Experiment name (repeatable; default: all)."
-)
+@experiments_option
 @click.option(
     "--filter",
     "filter_string",
@@ -85,10 +93,9 @@ def search(
     spans: bool,
 ) -> None:
     """Find traces with the filter language (AND, OR, parentheses) and print them."""
-    ids = experiment_ids_for(experiments)
     client = Client()
     found = client.search_all(
-        ids or [e.experiment_id for e in client.list_experiments()],
+        experiment_ids_or_all(client, experiments),
         filter_string=filter_string,
         max_results=max_results,
         order_by=list(order_by) or None,
@@ -170,9 +177,7 @@ def _stat_cell(value: object) -> str:
 
 
 @traces.command("stats")
-@click.option(
-    "--experiment", "experiments", multiple=True, help="Experiment name (repeatable; default: all)."
-)
+@experiments_option
 @click.option("--filter", "filter_string", default=None, help="Which traces (filter language).")
 @click.option("--group-by", default=None, help="hour, day or tag.<key> (default: one row for all).")
 @click.option(
@@ -193,10 +198,9 @@ def stats(
     fmt: str,
 ) -> None:
     """Counts, error rate, latency percentiles and verdict statistics per hour, day or tag."""
-    ids = experiment_ids_for(experiments)
     client = Client()
     rows = client.trace_stats(
-        ids or [e.experiment_id for e in client.list_experiments()],
+        experiment_ids_or_all(client, experiments),
         filter_string=filter_string,
         group_by=group_by,
         metrics=list(metrics) or None,

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import contextvars
 import json
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from sqlalchemy import ColumnElement, Table, and_, exists, false, not_, or_, select, true
 
 from tracejudge.query import And, Comparison, Expr, Or
+from tracejudge.query.ast import ORDER_OPS, WORD_OPS
 from tracejudge.store import schema as s
 from tracejudge.store import text_search
 from tracejudge.store.plan_hints import NotIndexed
@@ -142,9 +143,11 @@ def _run_id(cmp: Comparison) -> ColumnElement[bool]:
     return or_(produced, assessed)
 
 
-WORD_OPS = ("MATCH", "NOT MATCH")
 _word_plans: contextvars.ContextVar[Mapping[Comparison, bool] | None] = contextvars.ContextVar(
     "word_plans", default=None
+)
+_unindexed: contextvars.ContextVar[Collection[Comparison] | None] = contextvars.ContextVar(
+    "unindexed", default=None
 )
 
 
@@ -157,28 +160,28 @@ def word_comparisons(expr: Expr | None) -> list[Comparison]:
     return [c for e in expr.items for c in word_comparisons(e)]
 
 
-_unindexed: contextvars.ContextVar[Collection[Comparison] | None] = contextvars.ContextVar(
-    "unindexed", default=None
-)
+def _required(expr: Expr | None, keep: Callable[[Comparison], bool]) -> list[Comparison]:
+    """The comparisons kept by ``keep`` that every result must satisfy (top-level AND terms)."""
+    if isinstance(expr, Comparison):
+        return [expr] if keep(expr) else []
+    if isinstance(expr, And):
+        return [c for e in expr.items for c in _required(e, keep)]
+    return []
 
 
 def time_bounds(expr: Expr | None) -> list[Comparison]:
-    """The start-time bounds every result must satisfy (top-level AND terms)."""
-    if isinstance(expr, Comparison):
-        own = expr.field.kind == "attribute" and expr.field.key == "timestamp_ms"
-        return [expr] if own and expr.op in ("<", "<=", ">", ">=") else []
-    if isinstance(expr, And):
-        return [c for e in expr.items for c in time_bounds(e)]
-    return []
+    """The start-time bounds every result must satisfy."""
+    return _required(
+        expr,
+        lambda c: (
+            c.field.kind == "attribute" and c.field.key == "timestamp_ms" and c.op in ORDER_OPS
+        ),
+    )
 
 
 def required_matches(expr: Expr | None) -> list[Comparison]:
-    """The MATCH comparisons every result must satisfy (top-level AND terms)."""
-    if isinstance(expr, Comparison):
-        return [expr] if expr.op == "MATCH" else []
-    if isinstance(expr, And):
-        return [c for e in expr.items for c in required_matches(e)]
-    return []
+    """The MATCH comparisons every result must satisfy."""
+    return _required(expr, lambda c: c.op == "MATCH")
 
 
 def _word_match(cmp: Comparison) -> ColumnElement[bool]:
@@ -204,7 +207,7 @@ def _word_match(cmp: Comparison) -> ColumnElement[bool]:
 
 def _comparison(cmp: Comparison) -> ColumnElement[bool]:
     kind = cmp.field.kind
-    if cmp.op in ("MATCH", "NOT MATCH"):
+    if cmp.op in WORD_OPS:
         return _word_match(cmp)
     if kind == "attribute":
         if cmp.field.key == "run_id":

@@ -467,8 +467,8 @@ class SqlTraceStore:
         Word search on SQLite is planned here, where a connection is at hand: each MATCH's hits
         are counted (up to ``text_search.FEW_HITS``). When a word every result must hold is
         rare, the experiment term is hidden from the planner (``+experiment_id``; the caller
-        hides the sort keys likewise), so that SQLite looks the few matching rows up from the hits and
-        sorts them, instead of walking the whole experiment in time order.
+        hides the sort keys likewise), so that SQLite looks the few matching rows up from the
+        hits and sorts them, instead of walking the whole experiment in time order.
 
         Likewise a time range under another order (slowest first): SQLite cannot tell a wide
         range from a narrow one. The range is counted (up to ``FEW_ROWS``); a wide one is

@@ -2,10 +2,11 @@
 percentiles and verdict statistics, per hour, per day or per tag value.
 
 Percentiles are *nearest rank* (the smallest latency with at least that share of traces at or
-below it) on both databases: ``percentile_disc`` on PostgreSQL; SQLite, which has no
-percentile function, reads the durations and they are ranked here. Feedback statistics look at each trace's current verdict of
-that name (the ``latest`` one): ``mean`` averages its numeric value (a judge's score where it
-records one), ``pass_rate`` is the share of pass/fail verdicts that pass.
+below it) on both databases: ``percentile_disc`` on PostgreSQL; SQLite, which has no percentile
+function, reads the durations and they are ranked here. Feedback statistics look at each
+trace's current verdict of that name (the ``latest`` one): ``mean`` averages its numeric value
+(a judge's score where it records one), ``pass_rate`` is the share of pass/fail verdicts that
+pass.
 """
 
 from __future__ import annotations

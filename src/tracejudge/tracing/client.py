@@ -173,13 +173,12 @@ class Client:
         assert max_timestamp_millis is not None
         if max_traces is None:
             return self.store.delete_traces_before(max_timestamp_millis, ids)
-        batch = min(max_traces, GC_BATCH)
         deleted = 0
         while deleted < max_traces:
             n = self.store.delete_traces_before(
                 max_timestamp_millis,
                 ids,
-                batch_size=min(batch, max_traces - deleted),
+                batch_size=min(GC_BATCH, max_traces - deleted),
                 max_batches=1,
             )
             if n == 0:
