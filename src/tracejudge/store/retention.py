@@ -34,7 +34,9 @@ def enforce_retention(
 ) -> int:
     """Delete the traces older than ``max_age_s`` and reclaim the space; returns the count."""
     deleted = store.delete_traces_before(cutoff_ms(max_age_s), experiment_ids, on_batch=on_batch)
-    reclaim = getattr(store, "reclaim_space", None)  # a server reclaims its own
+    # a tracking server's store has no reclaim here: its database reuses the freed space
+    # (PostgreSQL's autovacuum, SQLite's free pages), and its own --retention reclaims
+    reclaim = getattr(store, "reclaim_space", None)
     if reclaim is not None and (deleted or full_vacuum):
         reclaim(full=full_vacuum)
     return deleted
