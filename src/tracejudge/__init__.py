@@ -16,7 +16,14 @@ from tracejudge.entities import (
     Trace,
 )
 from tracejudge.errors import TraceJudgeError
-from tracejudge.evaluation import compare_runs, evaluate, get_run, search_runs
+from tracejudge.evaluation import (
+    RayExecutor,
+    TraceQuery,
+    compare_runs,
+    evaluate,
+    get_run,
+    search_runs,
+)
 from tracejudge.store import get_tracking_uri, set_tracking_uri
 from tracejudge.tracing import (
     Client,
@@ -71,9 +78,11 @@ __all__ = [
     "Document",
     "Expectation",
     "Feedback",
+    "RayExecutor",
     "SpanType",
     "Trace",
     "TraceJudgeError",
+    "TraceQuery",
     "__version__",
     "compare_runs",
     "delete_assessment",

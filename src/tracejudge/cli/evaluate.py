@@ -8,11 +8,15 @@ from rich.console import Console
 from tracejudge.cli.traces import experiment_ids_for
 from tracejudge.entities import Trace
 from tracejudge.errors import InvalidArgumentError
-from tracejudge.evaluation import evaluate
+from tracejudge.evaluation import RayExecutor, TraceQuery, evaluate
+from tracejudge.evaluation.batched import DEFAULT_BATCH_SIZE
 from tracejudge.evaluation.report import print_run_summary, print_worst
 from tracejudge.scorers import Guidelines, Scorer
 from tracejudge.scorers.registry import BUILTIN_SCORERS, builtin_scorer
 from tracejudge.tracing.client import Client
+
+WORST_FROM_STORE_LIMIT = 5000
+"""A run in batches never held its rows: the worst are read back from the store up to this size."""
 
 
 def build_scorers(
@@ -38,8 +42,7 @@ def build_scorers(
     "--experiment",
     "experiments",
     multiple=True,
-    required=True,
-    help="Experiment name (repeatable).",
+    help="Experiment name (repeatable; required unless --resume).",
 )
 @click.option(
     "--filter", "filter_string", default=None, help="Which traces, e.g. \"tag.env = 'prod'\"."
@@ -86,6 +89,40 @@ def build_scorers(
     is_flag=True,
     help="With --from-mlflow: keep the verdicts here only.",
 )
+@click.option(
+    "--ray-address",
+    default=None,
+    help='Score on a Ray cluster ("auto", "ray://head:10001"; "local" starts one here). The '
+    "store must be one every node reaches: PostgreSQL or a tracking server.",
+)
+@click.option(
+    "--workers",
+    default=None,
+    type=click.IntRange(min=1),
+    help="With --ray-address: Ray actors (default: the cluster's CPUs / --cpus-per-worker).",
+)
+@click.option(
+    "--cpus-per-worker",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="With --ray-address: CPUs reserved per actor (below 1 for hosted judges).",
+)
+@click.option(
+    "--batch-size",
+    default=DEFAULT_BATCH_SIZE,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Traces per batch sent to a worker (runs in batches: --ray-address, --resume).",
+)
+@click.option(
+    "--resume",
+    "resume_run",
+    default=None,
+    metavar="RUN_ID",
+    help="Resume an interrupted run: score only what it has no verdict for yet (its traces and "
+    "scorers are read from the run; --experiment/--filter/--scorers not needed).",
+)
 def evaluate_command(
     experiments: tuple[str, ...],
     filter_string: str | None,
@@ -99,9 +136,44 @@ def evaluate_command(
     show: int,
     from_mlflow: str | None,
     no_write_back: bool,
+    ray_address: str | None,
+    workers: int | None,
+    cpus_per_worker: float,
+    batch_size: int,
+    resume_run: str | None,
 ) -> None:
     """Score an experiment's traces; print run metrics and the worst traces with their reasons."""
     console = Console()
+    if ray_address is not None or resume_run is not None:
+        if from_mlflow:
+            raise click.UsageError(
+                "--from-mlflow scores in one process: drop --ray-address/--resume."
+            )
+        _evaluate_batched(
+            console,
+            experiments,
+            filter_string,
+            max_results,
+            scorer_names,
+            guidelines,
+            model,
+            preset,
+            run_name,
+            concurrency,
+            show,
+            resume_run,
+            batch_size,
+            None
+            if ray_address is None
+            else RayExecutor(
+                address=None if ray_address == "local" else ray_address,
+                workers=workers,
+                cpus_per_worker=cpus_per_worker,
+            ),
+        )
+        return
+    if not experiments:
+        raise click.UsageError("Give --experiment (or --resume RUN_ID).")
     scorers = build_scorers(scorer_names, guidelines, model, preset)
     traces: list[Trace]
     if from_mlflow:
@@ -136,7 +208,64 @@ def evaluate_command(
                 **result.delivered
             )
         )
-    order = (
+    print_worst(console, result, _order(scorers), show)
+
+
+def _order(scorers: list[Scorer]) -> str:
+    return (
         "trustworthiness" if any(s.name == "trustworthiness" for s in scorers) else scorers[0].name
     )
-    print_worst(console, result, order, show)
+
+
+def _evaluate_batched(
+    console: Console,
+    experiments: tuple[str, ...],
+    filter_string: str | None,
+    max_results: int | None,
+    scorer_names: str,
+    guidelines: tuple[str, ...],
+    model: str | None,
+    preset: str,
+    run_name: str | None,
+    concurrency: int | None,
+    show: int,
+    resume_run: str | None,
+    batch_size: int,
+    ray: RayExecutor | None,
+) -> None:
+    """Stored traces scored in batches (on Ray, or resuming a run): nothing is loaded whole."""
+    if resume_run is not None:
+        data, scorers = None, None
+        console.print(f"Resuming run {resume_run}")
+    else:
+        if not experiments:
+            raise click.UsageError("Give --experiment (or --resume RUN_ID).")
+        data = TraceQuery(experiments, filter_string, max_results)
+        scorers = build_scorers(scorer_names, guidelines, model, preset)
+    result = evaluate(
+        data,
+        scorers,
+        experiment=experiments[0] if len(experiments) == 1 else None,
+        run_name=run_name,
+        max_concurrency=concurrency,
+        executor=ray or "local",
+        run_id=resume_run,
+        batch_size=batch_size,
+    )
+    print_run_summary(console, result.run)
+    usage = result.run.usage
+    console.print(
+        f"traces: {usage.get('traces', 0)}, scored now: {usage.get('scored', 0)}, "
+        f"already scored by the run: {usage.get('already_scored', 0)}"
+        + (f", workers replaced: {ray.replaced}" if ray is not None and ray.replaced else "")
+    )
+    if result.run.row_count > WORST_FROM_STORE_LIMIT:
+        console.print(
+            f"Read the worst with: tracejudge traces search --experiment ... "
+            f'--filter "feedback.<name> < 0.5" (run {result.run_id})'
+        )
+        return
+    names = [s.get("name", "") for s in result.run.scorers]
+    print_worst(
+        console, result, "trustworthiness" if "trustworthiness" in names else names[0], show
+    )

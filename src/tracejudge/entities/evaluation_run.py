@@ -37,6 +37,9 @@ class EvaluationRun:
     row_count: int = 0
     failure: str | None = None
     """Why the run FAILED or was INTERRUPTED (the error that stopped it); None otherwise."""
+    plan: dict[str, Any] | None = None
+    """For a run scored in batches: its trace query (``query``) and its scorers as data
+    (``scorers``), so ``evaluate(run_id=...)`` can resume it without being told them again."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -52,6 +55,7 @@ class EvaluationRun:
             "metrics": dict(self.metrics),
             "row_count": self.row_count,
             "failure": self.failure,
+            "plan": self.plan,
         }
 
     @classmethod
@@ -69,4 +73,5 @@ class EvaluationRun:
             metrics={k: float(v) for k, v in (data.get("metrics") or {}).items()},
             row_count=int(data.get("row_count") or 0),
             failure=data.get("failure"),
+            plan=data.get("plan"),
         )

@@ -81,6 +81,11 @@ def _row(index: int, record: Mapping[str, Any]) -> EvalRow:
     return EvalRow(index, inputs, None if _missing(outputs) else outputs, dict(expectations), trace)
 
 
+def row_from_trace(trace: Trace, index: int = 0) -> EvalRow:
+    """The row of a stored trace: its inputs, outputs and logged expectations."""
+    return _row(index, {"trace": trace})
+
+
 def rows_from_data(data: Any) -> list[EvalRow]:
     """Rows from a list of dicts, a DataFrame (including the one search_traces returns) or a list
     of Traces."""

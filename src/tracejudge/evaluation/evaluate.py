@@ -14,11 +14,14 @@ from tracejudge.entities import EvaluationRun, Experiment, RunStatus
 from tracejudge.entities.evaluation_run import new_run_id
 from tracejudge.errors import ExperimentNotFoundError, InvalidArgumentError
 from tracejudge.evaluation.aggregate import aggregate
-from tracejudge.evaluation.dataset import EvalRow, rows_from_data
+from tracejudge.evaluation.batched import DEFAULT_BATCH_SIZE, evaluate_batched, plan_of_run
+from tracejudge.evaluation.dataset import EvalRow, logged_expectations, rows_from_data
+from tracejudge.evaluation.executors import BatchExecutor, LocalExecutor
 from tracejudge.evaluation.harness import CONFIGURATION_ERRORS, Evaluation
 from tracejudge.evaluation.legacy_call import check_legacy_arguments, legacy_rows, results_table
 from tracejudge.evaluation.progress import RunProgress
 from tracejudge.evaluation.result import EvaluationResult, result_frame
+from tracejudge.evaluation.selection import TraceIds, TraceQuery, TraceSelection
 from tracejudge.judges.custom import Judge
 from tracejudge.metrics import EvaluationMetric
 from tracejudge.models import resolve_model, run_sync, track_usage
@@ -119,8 +122,55 @@ def _finish(
         )
 
 
+def _executor(executor: str | BatchExecutor, ray_address: str | None) -> BatchExecutor:
+    if executor == "ray":
+        from tracejudge.evaluation.ray_executor import RayExecutor
+
+        return RayExecutor(address=ray_address)
+    if ray_address is not None:
+        raise InvalidArgumentError("ray_address goes with executor='ray'.")
+    if executor == "local":
+        return LocalExecutor()
+    if isinstance(executor, str) or not callable(getattr(executor, "run", None)):
+        raise InvalidArgumentError(
+            f"executor must be 'local', 'ray' or an executor object (RayExecutor(...)), not {executor!r}."
+        )
+    return executor
+
+
+def _selection(data: Any) -> tuple[TraceSelection, list[EvalRow]]:
+    """The stored traces a batched run scores, and the rows when the data held them."""
+    if isinstance(data, TraceQuery):
+        return data, []
+    if callable(getattr(data, "receive_verdicts", None)):
+        raise InvalidArgumentError(
+            "Traces from another tracking system (MLflow) are scored in one process: "
+            "use executor='local' without run_id."
+        )
+    rows = rows_from_data(data)
+    for row in rows:
+        if row.trace is None:
+            raise InvalidArgumentError(
+                f"Row {row.index} has no trace. A run in batches (executor='ray', or resumed with "
+                "run_id) scores traces in the store: log the rows as traces first, or use "
+                "executor='local'."
+            )
+        if row.expectations != logged_expectations(row.trace):
+            raise InvalidArgumentError(
+                f"Row {row.index} gives expectations its trace does not have; a run in batches "
+                "reads them from the store: log them on the trace (log_expectation) first."
+            )
+    return TraceIds([r.trace.info.trace_id for r in rows if r.trace is not None]), rows
+
+
+def _query_experiment(store: TraceStore, experiment: str | None, query: TraceQuery) -> Experiment:
+    if experiment is None and query.experiments is not None and len(query.experiments) == 1:
+        experiment = query.experiments[0]
+    return _experiment(store, experiment, [])
+
+
 def evaluate(
-    data: Any,
+    data: Any = None,
     scorers: Sequence[Scorer] | None = None,
     predict_fn: Callable[..., Any] | None = None,
     extra_metrics: Sequence[EvaluationMetric] | None = None,
@@ -133,6 +183,10 @@ def evaluate(
     targets: str | None = None,
     model_type: str | None = None,
     evaluator_config: dict[str, Any] | None = None,
+    executor: str | BatchExecutor = "local",
+    ray_address: str | None = None,
+    run_id: str | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> EvaluationResult:
     """Score every row with every scorer, store each verdict as a Feedback on its trace, and
     record the whole as an evaluation run.
@@ -149,10 +203,33 @@ def evaluate(
     ...                   scorers=[Trustworthiness(), RetrievalGroundedness()])
     >>> search_traces(filter_string="feedback.trustworthiness < 0.5", order_by=["feedback.trustworthiness"])
 
+    Stored traces can be scored in batches, spread over the machines of a Ray cluster:
+    ``executor="ray"`` (with ``ray_address="auto"`` or ``"ray://host:10001"``, or an executor
+    object, ``RayExecutor(workers=8)``) and ``data`` a :class:`TraceQuery` (read page by page,
+    never all at once), a list of Traces or ``search_traces``' DataFrame. Each worker reads its
+    traces from the shared store, scores ``max_concurrency`` at once, writes its verdicts and
+    returns only counts; ``result.result_df`` is read back from the store when first used.
+    ``run_id=<a run that was interrupted>`` resumes it: only the (trace, scorer) pairs without
+    a verdict from that run are scored, on either executor.
+
     MLflow 2's call works too (:mod:`.legacy_call`): ``evaluate(model=None, data=df,
     predictions="answer", extra_metrics=[...], evaluator_config={"col_mapping": {...}})``; its
     rows' traces then go to a side experiment, not the one that holds the app's traces.
     """
+    if run_id is not None and (data is None or not scorers):
+        planned_query, planned_scorers = plan_of_run(get_store(), run_id)
+        if data is None:
+            if planned_query is None:
+                raise InvalidArgumentError(
+                    f"Run {run_id} was given its traces as a list: pass them again as data."
+                )
+            data = planned_query
+        if not scorers:
+            if planned_scorers is None:
+                raise InvalidArgumentError(
+                    f"Run {run_id} did not record its scorers as data: pass them again."
+                )
+            scorers = planned_scorers
     col_mapping = check_legacy_arguments(model, model_type, evaluator_config)
     legacy_data = None
     if predictions is not None:
@@ -164,6 +241,33 @@ def evaluate(
         raise InvalidArgumentError("max_concurrency must be at least 1.")
     if predict_fn is not None and not callable(predict_fn):
         raise InvalidArgumentError("predict_fn must be callable.")
+    batched = executor != "local" or run_id is not None or isinstance(data, TraceQuery)
+    if batched:
+        if predict_fn is not None or metric_list or legacy_data is not None:
+            raise InvalidArgumentError(
+                "predict_fn, extra_metrics and MLflow 2's call run in one process: use "
+                "executor='local' without run_id."
+            )
+        chosen = _executor(executor, ray_address)
+        selection, given_rows = _selection(data)
+        store = get_store()
+        home = (
+            _query_experiment(store, experiment, selection)
+            if isinstance(selection, TraceQuery)
+            else _experiment(store, experiment, given_rows)
+        )
+        return evaluate_batched(
+            selection,
+            scorer_list,
+            chosen,
+            store,
+            experiment_id=home.experiment_id,
+            run_name=run_name or f"eval-{dt.datetime.now():%Y%m%d-%H%M%S}",
+            run_id=run_id,
+            max_concurrency=max_concurrency or DEFAULT_CONCURRENCY,
+            batch_size=batch_size,
+            judge_models=_judge_models(scorer_list),
+        )
     rows = rows_from_data(data)
     store = get_store()
     home = _experiment(store, experiment, rows)

@@ -248,38 +248,13 @@ class Evaluation:
 
         async def one(row: EvalRow, scorer: Scorer) -> None:
             async with gate:
-                feedbacks = await self._score_one(row, scorer)
+                feedbacks = await score_row(row, scorer, self.run.run_id)
             self.feedback[row.index].extend(feedbacks)
             if self.writer.add(feedbacks):
                 await asyncio.to_thread(self.writer.flush)
             progress.advance("score")
 
         await asyncio.gather(*(one(r, s) for r in self.rows for s in self.scorers))
-
-    async def _score_one(self, row: EvalRow, scorer: Scorer) -> list[Feedback]:
-        try:
-            value = await scorer.ascore(
-                inputs=row.inputs,
-                outputs=row.outputs,
-                expectations=row.expectations,
-                trace=row.trace,
-            )
-            feedbacks = to_feedbacks(scorer, value)
-        except CONFIGURATION_ERRORS:
-            raise
-        except (
-            Exception
-        ) as exc:  # one scorer failing on one row is that verdict's error, not the run's
-            source = AssessmentSource(AssessmentSourceType.CODE, scorer.name)
-            feedbacks = [
-                Feedback(
-                    scorer.name, None, source=source, error=AssessmentError.from_exception(exc)
-                )
-            ]
-        for feedback in feedbacks:
-            feedback.trace_id = row.trace_id
-            feedback.run_id = self.run.run_id
-        return feedbacks
 
     # ------------------------------------------------------ legacy metrics
 
@@ -340,6 +315,31 @@ class Evaluation:
                 )
             columns[parameter] = columns[column]
         return columns
+
+
+async def score_row(row: EvalRow, scorer: Scorer, run_id: str) -> list[Feedback]:
+    """``scorer``'s verdicts on ``row``, stamped with its trace and the run. A scorer failing on
+    a row is that verdict's error; a configuration error (see :data:`CONFIGURATION_ERRORS`)
+    propagates, since it would fail every row alike."""
+    try:
+        value = await scorer.ascore(
+            inputs=row.inputs,
+            outputs=row.outputs,
+            expectations=row.expectations,
+            trace=row.trace,
+        )
+        feedbacks = to_feedbacks(scorer, value)
+    except CONFIGURATION_ERRORS:
+        raise
+    except Exception as exc:
+        source = AssessmentSource(AssessmentSourceType.CODE, scorer.name)
+        feedbacks = [
+            Feedback(scorer.name, None, source=source, error=AssessmentError.from_exception(exc))
+        ]
+    for feedback in feedbacks:
+        feedback.trace_id = row.trace_id
+        feedback.run_id = run_id
+    return feedbacks
 
 
 def _prediction(outputs: Any) -> Any:

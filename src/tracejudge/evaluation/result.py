@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -17,7 +17,9 @@ from tracejudge.evaluation.legacy_call import results_table
 class EvaluationResult:
     run_id: str
     metrics: dict[str, float]
-    result_df: pd.DataFrame
+    frame: pd.DataFrame | None
+    """The table of every row's verdicts; None until first read when ``load_frame`` is given
+    (a run scored in batches on workers: the driver never held its rows)."""
     run: EvaluationRun
     delivered: dict[str, int] | None = None
     """When the data takes its verdicts back (``receive_verdicts``, e.g. traces searched in
@@ -25,6 +27,13 @@ class EvaluationResult:
     legacy_table: pd.DataFrame | None = None
     """For MLflow 2's call (``predictions="column"``): the data's columns, ``<name>/score`` and
     ``<name>/justification``."""
+    load_frame: Callable[[], pd.DataFrame] | None = field(default=None, repr=False)
+
+    @property
+    def result_df(self) -> pd.DataFrame:
+        if self.frame is None:
+            self.frame = self.load_frame() if self.load_frame is not None else result_frame([], [])
+        return self.frame
 
     @property
     def tables(self) -> dict[str, pd.DataFrame]:  # MLflow-style access (3.x and 2.x names)
@@ -34,7 +43,8 @@ class EvaluationResult:
         return {"eval_results": self.result_df, "eval_results_table": legacy}
 
     def __repr__(self) -> str:
-        return f"EvaluationResult(run_id={self.run_id!r}, rows={len(self.result_df)}, metrics={len(self.metrics)})"
+        rows = self.run.row_count if self.frame is None else len(self.frame)
+        return f"EvaluationResult(run_id={self.run_id!r}, rows={rows}, metrics={len(self.metrics)})"
 
 
 def _cell(feedbacks: Sequence[Feedback], attribute: str) -> Any:

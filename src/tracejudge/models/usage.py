@@ -47,6 +47,20 @@ class UsageMeter:
         with self._lock:
             self.failed_calls += 1
 
+    def absorb(self, usage: dict[str, Any]) -> None:
+        """Add the counts of another meter's :meth:`to_dict` (a worker's share of a run)."""
+        with self._lock:
+            self.calls += int(usage.get("calls", 0))
+            self.cached_calls += int(usage.get("cached_calls", 0))
+            self.failed_calls += int(usage.get("failed_calls", 0))
+            self.input_tokens += int(usage.get("input_tokens", 0))
+            self.output_tokens += int(usage.get("output_tokens", 0))
+            self.cost_usd += float(usage.get("cost_usd", 0.0))
+            self.calls_without_price += int(usage.get("calls_without_price", 0))
+            self.seconds += float(usage.get("model_seconds", 0.0))
+            for model, calls in (usage.get("by_model") or {}).items():
+                self.by_model[model] = self.by_model.get(model, 0) + int(calls)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "calls": self.calls,

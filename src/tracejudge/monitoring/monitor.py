@@ -23,7 +23,6 @@ exponentially and is reported unhealthy; a scorer over its budget (``max_calls_p
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import os
 import socket
@@ -37,6 +36,7 @@ from typing import Any
 from tracejudge.entities import Feedback, RegisteredScorer, ScorerStatus, Trace
 from tracejudge.entities.assessment import AssessmentError, AssessmentSource, AssessmentSourceType
 from tracejudge.errors import TraceJudgeError
+from tracejudge.evaluation.batches import verdict_id
 from tracejudge.evaluation.dataset import logged_expectations
 from tracejudge.models import run_sync, track_usage
 from tracejudge.monitoring.alerts import AlertSender
@@ -116,14 +116,6 @@ class PassReport:
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
-
-
-def feedback_id(experiment_id: str, scorer: str, trace_id: str, feedback: Feedback, i: int) -> str:
-    """The same id each time this scorer scores this trace: a repeat replaces, never doubles."""
-    key = (
-        f"{experiment_id}\x00{scorer}\x00{trace_id}\x00{feedback.name}\x00{feedback.span_id}\x00{i}"
-    )
-    return "a-" + hashlib.blake2b(key.encode(), digest_size=16).hexdigest()
 
 
 def passed(feedbacks: Sequence[Feedback]) -> float | None:
@@ -422,9 +414,7 @@ class Monitor:
             return [], f"{down[0].error_code}: {down[0].error_message}"
         for i, fb in enumerate(feedbacks):
             fb.trace_id = trace.info.trace_id
-            fb.assessment_id = feedback_id(
-                info.experiment_id, info.name, trace.info.trace_id, fb, i
-            )
+            fb.assessment_id = verdict_id(info.experiment_id, info.name, trace.info.trace_id, fb, i)
             fb.metadata = {
                 **(fb.metadata or {}),
                 "monitor": {"scorer": info.name, "version": info.version, "owner": self.owner},

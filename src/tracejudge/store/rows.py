@@ -160,6 +160,7 @@ def run_row(run: EvaluationRun) -> dict[str, Any]:
         "usage": json.dumps(run.usage, default=str),
         "row_count": run.row_count,
         "failure": run.failure,
+        "plan": None if run.plan is None else json.dumps(run.plan, default=str),
     }
 
 
@@ -177,4 +178,5 @@ def run_from_row(row: Mapping[Any, Any], metrics: dict[str, float]) -> Evaluatio
         metrics=dict(metrics),
         row_count=int(row["row_count"]),
         failure=row["failure"],
+        plan=json.loads(row["plan"]) if row.get("plan") else None,
     )

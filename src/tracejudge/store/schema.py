@@ -218,6 +218,7 @@ runs = Table(
     Column("usage", Text, nullable=False),
     Column("row_count", Integer, nullable=False),
     Column("failure", Text, nullable=True),
+    Column("plan", Text, nullable=True),
     Index("ix_runs_exp_start", "experiment_id", "start_time"),
 )
 

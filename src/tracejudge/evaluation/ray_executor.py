@@ -1,0 +1,246 @@
+"""Batches scored by Ray actors: a run spread over the machines of a Ray cluster.
+
+Each actor is one worker process: it opens the shared store (PostgreSQL or a tracking server;
+an SQLite file only when the whole cluster is this one machine), rebuilds the scorers from
+their definitions once (so a local model is loaded once per actor, not per batch), and scores
+the batches it is sent with its own concurrency limit. The driver keeps two batches queued per
+actor and takes results as they come. An actor that dies (its process killed, its node lost)
+is replaced and its batches are sent again: verdict ids derive from (run, trace, scorer), so
+what it wrote before dying is replaced or skipped, never doubled.
+
+``ray`` is an optional dependency: ``pip install 'tracejudge[ray]'``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections import deque
+from typing import Any
+
+from tracejudge.errors import InvalidArgumentError, TraceJudgeError
+from tracejudge.evaluation.batches import BatchOutcome, score_batch_sync
+from tracejudge.evaluation.executors import Batches, BatchJob, OnDone
+from tracejudge.store import TraceStore
+
+logger = logging.getLogger("tracejudge.evaluation")
+
+FORWARDED_ENV_PREFIXES = (
+    "TRACEJUDGE_",
+    "OPENAI_",
+    "ANTHROPIC_",
+    "AZURE_OPENAI_",
+    "GEMINI_",
+    "MISTRAL_",
+    "TOGETHER_",
+    "GROQ_",
+    "LITELLM_",
+)
+"""Environment variables the driver passes to its actors: judge model settings and provider
+keys, so a worker on another machine calls the same models with the same credentials."""
+QUEUED_PER_WORKER = 2
+MAX_ATTEMPTS = 3
+"""Tries per batch before the run fails: a batch whose worker dies this often is the cause."""
+
+
+class WorkerLostError(TraceJudgeError):
+    """A batch's workers kept dying (see the Ray logs of the actors)."""
+
+
+class ScoringWorker:
+    """The actor's body (made a Ray actor class when the executor starts)."""
+
+    def __init__(self, tracking_uri: str, definitions: list[dict[str, Any]]) -> None:
+        from tracejudge.scorers.definitions import scorer_from_definition
+        from tracejudge.store import get_store, set_tracking_uri
+
+        set_tracking_uri(tracking_uri)  # the model-call cache lives in the same store
+        self.store = get_store(tracking_uri)
+        self.scorers = [scorer_from_definition(d) for d in definitions]
+
+    def score(self, trace_ids: list[str], run_id: str, max_concurrency: int) -> BatchOutcome:
+        return score_batch_sync(self.store, trace_ids, self.scorers, run_id, max_concurrency)
+
+    def pid(self) -> int:
+        return os.getpid()
+
+
+def _import_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise InvalidArgumentError(
+            "executor='ray' needs Ray: pip install 'tracejudge[ray]'."
+        ) from None
+    return ray
+
+
+def forwarded_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_ENV_PREFIXES)}
+
+
+class RayExecutor:
+    """``evaluate(..., executor=RayExecutor(address="auto", workers=8))``.
+
+    Args:
+        address: the cluster (``"auto"``, ``"ray://head:10001"``); None starts a local Ray
+            unless Ray is already initialised in this process.
+        workers: actors to start (default: the cluster's CPUs / ``cpus_per_worker``).
+        cpus_per_worker: CPUs Ray reserves per actor; below 1 packs several actors on a core,
+            right for hosted judges (the work is waiting on HTTP), not for a local model.
+        runtime_env: Ray runtime environment for the actors; the judge settings and provider
+            keys of this process's environment are added to its ``env_vars``.
+    """
+
+    name = "ray"
+
+    def __init__(
+        self,
+        address: str | None = None,
+        workers: int | None = None,
+        cpus_per_worker: float = 1.0,
+        runtime_env: dict[str, Any] | None = None,
+    ) -> None:
+        if workers is not None and workers < 1:
+            raise InvalidArgumentError("RayExecutor(workers=...) must be at least 1.")
+        if cpus_per_worker <= 0:
+            raise InvalidArgumentError("RayExecutor(cpus_per_worker=...) must be above 0.")
+        self.address = address
+        self.workers = workers
+        self.cpus_per_worker = cpus_per_worker
+        self.runtime_env = dict(runtime_env or {})
+        self.replaced = 0
+        """Actors that died during the run and were replaced."""
+        self.retried = 0
+        """Batches sent again because their actor died."""
+        self._started_here = False
+
+    # ------------------------------------------------------------------ setup
+
+    def prepare(self, tracking_uri: str) -> None:
+        """Join (or start) the cluster and check that its nodes can share the store."""
+        ray = _import_ray()
+        if not ray.is_initialized():
+            try:
+                ray.init(address=self.address, logging_level=logging.WARNING, log_to_driver=False)
+            except ConnectionError as exc:
+                raise InvalidArgumentError(
+                    f"Cannot reach the Ray cluster {self.address!r}: {exc}"
+                ) from None
+            self._started_here = True
+        try:
+            self._check_store(ray, tracking_uri)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Leave the cluster if :meth:`prepare` joined it (a Ray the caller started stays up)."""
+        if self._started_here:
+            _import_ray().shutdown()
+            self._started_here = False
+
+    def _check_store(self, ray: Any, uri: str) -> None:
+        nodes = [n for n in ray.nodes() if n.get("Alive")]
+        if uri.startswith("sqlite") and ":memory:" in uri:
+            raise InvalidArgumentError(
+                "An in-memory SQLite store cannot be shared with Ray workers; use a file, "
+                "PostgreSQL or a tracking server."
+            )
+        if uri.startswith("sqlite") and len(nodes) > 1:
+            raise InvalidArgumentError(
+                f"The store is a local SQLite file ({uri}), which the {len(nodes)} machines of "
+                "this Ray cluster cannot share. Point the tracking URI at PostgreSQL "
+                "(postgresql+psycopg://...) or a tracking server (tracejudge server) that every "
+                "node reaches."
+            )
+
+    def _actor_class(self, ray: Any) -> Any:
+        env = {**forwarded_env(), **dict(self.runtime_env.get("env_vars") or {})}
+        runtime_env = {**self.runtime_env, "env_vars": env}
+        return ray.remote(ScoringWorker).options(
+            num_cpus=self.cpus_per_worker, runtime_env=runtime_env, max_restarts=0
+        )
+
+    def _worker_count(self, ray: Any) -> int:
+        if self.workers is not None:
+            return self.workers
+        cpus = float(ray.cluster_resources().get("CPU", 1.0))
+        return max(1, int(cpus / self.cpus_per_worker))
+
+    # -------------------------------------------------------------------- run
+
+    def run(self, job: BatchJob, store: TraceStore, batches: Batches, on_done: OnDone) -> None:
+        ray = _import_ray()
+        from ray.exceptions import RayActorError, RayTaskError
+
+        if not ray.is_initialized():
+            self.prepare(job.tracking_uri)
+        actors: list[Any] = []
+        try:
+            actor_class = self._actor_class(ray)
+
+            def new_actor() -> Any:
+                return actor_class.remote(job.tracking_uri, job.scorer_definitions)
+
+            actors = [new_actor() for _ in range(self._worker_count(ray))]
+            in_flight: dict[Any, tuple[int, Any, list[str], int]] = {}
+            queued: dict[int, int] = dict.fromkeys(range(len(actors)), 0)
+            retry: deque[tuple[list[str], int]] = deque()
+            exhausted = False
+
+            def submit(slot: int, batch: list[str], attempt: int) -> None:
+                actor = actors[slot]
+                ref = actor.score.remote(batch, job.run_id, job.max_concurrency)
+                in_flight[ref] = (slot, actor, batch, attempt)
+                queued[slot] += 1
+
+            def fill() -> None:
+                nonlocal exhausted
+                for slot in range(len(actors)):
+                    while queued[slot] < QUEUED_PER_WORKER:
+                        if retry:
+                            submit(slot, *retry.popleft())
+                            continue
+                        if exhausted:
+                            return
+                        batch = next(batches, None)
+                        if batch is None:
+                            exhausted = True
+                            return
+                        submit(slot, batch, 1)
+
+            fill()
+            while in_flight:
+                ready, _ = ray.wait(list(in_flight), num_returns=1)
+                ref = ready[0]
+                slot, actor, batch, attempt = in_flight.pop(ref)
+                queued[slot] -= 1
+                try:
+                    outcome = ray.get(ref)
+                except RayTaskError as exc:  # the scorer code raised: the run's error
+                    cause = getattr(exc, "cause", None)
+                    raise (cause if isinstance(cause, BaseException) else exc) from None
+                except RayActorError as exc:
+                    if actors[slot] is actor:  # its other batches fail too: replace it once
+                        logger.warning(
+                            "a Ray scoring worker died (%s); replacing it, re-sending its batches",
+                            exc,
+                        )
+                        actors[slot] = new_actor()
+                        self.replaced += 1
+                    if attempt >= MAX_ATTEMPTS:
+                        raise WorkerLostError(
+                            f"A batch of {len(batch)} traces lost its worker {attempt} times "
+                            f"(last: {exc}); see the Ray logs."
+                        ) from None
+                    self.retried += 1
+                    retry.append((batch, attempt + 1))
+                else:
+                    on_done(batch, outcome)
+                fill()
+        finally:
+            for actor in actors:
+                with contextlib.suppress(Exception):  # already gone
+                    ray.kill(actor)

@@ -1,0 +1,134 @@
+"""evaluate(..., executor="ray") on a real local Ray (``ray.init(num_cpus=2)``): the verdicts and
+metrics of the in-process run, and a worker killed with SIGKILL mid-run losing and doubling
+nothing. The two-node cluster on loopback is in test_evaluate_ray_cluster.py."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import ray
+
+from factories import make_trace
+from tracejudge import RayExecutor, TraceQuery, evaluate
+from tracejudge.entities import Feedback, RunStatus
+from tracejudge.errors import InvalidArgumentError
+from tracejudge.store import get_store
+from tracejudge.testing.monitor_scorers import answered, says_yes, slow_answered
+
+pytestmark = pytest.mark.timeout(600)  # Ray's processes start slowly on a busy 2-core machine
+
+
+@pytest.fixture(scope="module", autouse=True)
+def local_ray():
+    before = os.environ.get("RAY_AUTH_MODE")
+    os.environ["RAY_AUTH_MODE"] = "disabled"  # a private cluster of this test process
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        logging_level=logging.WARNING,
+        log_to_driver=False,
+        configure_logging=False,
+    )
+    yield
+    ray.shutdown()
+    if before is None:
+        os.environ.pop("RAY_AUTH_MODE", None)
+    else:
+        os.environ["RAY_AUTH_MODE"] = before
+
+
+def _log(n: int) -> list[str]:
+    eid = get_store().get_or_create_experiment("bot").experiment_id
+    traces = [
+        make_trace(
+            eid, timestamp_ms=1_700_000_000_000 + i, outputs=f"answer {i}" + " yes" * (i % 4 == 0)
+        )
+        for i in range(n)
+    ]
+    get_store().log_traces(traces)
+    return [t.info.trace_id for t in traces]
+
+
+def _verdicts(trace_ids: list[str], name: str) -> Counter[str]:
+    counts: Counter[str] = Counter()
+    for trace in get_store().get_traces(trace_ids, include_spans=False):
+        counts[trace.info.trace_id] += sum(
+            1 for a in trace.info.assessments if isinstance(a, Feedback) and a.name == name
+        )
+    return counts
+
+
+def test_ray_workers_score_like_the_local_process(sqlite_tracking):
+    ids = _log(90)
+    executor = RayExecutor(workers=2)
+    on_ray = evaluate(TraceQuery("bot"), [answered, says_yes], executor=executor, batch_size=8)
+    assert on_ray.run.status == RunStatus.FINISHED
+    assert on_ray.run.usage["scored"] == 180 and on_ray.run.usage["traces"] == 90
+    local = evaluate(get_store().get_traces(ids), [answered, says_yes])
+    assert on_ray.metrics == local.metrics
+    assert on_ray.metrics["says_yes/pass_rate"] == pytest.approx(23 / 90)
+    # one verdict per trace and scorer from each run, none lost, none doubled
+    assert set(_verdicts(ids, "answered").values()) == {2}
+    assert executor.replaced == 0 and executor.retried == 0
+
+
+def test_a_worker_killed_mid_run_has_its_batches_rerun_and_nothing_doubled(
+    sqlite_tracking, tmp_path, monkeypatch
+):
+    ids = _log(120)
+    pid_dir = tmp_path / "pids"
+    pid_dir.mkdir()
+    monkeypatch.setenv("TRACEJUDGE_TEST_PID_DIR", str(pid_dir))  # forwarded to the actors
+    monkeypatch.setenv("TRACEJUDGE_TEST_SCORER_DELAY_S", "0.2")
+    executor = RayExecutor(workers=2)
+    outcome: dict = {}
+
+    def drive() -> None:
+        try:
+            outcome["result"] = evaluate(
+                TraceQuery("bot"),
+                [slow_answered],
+                executor=executor,
+                batch_size=6,
+                max_concurrency=2,
+            )
+        except BaseException as exc:  # reported by the assertions below
+            outcome["error"] = exc
+
+    driver = threading.Thread(target=drive)
+    driver.start()
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and sum(_verdicts(ids, "slow_answered").values()) < 12:
+        time.sleep(0.2)
+    victims = [int(p.name) for p in Path(pid_dir).iterdir()]
+    assert victims, "no worker process scored anything"
+    os.kill(victims[0], signal.SIGKILL)  # mid-run: its queued batches fail with the actor
+    driver.join(timeout=400)
+    assert not driver.is_alive()
+    assert "error" not in outcome, outcome.get("error")
+    result = outcome["result"]
+    assert result.run.status == RunStatus.FINISHED
+    assert executor.replaced >= 1 and executor.retried >= 1
+    assert _verdicts(ids, "slow_answered") == Counter(dict.fromkeys(ids, 1))
+    assert result.metrics["slow_answered/count"] == 120
+    assert result.run.usage["scored"] + result.run.usage["already_scored"] == 120
+
+
+def test_an_in_memory_store_is_refused_before_anything_is_stored(tmp_path):
+    from tracejudge.store import set_tracking_uri
+
+    set_tracking_uri("sqlite:///:memory:")
+    try:
+        _log(3)
+        with pytest.raises(InvalidArgumentError, match="in-memory SQLite"):
+            evaluate(TraceQuery("bot"), [answered], executor="ray")
+        assert get_store().search_runs(None, 10) == []
+    finally:
+        set_tracking_uri(None)
