@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import signal
 import threading
 import time
@@ -77,6 +78,44 @@ def test_ray_workers_score_like_the_local_process(sqlite_tracking):
     # one verdict per trace and scorer from each run, none lost, none doubled
     assert set(_verdicts(ids, "answered").values()) == {2}
     assert executor.replaced == 0 and executor.retried == 0
+    assert on_ray.run.usage["executor"] == "ray" and on_ray.run.usage["workers"] == 2
+    assert sum(w["batches"] for w in executor.worker_stats) == 12  # 90 traces in eights
+
+
+def test_workers_write_through_a_tracking_server(tracking_server):
+    from tracejudge.store import set_tracking_uri
+
+    set_tracking_uri(tracking_server)
+    try:
+        ids = _log(30)
+        result = evaluate(
+            TraceQuery("bot"), [answered], executor=RayExecutor(workers=2), batch_size=5
+        )
+        assert result.run.status == RunStatus.FINISHED
+        assert _verdicts(ids, "answered") == Counter(dict.fromkeys(ids, 1))
+        assert len(result.result_df) == 30  # read back through the server
+    finally:
+        set_tracking_uri(None)
+
+
+@pytest.mark.local_model
+def test_a_local_model_is_loaded_once_per_actor_not_per_batch(sqlite_tracking):
+    from tracejudge.scorers import Safety
+
+    ids = _log(3)
+    executor = RayExecutor(workers=1)
+    result = evaluate(
+        TraceQuery("bot"), [Safety(model="local:/default")], executor=executor, batch_size=1
+    )
+    assert result.metrics["safety/count"] == 3, result.run.usage
+    [worker] = executor.worker_stats
+    assert worker["batches"] == 3 and worker["local_models_loaded"] == 1
+    assert _verdicts(ids, "safety") == Counter(dict.fromkeys(ids, 1))
+    assert result.run.usage["calls"] > 0
+    # the model-call cache is the store's, shared by every worker: a second run calls nothing
+    again = evaluate(TraceQuery("bot"), [Safety(model="local:/default")], executor=executor)
+    assert again.run.usage["calls"] == 0 and again.run.usage["cached_calls"] > 0
+    assert again.metrics == result.metrics
 
 
 def test_a_worker_killed_mid_run_has_its_batches_rerun_and_nothing_doubled(
@@ -132,3 +171,37 @@ def test_an_in_memory_store_is_refused_before_anything_is_stored(tmp_path):
         assert get_store().search_runs(None, 10) == []
     finally:
         set_tracking_uri(None)
+
+
+def test_the_cli_scores_on_ray_and_resumes_by_run_id(sqlite_tracking, monkeypatch):
+    from click.testing import CliRunner
+
+    from tracejudge.cli import main
+    from tracejudge.models import reset_models
+    from tracejudge.testing import ChatServer, Reply
+
+    _log(12)
+    monkeypatch.setenv("TRACEJUDGE_PROGRESS", "0")
+    monkeypatch.setenv("COLUMNS", "200")
+    reset_models()
+
+    def reply(request):
+        bad = re.search(r"answer \d+ yes", request["messages"][-1]["content"]) is not None
+        return Reply(f'{{"rationale": "judged", "verdict": "{"no" if bad else "yes"}"}}')
+
+    runner = CliRunner()
+    with ChatServer(reply) as server:
+        judge = f"openai-compatible:/j?base_url={server.base_url}"
+        scoring = ["--scorers", "", "--guideline", 'plain="No yes."', "--model", judge]
+        on_ray = ["--ray-address", "local", "--workers", "2", "--batch-size", "4"]
+        first = runner.invoke(main, ["evaluate", "--experiment", "bot", *scoring, *on_ray])
+        assert first.exit_code == 0, first.output
+        assert "FINISHED" in first.output and "scored now: 12" in first.output
+        assert "Least plain first" in first.output
+        [run] = get_store().search_runs(None, 10)
+        assert run.metrics["plain/pass_rate"] == pytest.approx(9 / 12)
+        assert run.usage["workers"] == 2
+        again = runner.invoke(main, ["evaluate", "--resume", run.run_id])
+    assert again.exit_code == 0, again.output
+    assert "scored now: 0, already scored by the run: 12" in again.output
+    reset_models()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import pandas as pd
 
@@ -190,7 +191,8 @@ def _score(
             failure = exc
             raise
         finally:
-            _finish(store, run, job.scorers, outcome, usage, status, failure)
+            spread = executor.summary()
+            _finish(store, run, job.scorers, outcome, usage, spread, status, failure)
 
 
 def _finish(
@@ -199,6 +201,7 @@ def _finish(
     scorers: Sequence[Scorer],
     outcome: BatchOutcome,
     usage: UsageMeter,
+    spread: dict[str, Any],
     status: RunStatus,
     failure: BaseException | None,
 ) -> None:
@@ -211,6 +214,7 @@ def _finish(
         "scored": outcome.scored,
         "already_scored": outcome.reused,
         "missing_traces": outcome.missing,
+        **spread,
     }
     if outcome.not_stored:
         run.usage["verdicts_not_stored"] = outcome.not_stored

@@ -47,6 +47,10 @@ class BatchExecutor(Protocol):
         """Release what :meth:`prepare` took (called whether the run succeeded or not)."""
         ...
 
+    def summary(self) -> dict[str, Any]:
+        """How the last run was spread (workers, nodes, workers lost), kept in the run's usage."""
+        ...
+
     def run(self, job: BatchJob, store: TraceStore, batches: Batches, on_done: OnDone) -> None:
         """Score every batch; return when all are done. A configuration error raised by a
         scorer propagates (and stops the run)."""
@@ -66,6 +70,9 @@ class LocalExecutor:
 
     def close(self) -> None:
         pass
+
+    def summary(self) -> dict[str, Any]:
+        return {"executor": self.name}
 
     def run(self, job: BatchJob, store: TraceStore, batches: Batches, on_done: OnDone) -> None:
         async def main() -> None:

@@ -16,12 +16,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sys
 from collections import deque
 from typing import Any
 
 from tracejudge.errors import InvalidArgumentError, TraceJudgeError
 from tracejudge.evaluation.batches import BatchOutcome, score_batch_sync
 from tracejudge.evaluation.executors import Batches, BatchJob, OnDone
+from tracejudge.models.cache import flush_call_cache
 from tracejudge.store import TraceStore
 
 logger = logging.getLogger("tracejudge.evaluation")
@@ -59,11 +61,27 @@ class ScoringWorker:
         self.store = get_store(tracking_uri)
         self.scorers = [scorer_from_definition(d) for d in definitions]
 
-    def score(self, trace_ids: list[str], run_id: str, max_concurrency: int) -> BatchOutcome:
-        return score_batch_sync(self.store, trace_ids, self.scorers, run_id, max_concurrency)
+        self.batches = 0
 
-    def pid(self) -> int:
-        return os.getpid()
+    def score(self, trace_ids: list[str], run_id: str, max_concurrency: int) -> BatchOutcome:
+        self.batches += 1
+        try:
+            return score_batch_sync(self.store, trace_ids, self.scorers, run_id, max_concurrency)
+        finally:  # the actor is killed at the end of the run: no exit hook writes the cache
+            flush_call_cache()
+
+    def stats(self) -> dict[str, Any]:
+        """Where this worker ran and what it holds: batches scored, local models loaded (one
+        per actor, however many batches)."""
+        import ray
+
+        llama = sys.modules.get("tracejudge.models.providers.llama_cpp_provider")
+        return {
+            "pid": os.getpid(),
+            "node": ray.get_runtime_context().get_node_id(),
+            "batches": self.batches,
+            "local_models_loaded": len(getattr(llama, "_loaded", {})),
+        }
 
 
 def _import_ray() -> Any:
@@ -115,6 +133,17 @@ class RayExecutor:
         self.retried = 0
         """Batches sent again because their actor died."""
         self._started_here = False
+        self.worker_stats: list[dict[str, Any]] = []
+        """:meth:`ScoringWorker.stats` of the workers alive at the end of the last run."""
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "executor": self.name,
+            "workers": len(self.worker_stats),
+            "nodes": len({w["node"] for w in self.worker_stats}),
+            "workers_replaced": self.replaced,
+            "batches_resent": self.retried,
+        }
 
     # ------------------------------------------------------------------ setup
 
@@ -241,6 +270,9 @@ class RayExecutor:
                     on_done(batch, outcome)
                 fill()
         finally:
+            self.worker_stats = []
             for actor in actors:
-                with contextlib.suppress(Exception):  # already gone
+                with contextlib.suppress(Exception):  # a worker that is gone has no figures
+                    self.worker_stats.append(ray.get(actor.stats.remote(), timeout=30))
+                with contextlib.suppress(Exception):
                     ray.kill(actor)

@@ -97,12 +97,14 @@ def _new_writer_after_fork() -> None:
     _writer = _CacheWriter()
 
 
-def _flush_writer() -> None:
+def flush_call_cache() -> None:
+    """Write the cache entries still pending now (a process about to be killed, such as a Ray
+    actor at the end of a run, gets no exit hook)."""
     _writer.flush()
 
 
 os.register_at_fork(after_in_child=_new_writer_after_fork)
-at_process_exit(_flush_writer)
+at_process_exit(flush_call_cache)
 
 
 class CallCache:
