@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +20,7 @@ from tracejudge.entities import Feedback, Trace
 from tracejudge.evaluation.aggregate import MetricAccumulator
 from tracejudge.evaluation.dataset import row_from_trace
 from tracejudge.evaluation.harness import FeedbackWriter, score_row
-from tracejudge.models import run_sync, track_usage
+from tracejudge.models import track_usage
 from tracejudge.scorers import Scorer
 from tracejudge.store import TraceStore
 
@@ -120,24 +119,3 @@ async def score_batch(
     outcome.not_stored = writer.failed
     outcome.usage = meter.to_dict()
     return outcome
-
-
-def score_batch_sync(
-    store: TraceStore,
-    trace_ids: Sequence[str],
-    scorers: Sequence[Scorer],
-    run_id: str,
-    max_concurrency: int,
-) -> BatchOutcome:
-    """:func:`score_batch` from synchronous code (a Ray actor's method), with its own loop and
-    a thread per concurrent synchronous scorer."""
-
-    async def main() -> BatchOutcome:
-        asyncio.get_running_loop().set_default_executor(
-            ThreadPoolExecutor(max_concurrency, thread_name_prefix="tracejudge-scorer")
-        )
-        return await score_batch(
-            store, trace_ids, scorers, run_id, asyncio.Semaphore(max_concurrency)
-        )
-
-    return run_sync(main())

@@ -3,25 +3,27 @@
 Each actor is one worker process: it opens the shared store (PostgreSQL or a tracking server;
 an SQLite file only when the whole cluster is this one machine), rebuilds the scorers from
 their definitions once (so a local model is loaded once per actor, not per batch), and scores
-the batches it is sent with its own concurrency limit. The driver keeps two batches queued per
-actor and takes results as they come. An actor that dies (its process killed, its node lost)
-is replaced and its batches are sent again: verdict ids derive from (run, trace, scorer), so
-what it wrote before dying is replaced or skipped, never doubled.
+the batches it is sent side by side under its own concurrency limit. The driver keeps two
+batches in flight per actor and takes results as they come. An actor that dies (its process
+killed, its node lost) is replaced and its batches are sent again: verdict ids derive from
+(run, trace, scorer), so what it wrote before dying is replaced or skipped, never doubled.
 
 ``ray`` is an optional dependency: ``pip install 'tracejudge[ray]'``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
 import sys
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from tracejudge.errors import InvalidArgumentError, TraceJudgeError
-from tracejudge.evaluation.batches import BatchOutcome, score_batch_sync
+from tracejudge.evaluation.batches import BatchOutcome, score_batch
 from tracejudge.evaluation.executors import Batches, BatchJob, OnDone
 from tracejudge.models.cache import flush_call_cache
 from tracejudge.store import TraceStore
@@ -51,7 +53,10 @@ class WorkerLostError(TraceJudgeError):
 
 
 class ScoringWorker:
-    """The actor's body (made a Ray actor class when the executor starts)."""
+    """The actor's body (made a Ray actor class when the executor starts). Its methods are
+    coroutines, so Ray runs them on one event loop per actor: the batches queued to it are
+    scored side by side under one concurrency limit, with model clients that live as long as
+    the actor."""
 
     def __init__(self, tracking_uri: str, definitions: list[dict[str, Any]]) -> None:
         from tracejudge.scorers.definitions import scorer_from_definition
@@ -60,17 +65,22 @@ class ScoringWorker:
         set_tracking_uri(tracking_uri)  # the model-call cache lives in the same store
         self.store = get_store(tracking_uri)
         self.scorers = [scorer_from_definition(d) for d in definitions]
-
         self.batches = 0
+        self._gate: asyncio.Semaphore | None = None
 
-    def score(self, trace_ids: list[str], run_id: str, max_concurrency: int) -> BatchOutcome:
+    async def score(self, trace_ids: list[str], run_id: str, max_concurrency: int) -> BatchOutcome:
+        if self._gate is None:  # synchronous scorers and store reads get as many threads
+            asyncio.get_running_loop().set_default_executor(
+                ThreadPoolExecutor(max_concurrency, thread_name_prefix="tracejudge-scorer")
+            )
+            self._gate = asyncio.Semaphore(max_concurrency)
         self.batches += 1
         try:
-            return score_batch_sync(self.store, trace_ids, self.scorers, run_id, max_concurrency)
+            return await score_batch(self.store, trace_ids, self.scorers, run_id, self._gate)
         finally:  # the actor is killed at the end of the run: no exit hook writes the cache
-            flush_call_cache()
+            await asyncio.to_thread(flush_call_cache)
 
-    def stats(self) -> dict[str, Any]:
+    async def stats(self) -> dict[str, Any]:
         """Where this worker ran and what it holds: batches scored, local models loaded (one
         per actor, however many batches)."""
         import ray
