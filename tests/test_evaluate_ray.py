@@ -45,12 +45,11 @@ def local_ray():
         os.environ["RAY_AUTH_MODE"] = before
 
 
-def _log(n: int) -> list[str]:
+def _log(n: int, start: int = 0) -> list[str]:
     eid = get_store().get_or_create_experiment("bot").experiment_id
+    t0 = 1_700_000_000_000 + start
     traces = [
-        make_trace(
-            eid, timestamp_ms=1_700_000_000_000 + i, outputs=f"answer {i}" + " yes" * (i % 4 == 0)
-        )
+        make_trace(eid, timestamp_ms=t0 + i, outputs=f"answer {i}" + " yes" * (i % 4 == 0))
         for i in range(n)
     ]
     get_store().log_traces(traces)
@@ -205,3 +204,45 @@ def test_the_cli_scores_on_ray_and_resumes_by_run_id(sqlite_tracking, monkeypatc
     assert again.exit_code == 0, again.output
     assert "scored now: 0, already scored by the run: 12" in again.output
     reset_models()
+
+
+def test_the_monitor_runs_as_ray_workers_and_scores_each_trace_once(sqlite_tracking):
+    from tracejudge.monitoring import MonitorOptions
+    from tracejudge.monitoring.ray_monitor import RayMonitor
+    from tracejudge.store import get_tracking_uri
+
+    ids = _log(30)
+    answered.register(experiment="bot").start()
+    ray_monitor = RayMonitor(None, workers=2, options=MonitorOptions(settle_s=0, batch=10))
+    stop = threading.Event()
+    supervisor = threading.Thread(
+        target=ray_monitor.run_forever, args=(get_tracking_uri(), 0.2, stop)
+    )
+    supervisor.start()
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and sum(_verdicts(ids, "answered").values()) < 30:
+            time.sleep(0.2)
+    finally:
+        stop.set()
+        supervisor.join(timeout=200)
+    assert not supervisor.is_alive()
+    assert _verdicts(ids, "answered") == Counter(dict.fromkeys(ids, 1))
+    owners = {
+        a.metadata["monitor"]["owner"].split(":")[0]
+        for t in get_store().get_traces(ids, include_spans=False)
+        for a in t.info.assessments
+    }
+    assert owners == {"ray"}
+    # new traces, one pass of two workers from the command line: still one verdict each
+    from click.testing import CliRunner
+
+    from tracejudge.cli import main
+
+    more = _log(8, start=1000)  # after the watermark
+    once = CliRunner().invoke(
+        main, ["monitor", "--ray-address", "local", "--workers", "2", "--once", "--settle-s", "0"]
+    )
+    assert once.exit_code == 0, once.output
+    assert "scored 8 trace(s)" in once.output
+    assert _verdicts(ids + more, "answered") == Counter(dict.fromkeys(ids + more, 1))

@@ -15,7 +15,7 @@ from rich.table import Table
 from tracejudge.store import get_store
 
 if TYPE_CHECKING:
-    from tracejudge.monitoring import ScorerStatusReport
+    from tracejudge.monitoring import MonitorOptions, PassReport, ScorerStatusReport
 
 
 def _experiment_ids(experiments: tuple[str, ...]) -> list[str] | None:
@@ -43,6 +43,19 @@ def _experiment_ids(experiments: tuple[str, ...]) -> list[str] | None:
 @click.option(
     "--concurrency", default=8, show_default=True, help="Traces scored at once per scorer."
 )
+@click.option(
+    "--ray-address",
+    default=None,
+    help='Run the monitor as Ray actors on this cluster ("auto", "ray://head:10001"; "local" '
+    "starts one here); they share the work through the store's claims.",
+)
+@click.option(
+    "--workers",
+    default=2,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="With --ray-address: monitor actors.",
+)
 @click.pass_context
 def monitor(
     ctx: click.Context,
@@ -52,6 +65,8 @@ def monitor(
     settle_s: float,
     lease_s: float,
     concurrency: int,
+    ray_address: str | None,
+    workers: int,
 ) -> None:
     """Run the started scorers on new traces (several processes may share one store)."""
     if ctx.invoked_subcommand is not None:
@@ -61,23 +76,55 @@ def monitor(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)  # the store's schema check is not news
     options = MonitorOptions(settle_s=settle_s, lease_s=lease_s, concurrency=concurrency)
-    runner = Monitor(get_store(), _experiment_ids(experiments), options)
     console = Console()
+    if ray_address is not None:
+        _monitor_on_ray(console, ray_address, workers, experiments, options, once, poll_s)
+        return
+    runner = Monitor(get_store(), _experiment_ids(experiments), options)
     if once:
         report = runner.run_once()
-        for p in report.scorers:
-            detail = f" ({p.skipped})" if p.skipped else ""
-            console.print(
-                f"{p.name} v{p.version}: read {p.read}, sampled {p.sampled}, claimed {p.claimed}, "
-                f"scored {p.scored}, failed {p.failed}, given back {p.released}{detail}"
-            )
-        console.print(f"scored {report.scored} trace(s)")
+        _print_pass(console, report)
         return
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     console.print(f"tracejudge monitor {runner.owner} running (Ctrl-C stops it)")
     runner.run_forever(poll_s, stop)
+
+
+def _print_pass(console: Console, report: PassReport) -> None:
+    for p in report.scorers:
+        detail = f" ({p.skipped})" if p.skipped else ""
+        console.print(
+            f"{p.name} v{p.version}: read {p.read}, sampled {p.sampled}, claimed {p.claimed}, "
+            f"scored {p.scored}, failed {p.failed}, given back {p.released}{detail}"
+        )
+    console.print(f"scored {report.scored} trace(s)")
+
+
+def _monitor_on_ray(
+    console: Console,
+    address: str,
+    workers: int,
+    experiments: tuple[str, ...],
+    options: MonitorOptions,
+    once: bool,
+    poll_s: float,
+) -> None:
+    from tracejudge.monitoring.ray_monitor import RayMonitor
+    from tracejudge.store import get_tracking_uri
+
+    ray_monitor = RayMonitor(
+        None if address == "local" else address, workers, _experiment_ids(experiments), options
+    )
+    if once:
+        _print_pass(console, ray_monitor.run_once(get_tracking_uri()))
+        return
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    console.print(f"tracejudge monitor: {workers} worker(s) on Ray (Ctrl-C stops them)")
+    ray_monitor.run_forever(get_tracking_uri(), poll_s, stop)
 
 
 @monitor.command("status")

@@ -25,25 +25,13 @@ from typing import Any
 from tracejudge.errors import InvalidArgumentError, TraceJudgeError
 from tracejudge.evaluation.batches import BatchOutcome, score_batch
 from tracejudge.evaluation.executors import Batches, BatchJob, OnDone
+from tracejudge.evaluation.ray_cluster import RayCluster
 from tracejudge.models.cache import flush_call_cache
 from tracejudge.store import TraceStore
 
 logger = logging.getLogger("tracejudge.evaluation")
 
-FORWARDED_ENV_PREFIXES = (
-    "TRACEJUDGE_",
-    "OPENAI_",
-    "ANTHROPIC_",
-    "AZURE_OPENAI_",
-    "GEMINI_",
-    "MISTRAL_",
-    "TOGETHER_",
-    "GROQ_",
-    "LITELLM_",
-)
-"""Environment variables the driver passes to its actors: judge model settings and provider
-keys, so a worker on another machine calls the same models with the same credentials."""
-QUEUED_PER_WORKER = 2
+IN_FLIGHT_PER_WORKER = 2
 MAX_ATTEMPTS = 3
 """Tries per batch before the run fails: a batch whose worker dies this often is the cause."""
 
@@ -94,20 +82,6 @@ class ScoringWorker:
         }
 
 
-def _import_ray() -> Any:
-    try:
-        import ray
-    except ImportError:
-        raise InvalidArgumentError(
-            "executor='ray' needs Ray: pip install 'tracejudge[ray]'."
-        ) from None
-    return ray
-
-
-def forwarded_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_ENV_PREFIXES)}
-
-
 class RayExecutor:
     """``evaluate(..., executor=RayExecutor(address="auto", workers=8))``.
 
@@ -132,17 +106,12 @@ class RayExecutor:
     ) -> None:
         if workers is not None and workers < 1:
             raise InvalidArgumentError("RayExecutor(workers=...) must be at least 1.")
-        if cpus_per_worker <= 0:
-            raise InvalidArgumentError("RayExecutor(cpus_per_worker=...) must be above 0.")
-        self.address = address
+        self.cluster = RayCluster(address, cpus_per_worker, runtime_env)
         self.workers = workers
-        self.cpus_per_worker = cpus_per_worker
-        self.runtime_env = dict(runtime_env or {})
         self.replaced = 0
         """Actors that died during the run and were replaced."""
         self.retried = 0
         """Batches sent again because their actor died."""
-        self._started_here = False
         self.worker_stats: list[dict[str, Any]] = []
         """:meth:`ScoringWorker.stats` of the workers alive at the end of the last run."""
 
@@ -159,71 +128,25 @@ class RayExecutor:
 
     def prepare(self, tracking_uri: str) -> None:
         """Join (or start) the cluster and check that its nodes can share the store."""
-        ray = _import_ray()
-        if not ray.is_initialized():
-            try:
-                ray.init(address=self.address, logging_level=logging.WARNING, log_to_driver=False)
-            except ConnectionError as exc:
-                raise InvalidArgumentError(
-                    f"Cannot reach the Ray cluster {self.address!r}: {exc}"
-                ) from None
-            self._started_here = True
-        try:
-            self._check_store(ray, tracking_uri)
-        except BaseException:
-            self.close()
-            raise
+        self.cluster.join(tracking_uri)
 
     def close(self) -> None:
-        """Leave the cluster if :meth:`prepare` joined it (a Ray the caller started stays up)."""
-        if self._started_here:
-            _import_ray().shutdown()
-            self._started_here = False
-
-    def _check_store(self, ray: Any, uri: str) -> None:
-        nodes = [n for n in ray.nodes() if n.get("Alive")]
-        if uri.startswith("sqlite") and ":memory:" in uri:
-            raise InvalidArgumentError(
-                "An in-memory SQLite store cannot be shared with Ray workers; use a file, "
-                "PostgreSQL or a tracking server."
-            )
-        if uri.startswith("sqlite") and len(nodes) > 1:
-            raise InvalidArgumentError(
-                f"The store is a local SQLite file ({uri}), which the {len(nodes)} machines of "
-                "this Ray cluster cannot share. Point the tracking URI at PostgreSQL "
-                "(postgresql+psycopg://...) or a tracking server (tracejudge server) that every "
-                "node reaches."
-            )
-
-    def _actor_class(self, ray: Any) -> Any:
-        env = {**forwarded_env(), **dict(self.runtime_env.get("env_vars") or {})}
-        runtime_env = {**self.runtime_env, "env_vars": env}
-        return ray.remote(ScoringWorker).options(
-            num_cpus=self.cpus_per_worker, runtime_env=runtime_env, max_restarts=0
-        )
-
-    def _worker_count(self, ray: Any) -> int:
-        if self.workers is not None:
-            return self.workers
-        cpus = float(ray.cluster_resources().get("CPU", 1.0))
-        return max(1, int(cpus / self.cpus_per_worker))
+        self.cluster.leave()
 
     # -------------------------------------------------------------------- run
 
     def run(self, job: BatchJob, store: TraceStore, batches: Batches, on_done: OnDone) -> None:
-        ray = _import_ray()
+        ray = self.cluster.join(job.tracking_uri)  # joined already by prepare(): a no-op
         from ray.exceptions import RayActorError, RayTaskError
 
-        if not ray.is_initialized():
-            self.prepare(job.tracking_uri)
         actors: list[Any] = []
         try:
-            actor_class = self._actor_class(ray)
+            actor_class = self.cluster.actor_class(ScoringWorker)
 
             def new_actor() -> Any:
                 return actor_class.remote(job.tracking_uri, job.scorer_definitions)
 
-            actors = [new_actor() for _ in range(self._worker_count(ray))]
+            actors = [new_actor() for _ in range(self.cluster.worker_count(self.workers))]
             in_flight: dict[Any, tuple[int, Any, list[str], int]] = {}
             queued: dict[int, int] = dict.fromkeys(range(len(actors)), 0)
             retry: deque[tuple[list[str], int]] = deque()
@@ -238,7 +161,7 @@ class RayExecutor:
             def fill() -> None:
                 nonlocal exhausted
                 for slot in range(len(actors)):
-                    while queued[slot] < QUEUED_PER_WORKER:
+                    while queued[slot] < IN_FLIGHT_PER_WORKER:
                         if retry:
                             submit(slot, *retry.popleft())
                             continue
