@@ -4,6 +4,11 @@ idempotent verdicts, mergeable metrics, and the errors of a wrong call (Ray itse
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections import Counter
 
 import pytest
@@ -192,3 +197,36 @@ def test_wrong_calls_get_clear_errors_and_store_no_run(tracking):
     run = evaluate(TraceQuery("bot"), [answered]).run
     with pytest.raises(InvalidArgumentError, match="same scorers"):
         evaluate(TraceQuery("bot"), [says_yes], run_id=run.run_id)
+
+
+def test_a_run_stopped_with_ctrl_c_is_marked_interrupted_and_resumes(sqlite_tracking):
+    ids = _log(60)
+    script = (
+        "from tracejudge import TraceQuery, evaluate\n"
+        "from tracejudge.testing.monitor_scorers import slow_answered\n"
+        "evaluate(TraceQuery('bot'), [slow_answered], batch_size=5, max_concurrency=2)\n"
+    )
+    env = {
+        **os.environ,
+        "TRACEJUDGE_TRACKING_URI": sqlite_tracking,
+        "TRACEJUDGE_TEST_SCORER_DELAY_S": "0.2",
+        "TRACEJUDGE_PROGRESS": "0",
+    }
+    driver = subprocess.Popen([sys.executable, "-c", script], env=env, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not any(
+        _verdict_counts(ids, r.run_id) for r in tracejudge.search_runs("bot")
+    ):
+        time.sleep(0.2)
+    driver.send_signal(signal.SIGINT)  # Ctrl-C
+    _, stderr = driver.communicate(timeout=120)
+    assert driver.returncode != 0 and b"KeyboardInterrupt" in stderr
+    [run] = tracejudge.search_runs("bot")
+    assert run.status == RunStatus.INTERRUPTED
+    before = _verdict_counts(ids, run.run_id)
+    assert 0 < len(before) < 60
+    resumed = evaluate(run_id=run.run_id)
+    assert resumed.run.status == RunStatus.FINISHED
+    assert resumed.run.usage["already_scored"] == len(before)
+    after = _verdict_counts(ids, run.run_id)
+    assert len(after) == 60 and set(after.values()) == {1}
