@@ -200,9 +200,14 @@ def test_the_cli_scores_on_ray_and_resumes_by_run_id(sqlite_tracking, monkeypatc
         [run] = get_store().search_runs(None, 10)
         assert run.metrics["plain/pass_rate"] == pytest.approx(9 / 12)
         assert run.usage["workers"] == 2
+        # a run too large to read back whole points to the search that shows its worst
+        monkeypatch.setattr("tracejudge.cli.evaluate.WORST_FROM_STORE_LIMIT", 5)
         again = runner.invoke(main, ["evaluate", "--resume", run.run_id])
     assert again.exit_code == 0, again.output
     assert "scored now: 0, already scored by the run: 12" in again.output
+    assert "tracejudge traces search --experiment 'bot' --order-by 'feedback.plain ASC'" in (
+        " ".join(again.output.split())
+    )
     reset_models()
 
 

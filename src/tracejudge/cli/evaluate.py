@@ -13,6 +13,7 @@ from tracejudge.evaluation.batched import DEFAULT_BATCH_SIZE
 from tracejudge.evaluation.report import print_run_summary, print_worst
 from tracejudge.scorers import Guidelines, Scorer
 from tracejudge.scorers.registry import BUILTIN_SCORERS, builtin_scorer
+from tracejudge.store import get_store
 from tracejudge.tracing.client import Client
 
 WORST_FROM_STORE_LIMIT = 5000
@@ -71,7 +72,10 @@ def build_scorers(
 @click.option("--preset", default="medium", show_default=True, help="Trust score quality preset.")
 @click.option("--run-name", default=None)
 @click.option(
-    "--concurrency", default=None, type=click.IntRange(min=1), help="Row x scorer tasks at once."
+    "--concurrency",
+    default=None,
+    type=click.IntRange(min=1),
+    help="Row x scorer tasks at once (per worker on Ray).",
 )
 @click.option(
     "--show", default=10, show_default=True, help="How many of the worst traces to print."
@@ -259,13 +263,13 @@ def _evaluate_batched(
         f"already scored by the run: {usage.get('already_scored', 0)}"
         + (f", workers replaced: {ray.replaced}" if ray is not None and ray.replaced else "")
     )
+    names = [s.get("name", "") for s in result.run.scorers]
+    order = "trustworthiness" if "trustworthiness" in names else names[0]
     if result.run.row_count > WORST_FROM_STORE_LIMIT:
+        experiment = get_store().get_experiment(result.run.experiment_id).name
         console.print(
-            f"Read the worst with: tracejudge traces search --experiment ... "
-            f'--filter "feedback.<name> < 0.5" (run {result.run_id})'
+            f"The worst first: tracejudge traces search --experiment "
+            f"'{experiment}' --order-by 'feedback.{order} ASC' --format table"
         )
         return
-    names = [s.get("name", "") for s in result.run.scorers]
-    print_worst(
-        console, result, "trustworthiness" if "trustworthiness" in names else names[0], show
-    )
+    print_worst(console, result, order, show)
