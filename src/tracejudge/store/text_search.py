@@ -100,6 +100,19 @@ def rebuild_statements(dialect: str) -> list[str]:
     return [f"INSERT INTO {fts}({fts}) VALUES ('rebuild')" for fts in SQLITE_FTS_TABLES]
 
 
+MERGE_PAGES = 500
+"""Pages of FTS5 index one compaction step writes: a transaction of tens of milliseconds, so
+writers go on between the steps."""
+
+
+def merge_statement(fts: str, start: bool) -> str:
+    """One step of an incremental optimize of ``fts`` (all its segments merged into one): a
+    negative page count starts it, positive counts carry it on; a step that changes fewer than
+    two rows found nothing left to merge."""
+    pages = -MERGE_PAGES if start else MERGE_PAGES
+    return f"INSERT INTO {fts}({fts}, rank) VALUES('merge', {pages})"
+
+
 def is_search_structure(name: str | None) -> bool:
     """Tables and indexes this module makes outside ``schema.metadata`` (FTS5 shadow tables too)."""
     if name is None:
@@ -213,5 +226,6 @@ __all__ = [
     "drop_statements",
     "is_search_structure",
     "matches",
+    "merge_statement",
     "rebuild_statements",
 ]
