@@ -39,6 +39,8 @@ def enforce_retention(
     reclaim = getattr(store, "reclaim_space", None)
     if reclaim is not None and (deleted or full_vacuum):
         reclaim(full=full_vacuum)
+    elif hasattr(store, "compact_word_search"):  # nothing deleted: the word index still merges
+        store.compact_word_search()
     return deleted
 
 
