@@ -8,7 +8,7 @@ from rich.console import Console
 from tracejudge.cli.traces import experiment_ids_for
 from tracejudge.entities import Trace
 from tracejudge.errors import InvalidArgumentError
-from tracejudge.evaluation import RayExecutor, TraceQuery, evaluate
+from tracejudge.evaluation import EvaluationResult, RayExecutor, TraceQuery, evaluate
 from tracejudge.evaluation.batched import DEFAULT_BATCH_SIZE
 from tracejudge.evaluation.report import print_run_summary, print_worst
 from tracejudge.scorers import Guidelines, Scorer
@@ -148,33 +148,35 @@ def evaluate_command(
 ) -> None:
     """Score an experiment's traces; print run metrics and the worst traces with their reasons."""
     console = Console()
-    if ray_address is not None or resume_run is not None:
+    if ray_address is not None or resume_run is not None:  # in batches: nothing loaded whole
         if from_mlflow:
             raise click.UsageError(
                 "--from-mlflow scores in one process: drop --ray-address/--resume."
             )
-        _evaluate_batched(
-            console,
-            experiments,
-            filter_string,
-            max_results,
-            scorer_names,
-            guidelines,
-            model,
-            preset,
-            run_name,
-            concurrency,
-            show,
-            resume_run,
-            batch_size,
-            None
-            if ray_address is None
-            else RayExecutor(
-                address=None if ray_address == "local" else ray_address,
-                workers=workers,
-                cpus_per_worker=cpus_per_worker,
-            ),
+        ray = None
+        if ray_address is not None:
+            address = None if ray_address == "local" else ray_address
+            ray = RayExecutor(address=address, workers=workers, cpus_per_worker=cpus_per_worker)
+        data: TraceQuery | None = None
+        chosen: list[Scorer] | None = None
+        if resume_run is not None:
+            console.print(f"Resuming run {resume_run}")
+        elif not experiments:
+            raise click.UsageError("Give --experiment (or --resume RUN_ID).")
+        else:
+            data = TraceQuery(experiments, filter_string, max_results)
+            chosen = build_scorers(scorer_names, guidelines, model, preset)
+        batched = evaluate(
+            data,
+            chosen,
+            experiment=experiments[0] if len(experiments) == 1 else None,
+            run_name=run_name,
+            max_concurrency=concurrency,
+            executor=ray or "local",
+            run_id=resume_run,
+            batch_size=batch_size,
         )
+        _report_batched(console, batched, ray, show)
         return
     if not experiments:
         raise click.UsageError("Give --experiment (or --resume RUN_ID).")
@@ -212,50 +214,19 @@ def evaluate_command(
                 **result.delivered
             )
         )
-    print_worst(console, result, _order(scorers), show)
+    print_worst(console, result, _order([s.name for s in scorers]), show)
 
 
-def _order(scorers: list[Scorer]) -> str:
-    return (
-        "trustworthiness" if any(s.name == "trustworthiness" for s in scorers) else scorers[0].name
-    )
+def _order(names: list[str]) -> str:
+    """The verdict the worst are ranked by: the trust score when the run has it."""
+    return "trustworthiness" if "trustworthiness" in names else names[0]
 
 
-def _evaluate_batched(
-    console: Console,
-    experiments: tuple[str, ...],
-    filter_string: str | None,
-    max_results: int | None,
-    scorer_names: str,
-    guidelines: tuple[str, ...],
-    model: str | None,
-    preset: str,
-    run_name: str | None,
-    concurrency: int | None,
-    show: int,
-    resume_run: str | None,
-    batch_size: int,
-    ray: RayExecutor | None,
+def _report_batched(
+    console: Console, result: EvaluationResult, ray: RayExecutor | None, show: int
 ) -> None:
-    """Stored traces scored in batches (on Ray, or resuming a run): nothing is loaded whole."""
-    if resume_run is not None:
-        data, scorers = None, None
-        console.print(f"Resuming run {resume_run}")
-    else:
-        if not experiments:
-            raise click.UsageError("Give --experiment (or --resume RUN_ID).")
-        data = TraceQuery(experiments, filter_string, max_results)
-        scorers = build_scorers(scorer_names, guidelines, model, preset)
-    result = evaluate(
-        data,
-        scorers,
-        experiment=experiments[0] if len(experiments) == 1 else None,
-        run_name=run_name,
-        max_concurrency=concurrency,
-        executor=ray or "local",
-        run_id=resume_run,
-        batch_size=batch_size,
-    )
+    """A run scored in batches: its summary, what was scored now and before, then the worst
+    (read back from the store while the run is small enough, else the search that lists them)."""
     print_run_summary(console, result.run)
     usage = result.run.usage
     console.print(
@@ -263,8 +234,7 @@ def _evaluate_batched(
         f"already scored by the run: {usage.get('already_scored', 0)}"
         + (f", workers replaced: {ray.replaced}" if ray is not None and ray.replaced else "")
     )
-    names = [s.get("name", "") for s in result.run.scorers]
-    order = "trustworthiness" if "trustworthiness" in names else names[0]
+    order = _order([s.get("name", "") for s in result.run.scorers])
     if result.run.row_count > WORST_FROM_STORE_LIMIT:
         experiment = get_store().get_experiment(result.run.experiment_id).name
         console.print(

@@ -57,14 +57,16 @@ def definitions_for_workers(scorers: Sequence[Scorer]) -> list[dict]:
     return definitions
 
 
-def _plan(selection: TraceSelection, scorers: Sequence[Scorer]) -> dict:
-    """What :func:`plan_of_run` needs to resume the run without being told again."""
-    try:
-        definitions: list[dict] | None = [definition_of(s) for s in scorers]
-    except InvalidArgumentError:  # a scorer only this process can build: resume needs it again
-        definitions = None
+def _plan(selection: TraceSelection, scorers: Sequence[Scorer], definitions: list[dict]) -> dict:
+    """What :func:`plan_of_run` needs to resume the run without being told again
+    (``definitions``: the scorers as data when already made for the workers)."""
+    if not definitions:
+        try:
+            definitions = [definition_of(s) for s in scorers]
+        except InvalidArgumentError:  # a scorer only this process can build: resume needs it
+            definitions = []
     query = selection.describe() if isinstance(selection, TraceQuery) else None
-    return {"query": query, "scorers": definitions}
+    return {"query": query, "scorers": definitions or None}
 
 
 def plan_of_run(store: TraceStore, run_id: str) -> tuple[TraceQuery | None, list[Scorer] | None]:
@@ -139,7 +141,7 @@ def evaluate_batched(
                 scorers=[s.describe() for s in scorers],
                 judge_models=list(judge_models),
                 row_count=total,
-                plan=_plan(selection, scorers),
+                plan=_plan(selection, scorers, definitions),
             )
             store.create_run(run)
         job = BatchJob(run.run_id, get_tracking_uri(), list(scorers), definitions, max_concurrency)

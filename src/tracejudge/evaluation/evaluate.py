@@ -7,7 +7,6 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from tracejudge.entities import EvaluationRun, Experiment, RunStatus
@@ -17,7 +16,7 @@ from tracejudge.evaluation.aggregate import aggregate
 from tracejudge.evaluation.batched import DEFAULT_BATCH_SIZE, evaluate_batched, plan_of_run
 from tracejudge.evaluation.dataset import EvalRow, logged_expectations, rows_from_data
 from tracejudge.evaluation.executors import BatchExecutor, LocalExecutor
-from tracejudge.evaluation.harness import CONFIGURATION_ERRORS, Evaluation
+from tracejudge.evaluation.harness import CONFIGURATION_ERRORS, Evaluation, use_scorer_threads
 from tracejudge.evaluation.legacy_call import check_legacy_arguments, legacy_rows, results_table
 from tracejudge.evaluation.progress import RunProgress
 from tracejudge.evaluation.result import EvaluationResult, result_frame
@@ -302,11 +301,7 @@ def evaluate(
     )
 
     async def main() -> None:
-        # synchronous scorers run in threads: as many as the evaluation's concurrency (the
-        # default pool has min(32, cores + 4): 6 on 2 cores, whatever max_concurrency says)
-        asyncio.get_running_loop().set_default_executor(
-            ThreadPoolExecutor(ev.max_concurrency, thread_name_prefix="tracejudge-scorer")
-        )
+        use_scorer_threads(ev.max_concurrency)
         with RunProgress() as progress:
             if predict_fn is not None:
                 await ev.predict(progress)

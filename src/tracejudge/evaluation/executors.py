@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from tracejudge.evaluation.batches import BatchOutcome, score_batch
+from tracejudge.evaluation.harness import use_scorer_threads
 from tracejudge.models import run_sync
 from tracejudge.scorers import Scorer
 from tracejudge.store import TraceStore
@@ -76,9 +76,7 @@ class LocalExecutor:
 
     def run(self, job: BatchJob, store: TraceStore, batches: Batches, on_done: OnDone) -> None:
         async def main() -> None:
-            asyncio.get_running_loop().set_default_executor(
-                ThreadPoolExecutor(job.max_concurrency, thread_name_prefix="tracejudge-scorer")
-            )
+            use_scorer_threads(job.max_concurrency)
             gate = asyncio.Semaphore(job.max_concurrency)
             running: dict[asyncio.Task[BatchOutcome], list[str]] = {}
 

@@ -10,6 +10,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -315,6 +316,15 @@ class Evaluation:
                 )
             columns[parameter] = columns[column]
         return columns
+
+
+def use_scorer_threads(max_concurrency: int) -> None:
+    """Run this loop's synchronous scorers (and ``asyncio.to_thread`` work) on as many threads
+    as scorer calls may run at once: the default pool has min(32, cores + 4) threads, 6 on two
+    cores, whatever the concurrency asks. Call from inside the running loop."""
+    asyncio.get_running_loop().set_default_executor(
+        ThreadPoolExecutor(max_concurrency, thread_name_prefix="tracejudge-scorer")
+    )
 
 
 async def score_row(row: EvalRow, scorer: Scorer, run_id: str) -> list[Feedback]:

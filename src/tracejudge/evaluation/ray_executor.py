@@ -19,12 +19,12 @@ import logging
 import os
 import sys
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from tracejudge.errors import InvalidArgumentError, TraceJudgeError
 from tracejudge.evaluation.batches import BatchOutcome, score_batch
 from tracejudge.evaluation.executors import Batches, BatchJob, OnDone
+from tracejudge.evaluation.harness import use_scorer_threads
 from tracejudge.evaluation.ray_cluster import RayCluster
 from tracejudge.models.cache import flush_call_cache
 from tracejudge.store import TraceStore
@@ -58,9 +58,7 @@ class ScoringWorker:
 
     async def score(self, trace_ids: list[str], run_id: str, max_concurrency: int) -> BatchOutcome:
         if self._gate is None:  # synchronous scorers and store reads get as many threads
-            asyncio.get_running_loop().set_default_executor(
-                ThreadPoolExecutor(max_concurrency, thread_name_prefix="tracejudge-scorer")
-            )
+            use_scorer_threads(max_concurrency)
             self._gate = asyncio.Semaphore(max_concurrency)
         self.batches += 1
         try:

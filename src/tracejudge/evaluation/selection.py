@@ -53,12 +53,9 @@ class TraceQuery:
     def count(self, store: TraceStore) -> int:
         """How many traces the query selects (one aggregate query; a filter error shows here,
         before any work starts)."""
-        rows = self.stats(store)
+        rows = store.trace_stats(self.experiment_ids(store), self.filter_string, None, ["count"])
         total = int(rows[0]["count"]) if rows else 0
         return total if self.max_results is None else min(total, self.max_results)
-
-    def stats(self, store: TraceStore) -> list[dict[str, Any]]:
-        return store.trace_stats(self.experiment_ids(store), self.filter_string, None, ["count"])
 
     def pages(self, store: TraceStore, page_size: int = PAGE_SIZE) -> Iterator[list[str]]:
         """Trace ids, one keyset page at a time."""
