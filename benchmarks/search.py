@@ -8,9 +8,10 @@ Generates N traces unless the store already holds them: a question and an answer
 Zipf-distributed vocabulary (so word search meets common and rare words), one or two spans
 carrying a retrieved passage, tags env/user, a trustworthiness feedback on 80 % of them. The
 bulk goes in with multi-row inserts (SQLite) or ``COPY`` (PostgreSQL), like a restore would;
-before and after it, ``log_traces`` (the API's own write path) is timed on 2,000 traces, so
-the figures show whether writes slow down as the store grows. The word-search indexes are then
-compacted as ``tracejudge gc`` leaves them (SQLite). Every query is timed
+before and after it, ``log_traces`` (the API's own write path) is timed on 4,000 traces, so
+the figures show whether writes slow down as the store grows (at the end with the SDK's
+time-ordered trace ids and again with random ones, as OTLP traces from other SDKs carry).
+The word-search indexes are then compacted as ``tracejudge gc`` leaves them (SQLite). Every query is timed
 ``--repeat`` times (p50 / p95 ms); page 100 is reached by following page tokens and only its
 request is timed. The plan of each first page (``EXPLAIN``) is written out, so that a
 regression in a plan is visible. Targets: p50 < 50 ms and p95 < 150 ms for pages, < 100 ms
@@ -50,6 +51,7 @@ PAGE = 100
 T0 = 1_700_000_000_000
 STEP_MS = 1000  # one trace a second
 DAY_MS = 86_400_000
+INGEST_TRACES = 4000
 
 # a vocabulary of pronounceable made-up words plus the words the queries look for
 _SYLLABLES = [c + v for c in "bdfgklmnprstvz" for v in "aeiou"]
@@ -65,20 +67,31 @@ def _zipf_weights(n: int) -> list[float]:
 
 
 class Generator:
-    """Deterministic fake traffic: trace i at T0 + i seconds."""
+    """Deterministic fake traffic: trace i at T0 + i seconds.
 
-    def __init__(self, seed: int = 7) -> None:
+    Its ids are made as the SDK makes them: the start millisecond, then random bits
+    (``tracejudge.entities.ids``). ``random_ids`` gives uuid4-like ids instead, as traces from
+    other OpenTelemetry SDKs arrive over OTLP.
+    """
+
+    def __init__(self, seed: int = 7, random_ids: bool = False) -> None:
         self.rng = random.Random(seed)
+        self.random_ids = random_ids
         self.vocab_weights = _zipf_weights(len(VOCAB))
         self.name_weights = _zipf_weights(len(NAMES))
 
     def words(self, k: int) -> str:
         return " ".join(self.rng.choices(VOCAB, self.vocab_weights, k=k))
 
+    def _id(self, ms: int) -> str:
+        if self.random_ids:
+            return f"{self.rng.getrandbits(128):032x}"
+        return f"{ms:012x}{self.rng.getrandbits(80):020x}"
+
     def rows(self, i: int, experiment_id: int) -> dict[str, list[dict[str, Any]]]:
         rng = self.rng
-        tid = f"tr-{rng.getrandbits(128):032x}"
         start_ms = T0 + i * STEP_MS
+        tid = f"tr-{self._id(start_ms)}"
         name = rng.choices(NAMES, self.name_weights)[0]
         question = f"{name} asks: {self.words(8)}?"
         answer = f"{self.words(30)}."
@@ -122,7 +135,7 @@ class Generator:
             value = round(rng.random(), 4)
             assessments.append(
                 {
-                    "assessment_id": f"a-{rng.getrandbits(128):032x}",
+                    "assessment_id": f"a-{self._id(start_ms + 100)}",
                     "trace_id": tid,
                     "span_id": None,
                     "name": "trustworthiness",
@@ -253,7 +266,7 @@ def bulk_load(store: SqlTraceStore, gen: Generator, lo: int, hi: int, experiment
 
 def ingest_rate(store: SqlTraceStore, gen: Generator, first: int, experiment_id: str) -> float:
     """Traces/s through ``log_traces`` (batches of 500, spans, tags and a feedback each)."""
-    count = 2000
+    count = INGEST_TRACES
     batches = [
         [gen.trace(i, experiment_id) for i in range(lo, lo + 500)]
         for lo in range(first, first + count, 500)
@@ -378,8 +391,8 @@ def main() -> int:
     ingest_empty = None
     if have < args.n:
         if have == 0:
-            ingest_empty = ingest_rate(store, gen, 0, eid)  # traces 0..1999 via the API
-            have = 2000
+            ingest_empty = ingest_rate(store, gen, 0, eid)  # the first traces via the API
+            have = INGEST_TRACES
         print(f"loading traces {have:,}..{args.n:,}", file=sys.stderr)
         start = time.perf_counter()
         bulk_load(store, Generator(seed=have), have, args.n, int(eid))
@@ -388,7 +401,11 @@ def main() -> int:
         if ingest_empty is not None:
             print(f"log_traces into the empty store: {ingest_empty:,.0f} traces/s")
         return 0
+    # the SDK's time-ordered ids, then random ids (OTLP from other SDKs), past every stored trace
     ingest_full = ingest_rate(store, Generator(seed=999), args.n + 10_000_000, eid)
+    ingest_random = ingest_rate(
+        store, Generator(seed=998, random_ids=True), args.n + 20_000_000, eid
+    )
     total = stored_count(store, eid)
     # the maintenance `tracejudge gc` and the server's retention run (SQLite: word-search
     # segments merged into one, in short steps; PostgreSQL: nothing)
@@ -480,7 +497,8 @@ def main() -> int:
         f"- first page of `tag.env = 'prod'` with spans loaded: {spans_p50:.1f} / {spans_p95:.1f} ms",
         "- `log_traces` (batches of 500 traces with 2 spans, 2 tags and a feedback each): "
         + (f"{ingest_empty:,.0f} traces/s into the empty store, " if ingest_empty else "")
-        + f"{ingest_full:,.0f} traces/s at {total:,} traces",
+        + f"{ingest_full:,.0f} traces/s at {total:,} traces; with random trace ids (OTLP from "
+        f"other SDKs) {ingest_random:,.0f} traces/s",
         f"- word-search indexes compacted before the queries (`compact_word_search()`, which "
         f"`tracejudge gc` and the server's retention run): {compact_steps} steps, {compact_s:.1f} s",
         "",

@@ -20,7 +20,9 @@ from tracejudge.entities import (
     TraceInfo,
     TraceState,
 )
+from tracejudge.entities import ids
 from tracejudge.entities._json import dumps, to_jsonable
+from tracejudge.entities.assessment import new_assessment_id
 from tracejudge.entities.trace import is_trace_id, new_trace_id, trace_id_from_otel
 from tracejudge.errors import InvalidArgumentError
 
@@ -53,6 +55,21 @@ def test_trace_ids_are_tr_plus_otel_hex():
     assert trace_id_from_otel(0xABC) == "tr-" + "0" * 29 + "abc"
     assert is_trace_id(new_trace_id())
     assert not is_trace_id("tr-xyz")
+
+
+def test_new_ids_sort_by_creation_time_and_stay_unique(monkeypatch):
+    """Trace and assessment ids lead with the creation millisecond (so the store's indexes grow
+    at their right edge) and end in 80 random bits."""
+    now_ns = [1_700_000_000_000 * 1_000_000]
+    monkeypatch.setattr(ids.time, "time_ns", lambda: now_ns[0])
+    early = [new_trace_id() for _ in range(1000)] + [new_assessment_id() for _ in range(1000)]
+    now_ns[0] += 1_000_000  # one millisecond later
+    late_trace, late_assessment = new_trace_id(), new_assessment_id()
+    assert all(t < late_trace for t in early[:1000])
+    assert all(a < late_assessment for a in early[1000:])
+    assert len(set(early)) == 2000
+    assert all(is_trace_id(t) for t in early[:1000])
+    assert early[0][3:15] == f"{1_700_000_000_000:012x}"
 
 
 def test_span_and_trace_round_trip():

@@ -136,6 +136,24 @@ def test_concurrent_asyncio_tasks_make_separate_traces(sqlite_tracking):
     assert all(len(t.data.spans) == 1 for t in traces)
 
 
+def test_trace_ids_follow_start_time(sqlite_tracking):
+    """The SDK's trace ids lead with the start millisecond, so the store's indexes grow at
+    their right edge instead of at random places (see tracejudge.entities.ids)."""
+
+    @tracejudge.trace
+    def step() -> None:
+        pass
+
+    ids = []
+    for _ in range(5):
+        step()
+        ids.append(tracejudge.get_last_active_trace_id())
+        time.sleep(0.002)  # the next trace starts in a later millisecond
+    assert ids == sorted(ids) and len(set(ids)) == 5
+    now_ms = time.time_ns() // 1_000_000
+    assert 0 <= now_ms - int(ids[0][3:15], 16) < 600_000
+
+
 def test_threads_start_their_own_trace_unless_given_the_context(sqlite_tracking):
     @tracejudge.trace
     def work(i: int) -> int:

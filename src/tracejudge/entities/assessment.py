@@ -10,12 +10,12 @@ import math
 import numbers
 import time
 import traceback
-import uuid
 from collections.abc import Mapping
 from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, ClassVar
 
 from tracejudge.entities._json import to_jsonable
+from tracejudge.entities.ids import time_ordered_hex
 from tracejudge.errors import InvalidArgumentError
 
 
@@ -137,7 +137,8 @@ def sort_value(value: Any, metadata: dict[str, Any] | None = None) -> float | No
 
 
 def new_assessment_id() -> str:
-    return "a-" + uuid.uuid4().hex
+    """A new id that sorts by creation time (see :mod:`tracejudge.entities.ids`)."""
+    return "a-" + time_ordered_hex()
 
 
 def _now_ms() -> int:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import enum
 import json
 import re
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 from tracejudge.entities._json import loads
 from tracejudge.entities.assessment import Assessment, Expectation, Feedback
+from tracejudge.entities.ids import time_ordered_hex
 from tracejudge.entities.span import Span
 
 TRACE_ID_PREFIX = "tr-"
@@ -23,7 +23,8 @@ def trace_id_from_otel(otel_trace_id: int) -> str:
 
 
 def new_trace_id() -> str:
-    return TRACE_ID_PREFIX + uuid.uuid4().hex
+    """A new id that sorts by creation time (see :mod:`tracejudge.entities.ids`)."""
+    return TRACE_ID_PREFIX + time_ordered_hex()
 
 
 def is_trace_id(value: str) -> bool:

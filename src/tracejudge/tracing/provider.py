@@ -7,13 +7,16 @@ add a processor: ``tracejudge.tracing.add_span_processor(BatchSpanProcessor(OTLP
 
 from __future__ import annotations
 
+import random
 import threading
 
 from opentelemetry import trace as otel_trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 
+from tracejudge.entities.ids import time_ordered_int
 from tracejudge.tracing.processor import TraceAssembler
 
 _lock = threading.Lock()
@@ -21,6 +24,21 @@ _provider: TracerProvider | None = None
 _assembler = TraceAssembler()
 _tracer: otel_trace.Tracer | None = None
 _mirror_attributes = False
+
+
+class TimeOrderedIdGenerator(IdGenerator):
+    """Trace ids that sort by start time (:mod:`tracejudge.entities.ids`: they keep the
+    store's writes at the right edge of its indexes); span ids stay random, since a span's row
+    is keyed by its trace id first."""
+
+    def generate_span_id(self) -> int:
+        span_id = random.getrandbits(64)
+        while span_id == 0:  # the invalid span id
+            span_id = random.getrandbits(64)
+        return span_id
+
+    def generate_trace_id(self) -> int:
+        return time_ordered_int()
 
 
 def get_tracer_provider() -> TracerProvider:
@@ -31,7 +49,9 @@ def get_tracer_provider() -> TracerProvider:
                 # Every trace is kept (no sampling), so the plain ALWAYS_ON sampler is enough and
                 # cheaper than the default parent-based one.
                 provider = TracerProvider(
-                    sampler=ALWAYS_ON, resource=Resource.create({"service.name": "tracejudge"})
+                    sampler=ALWAYS_ON,
+                    resource=Resource.create({"service.name": "tracejudge"}),
+                    id_generator=TimeOrderedIdGenerator(),
                 )
                 provider.add_span_processor(_assembler)
                 _provider = provider
