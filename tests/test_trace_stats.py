@@ -75,7 +75,13 @@ def test_per_tag_value_with_feedback_statistics(logged):
         ["0"],
         None,
         "tag.env",
-        ["count", "feedback.trust.mean", "feedback.grounded.pass_rate", "feedback.trust.count"],
+        [
+            "count",
+            "feedback.trust.mean",
+            "feedback.grounded.pass_rate",
+            "feedback.trust.count",
+            "p50_latency",  # in the same query as the joins on PostgreSQL: durations not doubled
+        ],
     )
     assert [r["group"] for r in rows] == ["dev", "prod", None]  # None: traces without the tag
     for row in rows:
@@ -86,6 +92,8 @@ def test_per_tag_value_with_feedback_statistics(logged):
         assert row["feedback.trust.count"] == len(scored)
         assert row["feedback.trust.mean"] == pytest.approx(sum(scored) / len(scored))
         assert row["feedback.grounded.pass_rate"] == pytest.approx(sum(verdicts) / len(verdicts))
+        durations = [t.info.execution_duration for t in mine]
+        assert row["p50_latency"] == _nearest_rank(durations, 0.5)
 
 
 def test_filtered_and_ungrouped(logged):

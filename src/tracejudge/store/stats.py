@@ -41,6 +41,8 @@ GROUPS = {"hour": 3_600_000, "day": 86_400_000}
 _LATENCY = re.compile(r"^p(\d{1,2})_latency$")
 _FEEDBACK = re.compile(r"^feedback\.(.+)\.(mean|pass_rate|count)$")
 DEFAULT_METRICS = ("count", "error_rate", "p50_latency")
+PG_WORK_MEM = "64MB"
+"""Memory PostgreSQL may use per sort or hash table of one aggregate query."""
 
 
 @dataclass(frozen=True)
@@ -108,9 +110,14 @@ def _verdict(column: ColumnElement[Any]) -> ColumnElement[Any]:
 
 
 def _base_query(
-    metrics: Sequence[Metric], group_by: str | None, where: Sequence[ColumnElement[bool]]
+    metrics: Sequence[Metric],
+    group_by: str | None,
+    where: Sequence[ColumnElement[bool]],
+    percentiles: bool,
 ) -> Select[Any]:
-    """Every metric but the percentiles, in one pass over the matching traces."""
+    """Every metric in one pass over the matching traces; the percentiles only if
+    ``percentiles`` (PostgreSQL's ``percentile_disc``: each trace joins at most one tag and
+    one current verdict per name, so the join leaves the durations as they are)."""
     t = s.traces.c
     group, source = _group_key(group_by)
     columns: list[ColumnElement[Any]] = [group, func.count().label("count")]
@@ -142,19 +149,13 @@ def _base_query(
                 columns.append(func.avg(_verdict(a.c.string_value)).label(metric.name))
             else:
                 columns.append(func.count(a.c.assessment_id).label(metric.name))
+        elif metric.kind == "percentile" and percentiles:
+            columns.append(
+                func.percentile_disc(metric.percentile)
+                .within_group(t.execution_time_ms)
+                .label(metric.name)
+            )
     query = select(*columns).select_from(joined).where(*where)
-    return query.group_by(group) if group_by is not None else query
-
-
-def _percentiles_pg(
-    metrics: Sequence[Metric], group_by: str | None, where: Sequence[ColumnElement[bool]]
-) -> Select[Any]:
-    group, source = _group_key(group_by)
-    columns = [group] + [
-        func.percentile_disc(m.percentile).within_group(s.traces.c.execution_time_ms).label(m.name)
-        for m in metrics
-    ]
-    query = select(*columns).select_from(source).where(*where)
     return query.group_by(group) if group_by is not None else query
 
 
@@ -193,17 +194,19 @@ def compute(
     """One dict per group, ordered by group: ``{"group": …, "<metric>": value, …}``."""
     metrics = [parse_metric(m) for m in metric_names]
     group_by = parse_group(group_by)
+    postgresql = dialect == "postgresql"
+    if postgresql:
+        # Sorts and hash tables of an aggregate over a million traces outgrow the default
+        # 4 MB and spill to disk (a per-hour breakdown of a day took 520 ms, 300 of them in
+        # an on-disk hash join); for this transaction only.
+        conn.exec_driver_sql(f"SET LOCAL work_mem = '{PG_WORK_MEM}'")
     rows: dict[Any, dict[str, Any]] = {}
-    for r in conn.execute(_base_query(metrics, group_by, where)).mappings():
+    for r in conn.execute(_base_query(metrics, group_by, where, postgresql)).mappings():
         rows[r["group"]] = {"group": r["group"], "count": r["count"]} | {
-            m.name: r[m.name] for m in metrics if m.kind not in ("count", "percentile")
+            m.name: r[m.name] for m in metrics if m.kind != "percentile" or postgresql
         }
     percentiles = [m for m in metrics if m.kind == "percentile"]
-    if percentiles and rows and dialect == "postgresql":
-        for r in conn.execute(_percentiles_pg(percentiles, group_by, where)).mappings():
-            if r["group"] in rows:
-                rows[r["group"]].update({m.name: r[m.name] for m in percentiles})
-    elif percentiles and rows:
+    if percentiles and rows and not postgresql:
         for key, found in _percentiles_sqlite(conn, percentiles, group_by, where).items():
             if key in rows:
                 rows[key].update(found)
