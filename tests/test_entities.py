@@ -19,8 +19,8 @@ from tracejudge.entities import (
     TraceData,
     TraceInfo,
     TraceState,
+    ids,
 )
-from tracejudge.entities import ids
 from tracejudge.entities._json import dumps, to_jsonable
 from tracejudge.entities.assessment import new_assessment_id
 from tracejudge.entities.trace import is_trace_id, new_trace_id, trace_id_from_otel

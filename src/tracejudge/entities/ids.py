@@ -30,4 +30,3 @@ def time_ordered_int() -> int:
 def time_ordered_hex() -> str:
     """:func:`time_ordered_int` as 32 lowercase hex digits."""
     return f"{time_ordered_int():032x}"
-
