@@ -101,41 +101,61 @@ def cross_validated(kinds: dict[str, list[dict[str, Any]]]) -> list[str]:
 
 
 def early_stop_rules() -> dict[str, Any]:
-    """Rules that skip (some of) the consistency samples, as functions of what an item got:
-    each returns how many samples the scorer would draw (the rest are not drawn)."""
+    """Rules that skip some checks, as functions of what an item got: each returns how many
+    consistency samples the scorer would draw and whether it would ask for the
+    self-reflections (what it skips is not asked)."""
 
     def reflections_extreme(margin: float):
-        def rule(row: dict[str, Any]) -> int:
+        def rule(row: dict[str, Any]) -> tuple[int, bool]:
             values = [v for v in row["reflections"].values() if v is not None]
             extreme = len(values) >= 2 and (
                 all(v >= 1 - margin for v in values) or all(v <= margin for v in values)
             )
-            return 0 if extreme else len(row["samples"])
+            return (0 if extreme else len(row["samples"])), True
 
         return rule
 
-    def first_two_agree(row: dict[str, Any]) -> int:
+    def first_two_agree(row: dict[str, Any]) -> tuple[int, bool]:
         """Stop after two samples whose final answers both match the response exactly (or both
         do not): a third rarely changes the verdict."""
         exact = [s["exact_match"] for s in row["samples"]]
         if len(exact) >= 3 and exact[0] is not None and exact[0] == exact[1]:
-            return 2
-        return len(exact)
+            return 2, True
+        return len(exact), True
+
+    def samples_unanimous(margin: float):
+        """Samples first; when every one agrees with the response (similarity within
+        ``margin`` of 1) or every one contradicts it (within ``margin`` of 0), the
+        self-reflections are not asked."""
+
+        def rule(row: dict[str, Any]) -> tuple[int, bool]:
+            values = [s["similarity"] for s in row["samples"] if s["similarity"] is not None]
+            unanimous = len(values) >= 2 and (
+                all(v >= 1 - margin for v in values) or all(v <= margin for v in values)
+            )
+            return len(row["samples"]), not unanimous
+
+        return rule
 
     return {
         "reflections unanimous within 0.1 of 0 or 1 (the current rule)": reflections_extreme(0.1),
         "reflections unanimous within 0.2": reflections_extreme(0.2),
         "reflections unanimous within 0.3": reflections_extreme(0.3),
         "the first two samples agree on an exact match": first_two_agree,
+        "samples unanimous within 0.1: reflections skipped": samples_unanimous(0.1),
+        "samples unanimous within 0.25: reflections skipped": samples_unanimous(0.25),
     }
 
 
-def stopped(row: dict[str, Any], drawn: int) -> dict[str, Any]:
-    """The item's parts had the scorer drawn only its first ``drawn`` samples."""
+def stopped(row: dict[str, Any], drawn: int, reflected: bool) -> dict[str, Any]:
+    """The item's parts had the scorer drawn only its first ``drawn`` samples, and asked for
+    the self-reflections only if ``reflected``."""
     kept = row["samples"][:drawn]
     out = dict(row)
     out["consistency"] = mean([s["similarity"] for s in kept]) if kept else None
     out["exact_match"] = mean([s["exact_match"] for s in kept]) if kept else None
+    if not reflected:
+        out["self_reflection"] = None
     return out
 
 
@@ -146,7 +166,7 @@ def early_stop_table(
     lines = [
         "| early stop rule | "
         + " | ".join(
-            f"{k}: fires / samples saved per item / AUROC (without: {part_auroc(kinds[k], weights):.3f})"
+            f"{k}: fires / calls saved per item / AUROC (without: {part_auroc(kinds[k], weights):.3f})"
             for k in names
         )
         + " |",
@@ -156,10 +176,15 @@ def early_stop_table(
         cells = []
         for k in names:
             rows = kinds[k]
-            drawn = [rule(r) for r in rows]
-            fired = sum(d < len(r["samples"]) for d, r in zip(drawn, rows, strict=True))
-            saved = sum(len(r["samples"]) - d for d, r in zip(drawn, rows, strict=True))
-            value = part_auroc([stopped(r, d) for r, d in zip(rows, drawn, strict=True)], weights)
+            plans = [rule(r) for r in rows]
+            fired = saved = 0
+            for (drawn, reflected), r in zip(plans, rows, strict=True):
+                skipped = len(r["samples"]) - drawn + (0 if reflected else len(r["reflections"]))
+                fired += skipped > 0
+                saved += skipped
+            value = part_auroc(
+                [stopped(r, d, f) for r, (d, f) in zip(rows, plans, strict=True)], weights
+            )
             cells.append(f"{fired}/{len(rows)} / {saved / len(rows):.2f} / {value:.3f}")
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return lines

@@ -22,6 +22,11 @@ stop after a page, or read a small set and sort it):
   index walk in value order, joined to the traces.
 - Primary keys (trace, key) of tags and metadata serve the per-trace probes; on PostgreSQL hash
   indexes on their values serve a tag inside an OR, which it plans as a set.
+- Every primary key that starts with a trace or assessment id grows at its right edge: the
+  SDK's ids lead with their creation millisecond (``entities.ids``), so a batch of new traces
+  dirties a few index pages instead of one per row, and writes cost the same in an empty store
+  and a full one. Traces that arrive over OTLP keep the ids their SDK gave them (usually
+  random), and their writes slow down as the store grows.
 - Word search: FTS5 tables (SQLite) and GIN indexes on ``tsvector`` (PostgreSQL), see
   ``text_search``.
 
