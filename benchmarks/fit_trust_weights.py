@@ -197,7 +197,8 @@ def write(model: str, weights: dict[str, float]) -> None:
     end = text.index('"""Weights chosen on a development split')
     body = "FITTED_WEIGHTS: dict[str, dict[str, float]] = {\n"
     for uri, w in FITTED_WEIGHTS.items():
-        body += f"    {uri!r}: {{{', '.join(f'{p!r}: {round(w[p], 2)!r}' for p in PARTS)}}},\n"
+        parts = ", ".join(f'"{p}": {round(w[p], 2)!r}' for p in PARTS)
+        body += f'    "{uri}": {{{parts}}},\n'  # as ruff formats it
     body += "}\n"
     WEIGHTS_FILE.write_text(text[:start] + body + text[end:], encoding="utf-8")
 

@@ -46,6 +46,14 @@ class Script:
         answer="Paris",
     ):
         self.__dict__.update(locals())
+        self._samples_given = 0
+
+    def _sample(self):
+        """``sample`` itself, or the next of a list of samples in turn."""
+        if isinstance(self.sample, str):
+            return self.sample
+        self._samples_given += 1
+        return self.sample[(self._samples_given - 1) % len(self.sample)]
 
     def __call__(self, request):
         text = " ".join(str(m.get("content")) for m in request["messages"])
@@ -64,9 +72,10 @@ class Script:
         if "give the same answer" in text:
             return Reply(f'{{"rationale": "compared", "verdict": "{self.agree}"}}')
         if "Final answer: <your answer>" in text:
-            if self.sample.startswith("CUT:"):  # a sample cut off at max_tokens
-                return Reply(self.sample[4:], finish_reason="length")
-            return Reply(self.sample)
+            sample = self._sample()
+            if sample.startswith("CUT:"):  # a sample cut off at max_tokens
+                return Reply(sample[4:], finish_reason="length")
+            return Reply(sample)
         return Reply(self.answer, logprobs=[("Par", math.log(0.9)), ("is", math.log(0.5))])
 
 
@@ -177,53 +186,54 @@ def test_base_preset_makes_one_call(server):
 # ------------------------------------------------- full score, early stop
 
 
+MIXED = ["Final answer: Lyon", "Final answer: Paris", "Final answer: Lyon"]
+"""Resampled answers that neither all agree with "Paris" nor all contradict it."""
+
+
 def test_medium_combines_reflections_and_consistency(server):
-    server.responder = Script(
-        certainty=80, critique=6, rating=4, sample="Final answer: Lyon", true_false="True"
-    )
+    server.responder = Script(certainty=80, critique=6, rating=4, sample=MIXED, true_false="True")
     result = scorer(server, "medium", log=["explanation"]).get_trustworthiness_score(
         "Capital of France?", "Paris"
     )
     log = result["log"]
     reflection = (1.0 + 0.8 + 0.6 + 0.75) / 4
     assert log["per_component"]["self_reflection"] == pytest.approx(reflection)
-    assert (
-        log["per_component"]["exact_match"] == 0.0
-        and log["per_component"]["token_probability"] is None
-    )
+    assert log["per_component"]["exact_match"] == pytest.approx(1 / 3)
+    assert log["per_component"]["token_probability"] is None
     consistency = log["per_component"]["consistency"]
-    expected = (0.45 * reflection + 0.30 * consistency) / 0.80
+    expected = (0.45 * reflection + 0.30 * consistency + 0.05 / 3) / 0.80
     assert result["trustworthiness_score"] == pytest.approx(expected)
-    assert server.request_count == 4 + 3 and not log["early_stopped"]
+    assert server.request_count == 3 + 4 and not log["early_stopped"]
     assert [r["name"] for r in log["reflections"]] == [
         "true_false",
         "certainty",
         "critique",
         "rating",
     ]
-    assert all(s["answer"] == "Lyon" for s in log["samples"])
+    assert sorted(s["answer"] for s in log["samples"]) == ["Lyon", "Lyon", "Paris"]
     assert "Lyon" in log["explanation"]  # a disagreeing alternative answer
 
 
-def test_unanimous_extreme_reflections_skip_sampling(server):
-    server.responder = Script(true_false="True", certainty=100, critique=10, rating=5)
+def test_unanimous_samples_skip_the_reflections(server):
+    server.responder = Script(sample="Final answer: Paris", true_false="False", certainty=0)
     result = scorer(server, "medium").get_trustworthiness_score("Capital of France?", "Paris")
-    assert result["log"]["early_stopped"] and server.request_count == 4  # the 3 samples were saved
+    assert result["log"]["early_stopped"] and server.request_count == 3  # 4 reflections saved
+    assert result["log"]["reflections"] == []
     assert result["trustworthiness_score"] == pytest.approx(1.0)
-    server.responder = Script(true_false="False", certainty=0, critique=0, rating=1)
-    result = scorer(server, "medium").get_trustworthiness_score("Capital of France?", "Marseille")
+    server.responder = Script(sample="Final answer: Lyon")  # a new question: no cached samples
+    result = scorer(server, "medium").get_trustworthiness_score("Capital of the Rhone?", "Paris")
     assert result["log"]["early_stopped"] and result["trustworthiness_score"] == pytest.approx(0.0)
 
 
-def test_mixed_reflections_do_not_stop_early(server):
-    server.responder = Script(true_false="True", certainty=100, critique=2, rating=5)
-    result = scorer(server, "medium").get_trustworthiness_score("q", "a")
-    assert not result["log"]["early_stopped"] and len(result["log"]["samples"]) == 3
+def test_mixed_samples_do_not_stop_early(server):
+    server.responder = Script(sample=MIXED)
+    result = scorer(server, "medium").get_trustworthiness_score("Capital of France?", "Paris")
+    assert not result["log"]["early_stopped"] and len(result["log"]["reflections"]) == 4
 
 
 def test_early_stop_can_be_switched_off(server):
-    server.responder = Script(true_false="True", certainty=100, critique=10, rating=5)
-    result = scorer(server, "medium", early_stop=False).get_trustworthiness_score("q", "a")
+    server.responder = Script(sample="Final answer: Paris")
+    result = scorer(server, "medium", early_stop=False).get_trustworthiness_score("q", "Paris")
     assert not result["log"]["early_stopped"] and server.request_count == 7
 
 
@@ -257,7 +267,9 @@ def test_an_answer_contained_in_the_response_agrees():
 
 def test_llm_similarity_asks_an_agreement_judge(server):
     server.responder = Script(critique=3, agree="no")
-    result = scorer(server, "high").get_trustworthiness_score("Capital of France?", "Paris")
+    result = scorer(server, "high", early_stop=False).get_trustworthiness_score(
+        "Capital of France?", "Paris"
+    )
     samples = result["log"]["samples"]
     assert len(samples) == 5 and all(s["similarity"] == 0.0 for s in samples)
     # 4 reflections + 5 samples + 5 agreement checks, but the samples all say the same thing,
@@ -282,8 +294,10 @@ def test_an_unreadable_agreement_reply_is_asked_again_next_time(server):
 
 
 def test_unreadable_reflection_counts_half_and_is_recorded(server):
-    server.responder = Script(certainty="lots", critique=10, rating=5, true_false="True")
-    result = scorer(server, "medium").get_trustworthiness_score("q", "a")
+    server.responder = Script(
+        certainty="lots", critique=10, rating=5, true_false="True", sample=MIXED
+    )
+    result = scorer(server, "medium").get_trustworthiness_score("q", "Paris")
     certainty = next(r for r in result["log"]["reflections"] if r["name"] == "certainty")
     assert certainty["parse_failed"] and certainty["score"] == 0.5
 

@@ -25,16 +25,20 @@ class TrustOptions:
     (:mod:`tracejudge.trust.weights`)."""
     log: tuple[str, ...] = ()
     early_stop: bool = True
-    """Skip consistency sampling when the self-reflections are unanimous and extreme."""
-    early_stop_margin: float = 0.1
-    """"Extreme" means every reflection score is within this of 0 or of 1."""
+    """Draw the consistency samples first and skip the self-reflections when every sample agrees
+    with the response or every one contradicts it. Measured with the local model on its dev
+    split: it fired on 25 of 70 items, saved 1.4 of 7-8 calls per item on average, and cost
+    0.003 (generated answers) and 0.020 (given answers) of AUROC."""
+    early_stop_margin: float = 0.25
+    """"Agrees" means a sample's similarity to the response is within this of 1, "contradicts"
+    within this of 0."""
     explanation_threshold: float = 0.8
     max_concurrency: int = 16
     """Items of a batch scored at once (each model also has its own adaptive limit)."""
     model: str | None = None
 
     def calls_per_item(self) -> int:
-        """Model calls to score one given response, at most (early stop can save the samples)."""
+        """Model calls to score one given response, at most (early stop can save the reflections)."""
         per_sample = 2 if self.similarity_measure == "llm" else 1
         return self.num_self_reflections + self.num_consistency_samples * per_sample
 

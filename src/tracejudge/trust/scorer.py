@@ -73,11 +73,13 @@ def token_probability(logprobs: Sequence[TokenLogprob] | None) -> float | None:
     return sum(math.exp(t.logprob) for t in logprobs) / len(logprobs)
 
 
-def _extreme(reflections: Sequence[ReflectionResult], margin: float) -> bool:
-    scores = [r.score for r in reflections if r.score is not None and not r.parse_failed]
-    if len(scores) < 2:
+def _unanimous(samples: Sequence[SampleResult], margin: float) -> bool:
+    """Every resampled answer agrees with the response (similarity within ``margin`` of 1), or
+    every one contradicts it (within ``margin`` of 0)."""
+    values = [x.similarity for x in samples if x.similarity is not None]
+    if len(values) < 2:
         return False
-    return all(s >= 1 - margin for s in scores) or all(s <= margin for s in scores)
+    return all(v >= 1 - margin for v in values) or all(v <= margin for v in values)
 
 
 class TrustScorer:
@@ -123,22 +125,18 @@ class TrustScorer:
             )
         request_text = render_request(conversation)
         o = self.options
-        reflections_task = asyncio.gather(
-            *(
-                reflect(self.model, r, request_text, response)
-                for r in REFLECTIONS[: o.num_self_reflections]
-            )
-        )
-        if o.early_stop:
-            reflections = list(await reflections_task)
-            stop = _extreme(reflections, o.early_stop_margin)
-            samples = [] if stop else await self._samples(conversation, request_text, response)
+        if o.early_stop and o.num_consistency_samples >= 2 and o.num_self_reflections:
+            # samples first: when they all agree with the response, or all contradict it, the
+            # reflections are not asked (benchmarks/fit_trust_weights.py measured the rules)
+            samples = await self._samples(conversation, request_text, response)
+            stop = _unanimous(samples, o.early_stop_margin)
+            reflections = [] if stop else await self._reflections(request_text, response)
         else:
             stop = False
-            results = await asyncio.gather(
-                reflections_task, self._samples(conversation, request_text, response)
+            reflections, samples = await asyncio.gather(
+                self._reflections(request_text, response),
+                self._samples(conversation, request_text, response),
             )
-            reflections, samples = list(results[0]), results[1]
         parts = {
             "self_reflection": mean([r.score for r in reflections]),
             "consistency": mean([s.similarity for s in samples]),
@@ -158,6 +156,12 @@ class TrustScorer:
             score, o.explanation_threshold, reflections, samples, parts["consistency"]
         )
         return TrustScore(score, parts, reflections, samples, explanation, stop, self.model.uri)
+
+    async def _reflections(self, request_text: str, response: str) -> list[ReflectionResult]:
+        checks = REFLECTIONS[: self.options.num_self_reflections]
+        return list(
+            await asyncio.gather(*(reflect(self.model, r, request_text, response) for r in checks))
+        )
 
     async def _samples(
         self, conversation: Messages, request_text: str, response: str
