@@ -9,8 +9,9 @@ Zipf-distributed vocabulary (so word search meets common and rare words), one or
 carrying a retrieved passage, tags env/user, a trustworthiness feedback on 80 % of them. The
 bulk goes in with multi-row inserts (SQLite) or ``COPY`` (PostgreSQL), like a restore would;
 before and after it, ``log_traces`` (the API's own write path) is timed on 4,000 traces, so
-the figures show whether writes slow down as the store grows (at the end with the SDK's
-time-ordered trace ids and again with random ones, as OTLP traces from other SDKs carry).
+the figures show whether writes slow down as the store grows (at the end in three rounds that
+alternate the SDK's time-ordered trace ids and random ones, as OTLP traces from other SDKs
+carry).
 The word-search indexes are then compacted as ``tracejudge gc`` leaves them (SQLite). Every query is timed
 ``--repeat`` times (p50 / p95 ms); page 100 is reached by following page tokens and only its
 request is timed. The plan of each first page (``EXPLAIN``) is written out, so that a
@@ -52,6 +53,7 @@ T0 = 1_700_000_000_000
 STEP_MS = 1000  # one trace a second
 DAY_MS = 86_400_000
 INGEST_TRACES = 4000
+INGEST_ROUNDS = 3
 
 # a vocabulary of pronounceable made-up words plus the words the queries look for
 _SYLLABLES = [c + v for c in "bdfgklmnprstvz" for v in "aeiou"]
@@ -277,6 +279,25 @@ def ingest_rate(store: SqlTraceStore, gen: Generator, first: int, experiment_id:
     return count / (time.perf_counter() - start)
 
 
+def full_store_ingest(store: SqlTraceStore, n: int, experiment_id: str) -> tuple[str, str]:
+    """``log_traces`` into the full store, alternating the SDK's time-ordered ids and random
+    ids (OTLP from other SDKs) over ``INGEST_ROUNDS`` rounds: each kind's median (min–max).
+    Every run writes new traces (seeds and times from the clock), past every stored one."""
+    clock = int(time.time())
+    base = n + 10_000_000 + clock % 10_000 * 100_000
+    rates: dict[bool, list[float]] = {False: [], True: []}
+    for k in range(INGEST_ROUNDS):
+        for random_ids in (False, True):
+            first = base + (2 * k + random_ids) * INGEST_TRACES
+            gen = Generator(seed=clock + 2 * k + random_ids, random_ids=random_ids)
+            rates[random_ids].append(ingest_rate(store, gen, first, experiment_id))
+
+    def summary(values: list[float]) -> str:
+        return f"{statistics.median(values):,.0f} ({min(values):,.0f}–{max(values):,.0f})"
+
+    return summary(rates[False]), summary(rates[True])
+
+
 def stored_count(store: SqlTraceStore, experiment_id: str) -> int:
     with store.engine.connect() as conn:
         return int(
@@ -381,13 +402,18 @@ def main() -> int:
     parser.add_argument(
         "--load-only", action="store_true", help="fill the store to N traces and stop"
     )
+    parser.add_argument(
+        "--random-ids",
+        action="store_true",
+        help="load traces with random ids (as OTLP from other SDKs brings them), to compare",
+    )
     args = parser.parse_args()
     uri = args.uri or f"sqlite:///{Path(tempfile.mkdtemp(prefix='tj-search-')) / 'search.db'}"
     store = SqlTraceStore(uri)
     experiment = store.get_or_create_experiment("search-benchmark")
     eid = experiment.experiment_id
     have = stored_count(store, eid)
-    gen = Generator()
+    gen = Generator(random_ids=args.random_ids)
     ingest_empty = None
     if have < args.n:
         if have == 0:
@@ -395,17 +421,13 @@ def main() -> int:
             have = INGEST_TRACES
         print(f"loading traces {have:,}..{args.n:,}", file=sys.stderr)
         start = time.perf_counter()
-        bulk_load(store, Generator(seed=have), have, args.n, int(eid))
+        bulk_load(store, Generator(seed=have, random_ids=args.random_ids), have, args.n, int(eid))
         print(f"loaded in {time.perf_counter() - start:,.0f} s", file=sys.stderr)
     if args.load_only:
         if ingest_empty is not None:
             print(f"log_traces into the empty store: {ingest_empty:,.0f} traces/s")
         return 0
-    # the SDK's time-ordered ids, then random ids (OTLP from other SDKs), past every stored trace
-    ingest_full = ingest_rate(store, Generator(seed=999), args.n + 10_000_000, eid)
-    ingest_random = ingest_rate(
-        store, Generator(seed=998, random_ids=True), args.n + 20_000_000, eid
-    )
+    ingest_full, ingest_random = full_store_ingest(store, args.n, eid)
     total = stored_count(store, eid)
     # the maintenance `tracejudge gc` and the server's retention run (SQLite: word-search
     # segments merged into one, in short steps; PostgreSQL: nothing)
@@ -475,9 +497,11 @@ def main() -> int:
     )
     backend = store.dialect
     lines = [
-        f"# Trace search on {backend}, {total:,} traces (p50 / p95 ms over {args.repeat} runs)",
+        f"# Trace search on {backend}, {total:,} traces (p50 / p95 ms over {args.repeat} runs)"
+        + (", random trace ids" if args.random_ids else ""),
         "",
-        f"`python benchmarks/search.py --n {args.n}{' --uri <postgresql>' if backend == 'postgresql' else ''}`",
+        f"`python benchmarks/search.py --n {args.n}{' --uri <postgresql>' if backend == 'postgresql' else ''}"
+        + (" --random-ids`" if args.random_ids else "`"),
         "",
         f"## Pages of {PAGE}",
         "",
@@ -497,8 +521,8 @@ def main() -> int:
         f"- first page of `tag.env = 'prod'` with spans loaded: {spans_p50:.1f} / {spans_p95:.1f} ms",
         "- `log_traces` (batches of 500 traces with 2 spans, 2 tags and a feedback each): "
         + (f"{ingest_empty:,.0f} traces/s into the empty store, " if ingest_empty else "")
-        + f"{ingest_full:,.0f} traces/s at {total:,} traces; with random trace ids (OTLP from "
-        f"other SDKs) {ingest_random:,.0f} traces/s",
+        + f"{ingest_full} traces/s at {total:,} traces; with random trace ids (OTLP from other "
+        f"SDKs) {ingest_random} traces/s (median and range of {INGEST_ROUNDS} alternating rounds)",
         f"- word-search indexes compacted before the queries (`compact_word_search()`, which "
         f"`tracejudge gc` and the server's retention run): {compact_steps} steps, {compact_s:.1f} s",
         "",
@@ -507,7 +531,8 @@ def main() -> int:
         *plans,
     ]
     print("\n".join(lines))
-    out = Path(__file__).parent / "results" / f"search_{backend}_{args.n}.md"
+    suffix = "_random_ids" if args.random_ids else ""
+    out = Path(__file__).parent / "results" / f"search_{backend}_{args.n}{suffix}.md"
     out.write_text("\n".join(lines) + "\n")
     return 0
 

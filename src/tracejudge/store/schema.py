@@ -24,9 +24,9 @@ stop after a page, or read a small set and sort it):
   indexes on their values serve a tag inside an OR, which it plans as a set.
 - Every primary key that starts with a trace or assessment id grows at its right edge: the
   SDK's ids lead with their creation millisecond (``entities.ids``), so a batch of new traces
-  dirties a few index pages instead of one per row, and writes cost the same in an empty store
-  and a full one. Traces that arrive over OTLP keep the ids their SDK gave them (usually
-  random), and their writes slow down as the store grows.
+  dirties a few index pages instead of one per row, and a time range's traces are neighbours
+  in the per-trace indexes that filters and aggregates probe. Traces that arrive over OTLP
+  keep the ids their SDK gave them (usually random).
 - Word search: FTS5 tables (SQLite) and GIN indexes on ``tsvector`` (PostgreSQL), see
   ``text_search``.
 
