@@ -167,7 +167,8 @@ def part(title, model, presets, prompts, responses, labels, generate, seconds_pe
     for r in runs:
         calls = r.calls / items
         lines.append(row(f"**{r.label}**", r.scores(), labels, calls, calls * per_call))
-    richest = runs[len(presets) - 1]
+    # single signals come from the run that asked every check (an early stop skips some)
+    richest = runs[-1] if "medium" in presets else runs[len(presets) - 1]
     n_reflections = (
         len([x for x in richest.results[0]["log"].get("reflections", [])]) if richest.results else 0
     )
