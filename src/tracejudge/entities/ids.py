@@ -4,12 +4,11 @@ A random id (uuid4, OpenTelemetry's default trace id) lands anywhere in the B-tr
 table's primary key, so each write of a batch dirties its own index page; an id whose leading
 bits are its creation time goes to the right edge of the index, where the pages stay hot, and
 the traces of one hour sit together in every index keyed by trace id, so a query over a time
-range that probes tags or verdicts per trace reads neighbouring pages. Measured
-(``benchmarks/search.py``): into a 300k store of random ids, ``log_traces`` wrote ~2,500
-traces/s with these ids against ~1,650 with random ones; in a 1M store of these ids the gap was
-3-5 % on SQLite and within the noise on PostgreSQL, and SQLite's per-hour and per-tag
-aggregates over a day of traces took 170 and 89 ms against 269 and 213 ms over a 1M store of
-random ids.
+range that probes tags or verdicts per trace reads neighbouring pages. Measured in one run
+(``benchmarks/search.py --n 1000000``, with and without ``--random-ids``, SQLite): at 1M traces
+``log_traces`` wrote 2,937 traces/s into a store of these ids against 1,817 with random ids
+into a store of random ids (3,435-3,577 into an empty store), and the per-hour and per-tag
+aggregates over the last day took 187 and 101 ms against 296 and 236 ms.
 
 The layout is UUIDv7's idea without its version bits: 48 bits of Unix milliseconds, then 80
 random bits. The W3C Trace Context (level 2) asks only that the rightmost 56 bits of a trace id
