@@ -46,6 +46,7 @@ from tracejudge.entities import (
 )
 from tracejudge.store import SqlTraceStore
 from tracejudge.store import schema as s
+from tracejudge.store.rows import span_row
 
 BULK = 5_000
 PAGE = 100
@@ -195,20 +196,20 @@ class Generator:
 
 
 def _span_row(tid, span_id, parent, name, kind, start_ms, dur_ms, inputs, outputs):
-    content = json.dumps(
-        {"inputs": json.loads(inputs), "outputs": json.loads(outputs), "attributes": {}}
+    """The row the store itself writes for such a span (its payload in the store's format)."""
+    span = Span(
+        tid,
+        span_id,
+        parent,
+        name,
+        kind,
+        start_ms * 1_000_000,
+        (start_ms + dur_ms) * 1_000_000,
+        SpanStatus(SpanStatusCode.OK),
+        json.loads(inputs),
+        json.loads(outputs),
     )
-    return {
-        "trace_id": tid,
-        "span_id": span_id,
-        "parent_span_id": parent,
-        "name": name,
-        "span_type": kind,
-        "status": "OK",
-        "start_time_ns": start_ms * 1_000_000,
-        "end_time_ns": (start_ms + dur_ms) * 1_000_000,
-        "content": content,
-    }
+    return span_row(span)
 
 
 TABLE_ORDER = ("traces", "spans", "trace_tags", "assessments")
