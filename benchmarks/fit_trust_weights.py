@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from common import auroc
-from tracejudge.trust.combine import combine, mean
+from tracejudge.trust.combine import combine, mean, unanimous
 from tracejudge.trust.weights import DEFAULT_WEIGHTS, FITTED_WEIGHTS
 
 PARTS = ("self_reflection", "consistency", "exact_match", "token_probability")
@@ -107,10 +107,7 @@ def early_stop_rules() -> dict[str, Any]:
 
     def reflections_extreme(margin: float):
         def rule(row: dict[str, Any]) -> tuple[int, bool]:
-            values = [v for v in row["reflections"].values() if v is not None]
-            extreme = len(values) >= 2 and (
-                all(v >= 1 - margin for v in values) or all(v <= margin for v in values)
-            )
+            extreme = unanimous(list(row["reflections"].values()), margin)
             return (0 if extreme else len(row["samples"])), True
 
         return rule
@@ -129,21 +126,20 @@ def early_stop_rules() -> dict[str, Any]:
         self-reflections are not asked."""
 
         def rule(row: dict[str, Any]) -> tuple[int, bool]:
-            values = [s["similarity"] for s in row["samples"] if s["similarity"] is not None]
-            unanimous = len(values) >= 2 and (
-                all(v >= 1 - margin for v in values) or all(v <= margin for v in values)
-            )
-            return len(row["samples"]), not unanimous
+            agree = unanimous([s["similarity"] for s in row["samples"]], margin)
+            return len(row["samples"]), not agree
 
         return rule
 
     return {
-        "reflections unanimous within 0.1 of 0 or 1 (the current rule)": reflections_extreme(0.1),
+        "reflections unanimous within 0.1 of 0 or 1 (the rule before)": reflections_extreme(0.1),
         "reflections unanimous within 0.2": reflections_extreme(0.2),
         "reflections unanimous within 0.3": reflections_extreme(0.3),
         "the first two samples agree on an exact match": first_two_agree,
         "samples unanimous within 0.1: reflections skipped": samples_unanimous(0.1),
-        "samples unanimous within 0.25: reflections skipped": samples_unanimous(0.25),
+        "samples unanimous within 0.25: reflections skipped (the current rule)": samples_unanimous(
+            0.25
+        ),
     }
 
 

@@ -7,13 +7,12 @@ add a processor: ``tracejudge.tracing.add_span_processor(BatchSpanProcessor(OTLP
 
 from __future__ import annotations
 
-import random
 import threading
 
 from opentelemetry import trace as otel_trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.id_generator import IdGenerator
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 
 from tracejudge.entities.ids import time_ordered_int
@@ -26,16 +25,11 @@ _tracer: otel_trace.Tracer | None = None
 _mirror_attributes = False
 
 
-class TimeOrderedIdGenerator(IdGenerator):
+class TimeOrderedIdGenerator(RandomIdGenerator):
     """Trace ids that sort by start time (:mod:`tracejudge.entities.ids`: they keep the
-    store's writes at the right edge of its indexes); span ids stay random, since a span's row
-    is keyed by its trace id first."""
-
-    def generate_span_id(self) -> int:
-        span_id = random.getrandbits(64)
-        while span_id == 0:  # the invalid span id
-            span_id = random.getrandbits(64)
-        return span_id
+    store's writes at the right edge of its indexes); span ids stay OpenTelemetry's random
+    ones, since a span's row is keyed by its trace id first. The rightmost 80 bits of a trace
+    id are random, so the W3C random-trace-id flag the parent class sets still holds."""
 
     def generate_trace_id(self) -> int:
         return time_ordered_int()

@@ -12,6 +12,15 @@ CONSISTENCY_DOUBT = 0.7
 REFLECTION_DOUBT = 0.7
 
 
+def unanimous(values: Sequence[float | None], margin: float) -> bool:
+    """At least two values present, and every one within ``margin`` of 1 or every one within
+    ``margin`` of 0: the checks agree, so more checks would add little (the early stop)."""
+    present = [v for v in values if v is not None]
+    if len(present) < 2:
+        return False
+    return all(v >= 1 - margin for v in present) or all(v <= margin for v in present)
+
+
 def mean(values: Sequence[float | None]) -> float | None:
     """The mean of the values present (None and NaN are left out); None if there are none."""
     present = [v for v in values if v is not None and not math.isnan(v)]

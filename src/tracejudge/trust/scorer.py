@@ -22,7 +22,7 @@ from tracejudge.errors import (
 )
 from tracejudge.models import ChatModel, resolve_model, run_sync
 from tracejudge.models.types import TokenLogprob
-from tracejudge.trust.combine import combine, explain, mean
+from tracejudge.trust.combine import combine, explain, mean, unanimous
 from tracejudge.trust.consistency import SampleResult, sample_one
 from tracejudge.trust.conversation import Messages, as_messages, render_request
 from tracejudge.trust.options import TrustOptions, resolve_options
@@ -73,15 +73,6 @@ def token_probability(logprobs: Sequence[TokenLogprob] | None) -> float | None:
     return sum(math.exp(t.logprob) for t in logprobs) / len(logprobs)
 
 
-def _unanimous(samples: Sequence[SampleResult], margin: float) -> bool:
-    """Every resampled answer agrees with the response (similarity within ``margin`` of 1), or
-    every one contradicts it (within ``margin`` of 0)."""
-    values = [x.similarity for x in samples if x.similarity is not None]
-    if len(values) < 2:
-        return False
-    return all(v >= 1 - margin for v in values) or all(v <= margin for v in values)
-
-
 class TrustScorer:
     """Score how far to trust responses, with no ground truth.
 
@@ -129,7 +120,7 @@ class TrustScorer:
             # samples first: when they all agree with the response, or all contradict it, the
             # reflections are not asked (benchmarks/fit_trust_weights.py measured the rules)
             samples = await self._samples(conversation, request_text, response)
-            stop = _unanimous(samples, o.early_stop_margin)
+            stop = unanimous([x.similarity for x in samples], o.early_stop_margin)
             reflections = [] if stop else await self._reflections(request_text, response)
         else:
             stop = False
