@@ -22,19 +22,22 @@ for word search, < 200 ms for aggregates, < 100 ms for a 1,000-row list without 
 from __future__ import annotations
 
 import argparse
-import io
+import collections
+import itertools
 import json
+import multiprocessing as mp
 import random
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event, insert, text
 
+import pg_bulk
 from tracejudge.entities import (
     Feedback,
     Span,
@@ -49,6 +52,8 @@ from tracejudge.store import schema as s
 from tracejudge.store.rows import span_row
 
 BULK = 5_000
+LOAD_WORKERS = 2  # processes generating rows while the main one writes them
+DEFER_INDEXES_FROM = 500_000  # traces loaded at once from which indexes are built afterwards
 PAGE = 100
 T0 = 1_700_000_000_000
 STEP_MS = 1000  # one trace a second
@@ -80,11 +85,13 @@ class Generator:
     def __init__(self, seed: int = 7, random_ids: bool = False) -> None:
         self.rng = random.Random(seed)
         self.random_ids = random_ids
-        self.vocab_weights = _zipf_weights(len(VOCAB))
-        self.name_weights = _zipf_weights(len(NAMES))
+        # cumulative weights, computed once: ``choices`` would add up 6,000 weights per call
+        # (the same draws either way)
+        self.vocab_cum = list(itertools.accumulate(_zipf_weights(len(VOCAB))))
+        self.name_cum = list(itertools.accumulate(_zipf_weights(len(NAMES))))
 
     def words(self, k: int) -> str:
-        return " ".join(self.rng.choices(VOCAB, self.vocab_weights, k=k))
+        return " ".join(self.rng.choices(VOCAB, cum_weights=self.vocab_cum, k=k))
 
     def _id(self, ms: int) -> str:
         if self.random_ids:
@@ -95,7 +102,7 @@ class Generator:
         rng = self.rng
         start_ms = T0 + i * STEP_MS
         tid = f"tr-{self._id(start_ms)}"
-        name = rng.choices(NAMES, self.name_weights)[0]
+        name = rng.choices(NAMES, cum_weights=self.name_cum)[0]
         question = f"{name} asks: {self.words(8)}?"
         answer = f"{self.words(30)}."
         passage = f"{self.words(40)}."
@@ -215,13 +222,25 @@ def _span_row(tid, span_id, parent, name, kind, start_ms, dur_ms, inputs, output
 TABLE_ORDER = ("traces", "spans", "trace_tags", "assessments")
 
 
-def _batches(gen: Generator, lo: int, hi: int, experiment_id: int) -> Iterator[dict[str, list]]:
-    for start in range(lo, hi, BULK):
-        out: dict[str, list[dict[str, Any]]] = {t: [] for t in TABLE_ORDER}
-        for i in range(start, min(hi, start + BULK)):
-            for table, rows in gen.rows(i, experiment_id).items():
-                out[table].extend(rows)
-        yield out
+def _batch(task: tuple[int, int, int, bool, bool]) -> dict[str, Any]:
+    """Rows of traces ``lo..hi`` from a generator seeded by ``lo`` (so any batch can be made in
+    any process and a load is the same however it is split), as row dicts or, for COPY, as
+    ``(columns, text)`` per table."""
+    lo, hi, experiment_id, random_ids, as_copy = task
+    gen = Generator(seed=lo, random_ids=random_ids)
+    out: dict[str, list[dict[str, Any]]] = {t: [] for t in TABLE_ORDER}
+    for i in range(lo, hi):
+        for table, rows in gen.rows(i, experiment_id).items():
+            out[table].extend(rows)
+    if not as_copy:
+        return out
+    copies: dict[str, Any] = {}
+    for table, rows in out.items():
+        if rows:
+            columns = list(rows[0])
+            lines = ("\t".join(_copy_text(r[c]) for c in columns) + "\n" for r in rows)
+            copies[table] = (columns, "".join(lines))
+    return copies
 
 
 def _copy_text(value: Any) -> str:
@@ -238,33 +257,54 @@ def _copy_text(value: Any) -> str:
     )
 
 
-def bulk_load(store: SqlTraceStore, gen: Generator, lo: int, hi: int, experiment_id: int) -> None:
-    """Rows straight into the tables: COPY on PostgreSQL, multi-row inserts on SQLite."""
+def bulk_load(store: SqlTraceStore, lo: int, hi: int, experiment_id: int, random_ids: bool) -> None:
+    """Traces ``lo..hi`` straight into the tables: COPY on PostgreSQL, multi-row inserts on
+    SQLite. Worker processes generate the rows while this one writes them (a bounded number of
+    batches ahead).
+
+    On PostgreSQL a large load builds the secondary indexes and foreign keys after the rows,
+    as ``pg_restore`` does (``pg_bulk``)."""
+    as_copy = store.dialect == "postgresql"
+    deferred = as_copy and hi - lo >= DEFER_INDEXES_FROM
+    if deferred:
+        dropped = pg_bulk.defer(store.engine, TABLE_ORDER)
+        print(f"  {dropped} indexes and foreign keys deferred", file=sys.stderr)
+    tasks = [
+        (start, min(hi, start + BULK), experiment_id, random_ids, as_copy)
+        for start in range(lo, hi, BULK)
+    ]
     start = time.perf_counter()
-    for n, batch in enumerate(_batches(gen, lo, hi, experiment_id)):
-        with store.engine.begin() as conn:
-            for table in TABLE_ORDER:
-                rows = batch[table]
-                if not rows:
-                    continue
-                if store.dialect == "postgresql":
-                    columns = list(rows[0])
-                    buf = io.StringIO()
-                    for r in rows:
-                        buf.write("\t".join(_copy_text(r[c]) for c in columns) + "\n")
-                    raw = conn.connection.driver_connection
-                    copy_sql = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
-                    with raw.cursor() as cur, cur.copy(copy_sql) as copy:
-                        copy.write(buf.getvalue())
-                else:
-                    conn.execute(insert(s.metadata.tables[table]), rows)
-        done = lo + (n + 1) * BULK
-        if (n + 1) % 20 == 0:
-            rate = (done - lo) / (time.perf_counter() - start)
-            print(f"  {min(done, hi):,} traces loaded ({rate:,.0f}/s)", file=sys.stderr)
-    if store.dialect == "postgresql":
+    with mp.get_context("fork").Pool(LOAD_WORKERS) as pool:
+        ahead: collections.deque = collections.deque()
+        for n, task in enumerate(tasks, 1):
+            ahead.append(pool.apply_async(_batch, (task,)))
+            if len(ahead) > 2 * LOAD_WORKERS or n == len(tasks):
+                while ahead and (len(ahead) > 2 * LOAD_WORKERS or n == len(tasks)):
+                    _write_batch(store, ahead.popleft().get())
+                if n % 20 == 0 or n == len(tasks):
+                    done = tasks[n - 1 - len(ahead)][1]
+                    rate = (done - lo) / (time.perf_counter() - start)
+                    print(f"  {done:,} traces loaded ({rate:,.0f}/s)", file=sys.stderr)
+    if deferred:
+        pg_bulk.restore(store.engine)
+    elif as_copy:
         with store.engine.connect() as conn:
             conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("VACUUM ANALYZE")
+
+
+def _write_batch(store: SqlTraceStore, batch: dict[str, Any]) -> None:
+    with store.engine.begin() as conn:
+        for table in TABLE_ORDER:
+            if table not in batch or not batch[table]:
+                continue
+            if store.dialect == "postgresql":
+                columns, copy_text = batch[table]
+                raw = conn.connection.driver_connection
+                copy_sql = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
+                with raw.cursor() as cur, cur.copy(copy_sql) as copy:
+                    copy.write(copy_text)
+            else:
+                conn.execute(insert(s.metadata.tables[table]), batch[table])
 
 
 def ingest_rate(store: SqlTraceStore, gen: Generator, first: int, experiment_id: str) -> float:
@@ -424,7 +464,7 @@ def main() -> int:
             have = INGEST_TRACES
         print(f"loading traces {have:,}..{args.n:,}", file=sys.stderr)
         start = time.perf_counter()
-        bulk_load(store, Generator(seed=have, random_ids=args.random_ids), have, args.n, int(eid))
+        bulk_load(store, have, args.n, int(eid), args.random_ids)
         print(f"loaded in {time.perf_counter() - start:,.0f} s", file=sys.stderr)
     if args.load_only:
         if ingest_empty is not None:
