@@ -36,7 +36,16 @@ from tracejudge.errors import (
     TraceNotFoundError,
 )
 from tracejudge.query import And, parse_filter
-from tracejudge.store import db_errors, filter_sql, keyset, rows, sanitize, stats, text_search
+from tracejudge.store import (
+    db_errors,
+    filter_sql,
+    keyset,
+    rows,
+    sanitize,
+    sqlite_bulk,
+    stats,
+    text_search,
+)
 from tracejudge.store import schema as s
 from tracejudge.store.base import GC_BATCH, PagedList
 from tracejudge.store.db_errors import wrap_db_errors
@@ -51,6 +60,8 @@ GC_BATCH_MIN, GC_BATCH_MAX = 50, 5000
 FEW_ROWS = 20_000
 """A time range with fewer traces than this is read and sorted; a wider one is checked while
 walking the index of the order asked for (SQLite; see ``SqlTraceStore._where``)."""
+_WORD_SEARCHED = {table for table, _ in text_search.SQLITE_FTS_TABLES.values()}
+"""Tables whose SQLite writes go through ``sqlite_bulk`` (FTS5 triggers make per-row statements slow)."""
 _IN_CHUNK = 500  # ids per IN (...) list, well under SQLite's bound-parameter limit
 MAX_PAGE_SIZE = 50_000
 """The most traces one search call returns; larger ``max_results`` are capped to it (the page
@@ -148,6 +159,12 @@ class SqlTraceStore:
         if not values:
             return []
         values, changes = sanitize.fit_rows(table, values, keys)
+        if self.dialect == "sqlite" and len(values) > 1 and table.name in _WORD_SEARCHED:
+            try:
+                sqlite_bulk.upsert(conn, table, values, keys)
+                return changes
+            except TypeError:  # a value JSON cannot carry exactly: the row-by-row path below
+                pass
         dialect_insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
         stmt = dialect_insert(table)
         updates = {c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys}
