@@ -85,6 +85,7 @@ def restore(engine: Engine, maintenance_work_mem: str = "1GB", parallel: int = 2
         with engine.connect() as conn:
             conn = conn.execution_options(isolation_level="AUTOCOMMIT")
             conn.exec_driver_sql(f"SET maintenance_work_mem = '{maintenance_work_mem}'")
+            conn.exec_driver_sql("SET statement_timeout = 0")  # the store's own is for queries
             start = time.perf_counter()
             conn.exec_driver_sql(ddl)
             conn.exec_driver_sql(f"DELETE FROM {PENDING} WHERE seq = {int(seq)}")

@@ -466,6 +466,8 @@ def main() -> int:
         start = time.perf_counter()
         bulk_load(store, have, args.n, int(eid), args.random_ids)
         print(f"loaded in {time.perf_counter() - start:,.0f} s", file=sys.stderr)
+    if store.dialect == "postgresql":  # finish a load that stopped before its indexes were built
+        pg_bulk.restore(store.engine)
     if args.load_only:
         if ingest_empty is not None:
             print(f"log_traces into the empty store: {ingest_empty:,.0f} traces/s")

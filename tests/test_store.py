@@ -17,7 +17,7 @@ from tracejudge.errors import (
     StoreError,
     TraceNotFoundError,
 )
-from tracejudge.store import SqlTraceStore
+from tracejudge.store import SqlTraceStore, schema
 
 
 def ids(traces):
@@ -521,3 +521,15 @@ def test_call_cache_table(store):
         store.get_cached_call("k") == '{"text": "b"}'
         and store.get_cached_call("j") == '{"text": "c"}'
     )
+
+
+@pytest.mark.parametrize("payload", ['{"oops": 1}', "not json", "[1, 2]", "null"])
+def test_a_damaged_span_row_is_a_store_error_naming_its_trace(tmp_path, payload):
+    store = SqlTraceStore(f"sqlite:///{tmp_path / 'store.db'}")
+    trace = make_trace()
+    store.log_traces([trace])
+    with store.engine.begin() as conn:
+        conn.execute(schema.spans.update().values(content=payload))
+    with pytest.raises(StoreError, match=trace.info.trace_id):
+        store.get_trace(trace.info.trace_id)
+    assert store.get_trace(trace.info.trace_id, include_spans=False) is not None

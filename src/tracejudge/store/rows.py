@@ -19,6 +19,7 @@ from tracejudge.entities import (
 )
 from tracejudge.entities._json import loads
 from tracejudge.entities.assessment import sort_value
+from tracejudge.errors import StoreError
 
 PREVIEW_CHARS = 1000
 
@@ -135,7 +136,15 @@ def span_row(span: Span) -> dict[str, Any]:
 
 
 def span_from_row(row: Mapping[Any, Any]) -> Span:
-    return Span.from_dict(loads(row["content"]))
+    """The span stored in ``row``; a payload that is not a stored span (edited or damaged in
+    the database) is a :class:`StoreError` naming its trace, not a bare ``KeyError``."""
+    try:
+        return Span.from_dict(loads(row["content"]))
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise StoreError(
+            f"A stored span of trace {row.get('trace_id')!r} cannot be read "
+            f"({type(exc).__name__}: {exc}); its row in the spans table is damaged."
+        ) from exc
 
 
 def experiment_from_row(row: Mapping[Any, Any]) -> Experiment:

@@ -6,7 +6,9 @@ finds what its own index holds:
 
 - SQLite: FTS5 tables ``traces_fts(request, response)`` and ``spans_fts(content)`` with
   *external content*: they keep only the inverted index and read nothing back, so the text is
-  not stored twice. Triggers keep them current on insert, update and delete. The rowid of the
+  not stored twice. Triggers keep them current on insert, update and delete (the store writes
+  a batch of these tables' rows in one statement, ``sqlite_bulk``, since the triggers make
+  per-row statements about three times slower). The rowid of the
   indexed row is the link, so a ``VACUUM`` (which may renumber rowids of tables without an
   integer primary key) must be followed by :func:`rebuild_statements`.
 - PostgreSQL: GIN expression indexes on ``to_tsvector('simple', left(col, N))``; PostgreSQL
