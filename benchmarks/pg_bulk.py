@@ -84,11 +84,15 @@ def restore(engine: Engine, maintenance_work_mem: str = "1GB", parallel: int = 2
         seq, ddl = row
         with engine.connect() as conn:
             conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+            timeout = conn.exec_driver_sql("SHOW statement_timeout").scalar()
             conn.exec_driver_sql(f"SET maintenance_work_mem = '{maintenance_work_mem}'")
             conn.exec_driver_sql("SET statement_timeout = 0")  # the store's own is for queries
             start = time.perf_counter()
-            conn.exec_driver_sql(ddl)
-            conn.exec_driver_sql(f"DELETE FROM {PENDING} WHERE seq = {int(seq)}")
+            try:
+                conn.exec_driver_sql(ddl)
+                conn.exec_driver_sql(f"DELETE FROM {PENDING} WHERE seq = {int(seq)}")
+            finally:  # the connection goes back to the pool: queries keep the store's limit
+                conn.exec_driver_sql(f"SET statement_timeout = '{timeout}'")
             print(f"  {time.perf_counter() - start:,.0f} s  {ddl[:110]}", file=sys.stderr)
 
     with ThreadPoolExecutor(parallel) as pool:
