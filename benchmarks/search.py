@@ -278,16 +278,24 @@ def bulk_load(store: SqlTraceStore, lo: int, hi: int, experiment_id: int, random
     ]
     start = time.perf_counter()
     with mp.get_context("fork").Pool(LOAD_WORKERS) as pool:
-        ahead: collections.deque = collections.deque()
-        for n, task in enumerate(tasks, 1):
-            ahead.append(pool.apply_async(_batch, (task,)))
-            if len(ahead) > 2 * LOAD_WORKERS or n == len(tasks):
-                while ahead and (len(ahead) > 2 * LOAD_WORKERS or n == len(tasks)):
-                    _write_batch(store, ahead.popleft().get())
-                if n % 20 == 0 or n == len(tasks):
-                    done = tasks[n - 1 - len(ahead)][1]
-                    rate = (done - lo) / (time.perf_counter() - start)
-                    print(f"  {done:,} traces loaded ({rate:,.0f}/s)", file=sys.stderr)
+        ahead: collections.deque = collections.deque()  # (task, its rows being generated)
+        written = 0
+
+        def write_oldest() -> None:
+            nonlocal written
+            task, rows = ahead.popleft()
+            _write_batch(store, rows.get())
+            written += 1
+            if written % 20 == 0 or written == len(tasks):
+                rate = (task[1] - lo) / (time.perf_counter() - start)
+                print(f"  {task[1]:,} traces loaded ({rate:,.0f}/s)", file=sys.stderr)
+
+        for task in tasks:
+            ahead.append((task, pool.apply_async(_batch, (task,))))
+            while len(ahead) > 2 * LOAD_WORKERS:
+                write_oldest()
+        while ahead:
+            write_oldest()
     if deferred:
         pg_bulk.restore(store.engine)
     elif as_copy:
