@@ -21,6 +21,11 @@ def _nearest_rank(values, p):
     return ordered[max(1, math.ceil(p * len(ordered))) - 1]
 
 
+def _near(value, exact):
+    """A percentile read from the hourly latency histograms: within 0.5 % + 0.5 ms."""
+    return abs(value - exact) <= 0.005 * exact + 0.5
+
+
 @pytest.fixture
 def logged(store):
     rng = random.Random(3)
@@ -64,8 +69,8 @@ def test_per_hour_counts_errors_and_latency_percentiles(logged):
         assert row["error_rate"] == pytest.approx(
             sum(i.state == TraceState.ERROR for i in mine) / len(mine)
         )
-        assert row["p50_latency"] == _nearest_rank(durations, 0.5)
-        assert row["p95_latency"] == _nearest_rank(durations, 0.95)
+        assert _near(row["p50_latency"], _nearest_rank(durations, 0.5))
+        assert _near(row["p95_latency"], _nearest_rank(durations, 0.95))
         assert row["mean_latency"] == pytest.approx(sum(durations) / len(durations))
 
 

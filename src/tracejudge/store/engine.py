@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -147,6 +149,15 @@ def _upgrade(conn: Connection, cfg: Config, head: str | None) -> None:
 
 
 def _migrate_sqlite(engine: Engine, cfg: Config, head: str | None) -> None:
+    with immediate_transaction(engine) as conn:
+        _upgrade(conn, cfg, head)
+
+
+@contextmanager
+def immediate_transaction(engine: Engine) -> Iterator[Connection]:
+    """A SQLite transaction that takes the write lock at its start (``BEGIN IMMEDIATE``), so
+    that what it reads cannot change before it writes; the Python driver's own transactions
+    start deferred and only on the first write."""
     with engine.connect() as conn:
         driver = conn.connection.driver_connection
         saved = driver.isolation_level  # type: ignore[union-attr]
@@ -154,7 +165,7 @@ def _migrate_sqlite(engine: Engine, cfg: Config, head: str | None) -> None:
         try:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
             try:
-                _upgrade(conn, cfg, head)
+                yield conn
             except BaseException:
                 conn.exec_driver_sql("ROLLBACK")
                 raise

@@ -27,6 +27,8 @@ stop after a page, or read a small set and sort it):
   dirties a few index pages instead of one per row, and a time range's traces are neighbours
   in the per-trace indexes that filters and aggregates probe. Traces that arrive over OTLP
   keep the ids their SDK gave them (usually random).
+- ``trace_hours`` (experiment, hour): per-hour sums that whole-store aggregates read instead
+  of every trace; kept valid by triggers (``hourly_rollups``).
 - Word search: FTS5 tables (SQLite) and GIN indexes on ``tsvector`` (PostgreSQL), see
   ``text_search``.
 
@@ -47,6 +49,7 @@ from sqlalchemy import (
     ForeignKeyConstraint,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -102,6 +105,27 @@ traces = Table(
     ),
     Index("ix_traces_exp_name", "experiment_id", "name"),
 )
+
+trace_hours = Table(
+    "trace_hours",
+    metadata,
+    Column(
+        "experiment_id",
+        Integer,
+        ForeignKey("experiments.experiment_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("hour_ms", BigInteger, primary_key=True),
+    Column("traces", BigInteger, nullable=False),
+    Column("errors", BigInteger, nullable=False),
+    Column("timed", BigInteger, nullable=False),
+    Column("duration_sum", BigInteger, nullable=False),
+    Column("durations", LargeBinary, nullable=False),
+)
+"""One experiment's traces of one closed UTC hour, summed up for ``trace_stats`` (see
+``hourly_rollups``): counts, errors, the durations' count and sum, and a latency histogram
+(``latency_sketch``). Triggers on ``traces`` delete a row whenever a trace of its hour is
+written or deleted; the next aggregate over that hour computes it again."""
 
 POSTGRESQL_OWN_INDEXES = {
     "ix_traces_exp_duration",

@@ -39,6 +39,7 @@ from tracejudge.query import And, parse_filter
 from tracejudge.store import (
     db_errors,
     filter_sql,
+    hourly_rollups,
     keyset,
     rows,
     sanitize,
@@ -533,12 +534,17 @@ class SqlTraceStore:
         group_by: str | None = None,
         metrics: Sequence[str] | None = None,
     ) -> list[dict[str, Any]]:
-        """Aggregates of the matching traces per group, computed in SQL (see ``stats``)."""
+        """Aggregates of the matching traces per group: from the per-hour sums when the filter
+        is at most a time range (``hourly_rollups``), else computed in SQL over the matching
+        traces (``stats``)."""
+        parsed = parse_filter(filter_string)
+        names = list(metrics or stats.DEFAULT_METRICS)
+        if hourly_rollups.answers(parsed, group_by, names):
+            keys = [self._experiment_key(e) for e in experiment_ids] if experiment_ids else None
+            return hourly_rollups.compute(self.engine, keys, parsed, group_by, names)
         with self.engine.connect() as conn:
-            where, _ = self._where(conn, parse_filter(filter_string), experiment_ids)
-            return stats.compute(
-                conn, self.dialect, where, group_by, list(metrics or stats.DEFAULT_METRICS)
-            )
+            where, _ = self._where(conn, parsed, experiment_ids)
+            return stats.compute(conn, self.dialect, where, group_by, names)
 
     @wrap_db_errors
     def delete_traces_before(
