@@ -11,13 +11,14 @@ import threading
 import pytest
 
 from factories import make_trace
-from tracejudge.entities import TraceState
+from tracejudge.entities import Feedback, TraceState
 from tracejudge.query import parse_filter
 from tracejudge.store import hourly_rollups, latency_sketch, stats
 
 HOUR = 3_600_000
 T0 = 1_700_000_000_000 - 1_700_000_000_000 % HOUR
 METRICS = ["count", "error_rate", "mean_latency", "p50_latency", "p95_latency"]
+FEEDBACK = ["feedback.trust.mean", "feedback.trust.count", "feedback.grounded.pass_rate"]
 
 
 def _nearest_rank(values, p):
@@ -61,7 +62,7 @@ def test_merged_histograms_give_nearest_rank_percentiles_within_the_bound():
         ("tag.env = 'prod'", "hour", ["count"], False),
         ("status = 'ERROR'", None, ["count"], False),
         (None, "tag.env", ["count"], False),
-        (None, "hour", ["feedback.trust.mean"], False),
+        (None, "hour", ["feedback.trust.mean", "feedback.ok.pass_rate"], True),
     ],
 )
 def test_which_aggregates_the_rollups_answer(filter_string, group_by, metrics, answered):
@@ -72,33 +73,43 @@ def _log(store, rng, hours, per_hour, experiment_id="0"):
     traces = []
     for h in hours:
         for i in range(per_hour):
-            traces.append(
-                make_trace(
-                    timestamp_ms=T0 + h * HOUR + rng.randrange(HOUR),
-                    duration_ms=None if i % 11 == 0 else int(rng.lognormvariate(5, 1.2)),
-                    state=TraceState.ERROR if rng.random() < 0.1 else TraceState.OK,
-                    experiment_id=experiment_id,
-                )
+            trace = make_trace(
+                timestamp_ms=T0 + h * HOUR + rng.randrange(HOUR),
+                duration_ms=None if i % 11 == 0 else int(rng.lognormvariate(5, 1.2)),
+                state=TraceState.ERROR if rng.random() < 0.1 else TraceState.OK,
+                experiment_id=experiment_id,
             )
+            if i % 3:
+                trace.info.assessments.append(
+                    Feedback("trust", round(rng.random(), 3), trace_id=trace.info.trace_id)
+                )
+            if i % 4:
+                verdict = rng.choice(["yes", "no", "Pass", "maybe"])
+                trace.info.assessments.append(
+                    Feedback("grounded", verdict, trace_id=trace.info.trace_id)
+                )
+            traces.append(trace)
     store.log_traces(traces)
     return traces
 
 
-def _check(store, filter_string, group_by, experiment_ids=("0",)):
+def _check(store, filter_string, group_by, experiment_ids=("0",), metrics=METRICS + FEEDBACK):
     """The rollups' answer against the exact scan of the same traces."""
     rolled = store.trace_stats(
-        list(experiment_ids) if experiment_ids else None, filter_string, group_by, METRICS
+        list(experiment_ids) if experiment_ids else None, filter_string, group_by, metrics
     )
     with store.engine.connect() as conn:
         where, _ = store._where(
             conn, parse_filter(filter_string), list(experiment_ids) if experiment_ids else None
         )
-        exact = stats.compute(conn, store.dialect, where, group_by, METRICS)
+        exact = stats.compute(conn, store.dialect, where, group_by, metrics)
     assert [r["group"] for r in rolled] == [r["group"] for r in exact]
     for mine, truth in zip(rolled, exact, strict=True):
         assert mine["count"] == truth["count"]
         assert mine["error_rate"] == pytest.approx(truth["error_rate"])
         assert mine["mean_latency"] == pytest.approx(truth["mean_latency"])
+        for name in set(metrics) & set(FEEDBACK):
+            assert mine[name] == pytest.approx(truth[name]), name
         for p in ("p50_latency", "p95_latency"):
             assert (mine[p] is None) == (truth[p] is None)
             if truth[p] is not None:
@@ -137,9 +148,16 @@ def test_writes_into_stored_hours_are_seen(sql_store):
     rewritten.info.execution_duration = 99_000
     sql_store.log_traces([rewritten])
     sql_store.delete_traces([traces[-1].info.trace_id])
+    judged = next(t for t in traces[15:] if t.info.request_time >= T0 + 4 * HOUR)
+    sql_store.log_assessment(Feedback("trust", 0.0, trace_id=judged.info.trace_id))  # a new verdict
     stale = stored - set(_stored(sql_store))
     hour_of = lambda t: (0, t.info.request_time // HOUR * HOUR)  # noqa: E731
-    assert stale == {(0, T0 + 2 * HOUR), hour_of(rewritten), hour_of(traces[-1])}
+    assert stale == {
+        (0, T0 + 2 * HOUR),
+        hour_of(rewritten),
+        hour_of(traces[-1]),
+        hour_of(judged),
+    }
     _check(sql_store, None, "hour")
     _check(sql_store, None, "day")
     assert len(_stored(sql_store)) == 6

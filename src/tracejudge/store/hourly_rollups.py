@@ -1,15 +1,17 @@
-"""Per-hour sums of each experiment's traces, so that dashboard aggregates over days or the
-whole store read a row per hour instead of every trace.
+"""Per-hour sums of each experiment's traces and their feedback, so that dashboard aggregates
+over days or the whole store read a row per hour instead of every trace.
 
 ``trace_stats`` answers from here when it can: group by hour, day or nothing; the filter only
-a time range (or none); the metrics count, error_rate, mean_latency and p<N>_latency. Anything
-else (a tag or verdict filter, feedback metrics, grouping by tag) scans the traces (``stats``).
-Counts, error rates and mean latencies are exact; percentiles come from the hours' latency
-histograms and are within 0.5 % + 0.5 ms of the exact nearest-rank value (``latency_sketch``).
+a time range (or none); any metric but grouping by tag (count, error_rate, mean_latency,
+p<N>_latency, feedback.<name>.mean|pass_rate|count). Anything else (a tag or verdict filter,
+grouping by tag) scans the matching traces (``stats``). Counts, rates and means are exact;
+percentiles come from the hours' latency histograms and are within 0.5 % + 0.5 ms of the exact
+nearest-rank value (``latency_sketch``).
 
 How the rows stay true: an hour is stored only once it has ended, and triggers on ``traces``
-delete the row of every hour a write or delete touches (late spans, a status update, a trace
-logged with an old start time, retention), so the next aggregate computes that hour again.
+and ``assessments`` delete the row of every hour a write or delete touches (late spans, a
+status update, a trace logged with an old start time, a new verdict, retention), so the next
+aggregate computes that hour again.
 Whatever is not stored — the current hour, hours a time filter cuts in part, hours just
 invalidated — is computed from the traces' covering time index at query time.
 
@@ -33,8 +35,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, case, func, or_, select, text
-from sqlalchemy.dialects import postgresql as pg_dialect
+from sqlalchemy import Connection, Engine, and_, case, func, or_, select, text, true, tuple_
 from sqlalchemy.exc import DBAPIError
 
 from tracejudge.query.ast import ORDER_OPS, And, Comparison, Expr
@@ -49,7 +50,7 @@ HOURS_PER_TRANSACTION = 48
 """Missing hours computed and stored per transaction: bounds how long a first aggregate over a
 large store holds SQLite's write lock (about 1,400 traces per hour at 1M traces a month)."""
 _LOCK_SPACE = 2_147_483_647
-_METRIC_KINDS = {"count", "error_rate", "mean_latency", "percentile"}
+_METRIC_KINDS = {"count", "error_rate", "mean_latency", "percentile", "feedback"}
 
 
 def _hour_sql(column: str) -> str:
@@ -57,66 +58,132 @@ def _hour_sql(column: str) -> str:
     return f"({column} - ((({column}) % {HOUR_MS}) + {HOUR_MS}) % {HOUR_MS})"
 
 
+_EVENTS = ("insert", "update", "delete")
+_TRANSITION = {
+    "insert": "NEW TABLE AS new_rows",
+    "update": "OLD TABLE AS old_rows NEW TABLE AS new_rows",
+    "delete": "OLD TABLE AS old_rows",
+}
+
+
 def create_statements(dialect: str) -> list[str]:
-    """The triggers that delete the stored hours a write to ``traces`` touches."""
+    """The triggers that delete the stored hours a write touches: of ``traces`` (the trace's
+    hour) and of feedback in ``assessments`` (the hour of the trace it is on). Deleting an
+    hour of ``trace_hours`` deletes its ``feedback_hours`` by cascade."""
     if dialect == "sqlite":
-        stale = "DELETE FROM trace_hours WHERE experiment_id = {r}.experiment_id AND hour_ms = {h};"
-        body = {
-            "insert": [stale.format(r="new", h=_hour_sql("new.timestamp_ms"))],
-            "update": [
-                stale.format(r="old", h=_hour_sql("old.timestamp_ms")),
-                stale.format(r="new", h=_hour_sql("new.timestamp_ms")),
-            ],
-            "delete": [stale.format(r="old", h=_hour_sql("old.timestamp_ms"))],
-        }
-        return [
-            f"CREATE TRIGGER trace_hours_stale_{event} AFTER {event.upper()} ON traces "
-            f"BEGIN {' '.join(statements)} END"
-            for event, statements in body.items()
+        return [*_sqlite_trace_triggers(), *_sqlite_feedback_triggers()]
+    statements = []
+    for table, function, touched in (
+        ("traces", "tracejudge_trace_hours_stale", _PG_TRACE_HOURS),
+        ("assessments", "tracejudge_feedback_hours_stale", _PG_FEEDBACK_HOURS),
+    ):
+        statements.append(
+            f"CREATE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $$ "
+            "BEGIN IF TG_OP IN ('UPDATE', 'DELETE') THEN "
+            + _pg_forget(touched.format(rows="old_rows"))
+            + " END IF; IF TG_OP IN ('INSERT', 'UPDATE') THEN "
+            + _pg_forget(touched.format(rows="new_rows"))
+            + " END IF; RETURN NULL; END $$"
+        )
+        statements += [
+            f"CREATE TRIGGER {_trigger(table, event)} AFTER {event.upper()} ON {table} "
+            f"REFERENCING {_TRANSITION[event]} FOR EACH STATEMENT EXECUTE FUNCTION {function}()"
+            for event in _EVENTS
         ]
-    function = (
-        "CREATE FUNCTION tracejudge_trace_hours_stale() RETURNS trigger LANGUAGE plpgsql AS $$ "
-        "BEGIN IF TG_OP IN ('UPDATE', 'DELETE') THEN "
-        + _pg_forget("old_rows")
-        + " END IF; IF TG_OP IN ('INSERT', 'UPDATE') THEN "
-        + _pg_forget("new_rows")
-        + " END IF; RETURN NULL; END $$"
+    return statements
+
+
+def drop_statements(dialect: str) -> list[str]:
+    on = (
+        {"traces": "", "assessments": ""}
+        if dialect == "sqlite"
+        else {
+            "traces": " ON traces",
+            "assessments": " ON assessments",
+        }
     )
-    transition = {
-        "insert": "NEW TABLE AS new_rows",
-        "update": "OLD TABLE AS old_rows NEW TABLE AS new_rows",
-        "delete": "OLD TABLE AS old_rows",
+    statements = [
+        f"DROP TRIGGER IF EXISTS {_trigger(table, event)}{suffix}"
+        for table, suffix in on.items()
+        for event in _EVENTS
+    ]
+    if dialect == "postgresql":
+        statements += [
+            "DROP FUNCTION IF EXISTS tracejudge_trace_hours_stale()",
+            "DROP FUNCTION IF EXISTS tracejudge_feedback_hours_stale()",
+        ]
+    return statements
+
+
+def _trigger(table: str, event: str) -> str:
+    return f"{'trace' if table == 'traces' else 'feedback'}_hours_stale_{event}"
+
+
+_FORGET_HOUR = "DELETE FROM trace_hours WHERE experiment_id = {exp} AND hour_ms = {hour};"
+
+
+def _sqlite_trace_triggers() -> list[str]:
+    def forget(row: str) -> str:
+        return _FORGET_HOUR.format(
+            exp=f"{row}.experiment_id", hour=_hour_sql(f"{row}.timestamp_ms")
+        )
+
+    body = {
+        "insert": forget("new"),
+        "update": forget("old") + " " + forget("new"),
+        "delete": forget("old"),
     }
-    return [function] + [
-        f"CREATE TRIGGER trace_hours_stale_{event} AFTER {event.upper()} ON traces "
-        f"REFERENCING {tables} FOR EACH STATEMENT "
-        "EXECUTE FUNCTION tracejudge_trace_hours_stale()"
-        for event, tables in transition.items()
+    return [
+        f"CREATE TRIGGER {_trigger('traces', event)} AFTER {event.upper()} ON traces "
+        f"BEGIN {body[event]} END"
+        for event in _EVENTS
     ]
 
 
-def _pg_forget(rows: str) -> str:
-    """PL/pgSQL: take the shared lock of every (experiment, hour) in the transition table
-    ``rows``, in order, then delete those hours' sums."""
-    touched = f"SELECT DISTINCT experiment_id, {_hour_sql('timestamp_ms')} AS hour_ms FROM {rows}"
+def _sqlite_feedback_triggers() -> list[str]:
+    def forget(row: str) -> str:
+        trace = f"FROM traces WHERE trace_id = {row}.trace_id"
+        return _FORGET_HOUR.format(
+            exp=f"(SELECT experiment_id {trace})",
+            hour=f"(SELECT {_hour_sql('timestamp_ms')} {trace})",
+        )
+
+    when = {
+        "insert": "new.kind = 'feedback'",
+        "update": "old.kind = 'feedback' OR new.kind = 'feedback'",
+        "delete": "old.kind = 'feedback'",
+    }
+    body = {
+        "insert": forget("new"),
+        "update": forget("old") + " " + forget("new"),
+        "delete": forget("old"),
+    }
+    return [
+        f"CREATE TRIGGER {_trigger('assessments', event)} AFTER {event.upper()} ON assessments "
+        f"WHEN {when[event]} BEGIN {body[event]} END"
+        for event in _EVENTS
+    ]
+
+
+_PG_TRACE_HOURS = (
+    f"SELECT DISTINCT experiment_id, {_hour_sql('timestamp_ms')} AS hour_ms FROM {{rows}}"
+)
+_PG_FEEDBACK_HOURS = (
+    f"SELECT DISTINCT t.experiment_id, {_hour_sql('t.timestamp_ms')} AS hour_ms "
+    "FROM {rows} r JOIN traces t ON t.trace_id = r.trace_id WHERE r.kind = 'feedback'"
+)
+
+
+def _pg_forget(touched: str) -> str:
+    """PL/pgSQL: take the shared lock of every (experiment, hour) that ``touched`` selects, in
+    order, then delete those hours' sums."""
     lock_key = f"((h.hour_ms / {HOUR_MS} % {_LOCK_SPACE} + {_LOCK_SPACE}) % {_LOCK_SPACE})::int"
     return (
         f"PERFORM pg_advisory_xact_lock_shared(h.experiment_id, {lock_key}) "
         f"FROM ({touched} ORDER BY 1, 2) h; "
-        f"DELETE FROM trace_hours t USING ({touched}) h "
-        "WHERE t.experiment_id = h.experiment_id AND t.hour_ms = h.hour_ms;"
+        f"DELETE FROM trace_hours stale USING ({touched}) h "
+        "WHERE stale.experiment_id = h.experiment_id AND stale.hour_ms = h.hour_ms;"
     )
-
-
-def drop_statements(dialect: str) -> list[str]:
-    triggers = [
-        f"DROP TRIGGER IF EXISTS trace_hours_stale_{event}"
-        + ("" if dialect == "sqlite" else " ON traces")
-        for event in ("insert", "update", "delete")
-    ]
-    if dialect == "sqlite":
-        return triggers
-    return [*triggers, "DROP FUNCTION IF EXISTS tracejudge_trace_hours_stale()"]
 
 
 def answers(parsed: Expr | None, group_by: str | None, metric_names: Sequence[str]) -> bool:
@@ -164,6 +231,11 @@ def _is_time_bound(cmp: Comparison) -> bool:
     )
 
 
+FEEDBACK_FIELDS = ("verdicts", "scored", "score_sum", "judged", "passes")
+"""Per feedback name and hour: current verdicts, how many have a numeric value and their sum,
+how many are pass/fail words and how many of those pass."""
+
+
 @dataclass
 class _Sums:
     """What is added up per hour, and then per group."""
@@ -173,6 +245,7 @@ class _Sums:
     timed: int = 0
     duration_sum: int = 0
     histograms: list[bytes] = field(default_factory=list)
+    feedback: dict[str, list[float]] = field(default_factory=dict)
 
     def add(self, other: _Sums) -> None:
         self.traces += other.traces
@@ -180,6 +253,10 @@ class _Sums:
         self.timed += other.timed
         self.duration_sum += other.duration_sum
         self.histograms.extend(other.histograms)
+        for name, sums in other.feedback.items():
+            mine = self.feedback.setdefault(name, [0] * len(FEEDBACK_FIELDS))
+            for i, value in enumerate(sums):
+                mine[i] += value
 
 
 def compute(
@@ -195,6 +272,7 @@ def compute(
     assert bounds is not None
     first, last = bounds
     metrics = [stats.parse_metric(m) for m in metric_names]
+    feedback = any(m.kind == "feedback" for m in metrics)
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
 
     def whole(hour: int) -> bool:  # inside the filter's range and over
@@ -211,7 +289,8 @@ def compute(
     with engine.connect() as conn:  # the parts of hours that are not whole: read as they are
         for key, (lo, hi) in extents.items():
             parts = _uncovered(lo, hi, wholes[key])
-            for found, sums in (_from_traces(conn, [key], parts) if parts else {}).items():
+            found_parts = _from_traces(conn, [key], parts, feedback) if parts else {}
+            for found, sums in found_parts.items():
                 hours.setdefault(found, _Sums()).add(sums)
     groups: dict[Any, _Sums] = {}
     for (_, hour), sums in hours.items():
@@ -239,6 +318,16 @@ def _row(group: Any, sums: _Sums, metrics: Sequence[stats.Metric]) -> dict[str, 
             row[metric.name] = sums.errors / sums.traces if sums.traces else None
         elif metric.kind == "mean_latency":
             row[metric.name] = sums.duration_sum / sums.timed if sums.timed else None
+        elif metric.kind == "feedback":
+            verdicts, scored, score_sum, judged, passes = sums.feedback.get(
+                str(metric.feedback), [0] * len(FEEDBACK_FIELDS)
+            )
+            if metric.statistic == "mean":
+                row[metric.name] = score_sum / scored if scored else None
+            elif metric.statistic == "pass_rate":
+                row[metric.name] = passes / judged if judged else None
+            else:
+                row[metric.name] = int(verdicts)
         else:
             if histogram is None:
                 histogram = latency_sketch.merge(sums.histograms)
@@ -294,25 +383,30 @@ def _extents(
 
 def _stored(conn: Connection, wholes: dict[int, list[int]]) -> dict[tuple[int, int], _Sums]:
     h = s.trace_hours.c
+    f = s.feedback_hours.c
     out: dict[tuple[int, int], _Sums] = {}
     for key, hours in wholes.items():
         if not hours:
             continue
-        query = select(s.trace_hours).where(
-            h.experiment_id == key, h.hour_ms >= hours[0], h.hour_ms <= hours[-1]
-        )
+        span = (hours[0], hours[-1])
+        query = select(s.trace_hours).where(h.experiment_id == key, h.hour_ms.between(*span))
         for r in conn.execute(query):
             out[(r.experiment_id, r.hour_ms)] = _Sums(
                 r.traces, r.errors, r.timed, r.duration_sum, [bytes(r.durations)]
             )
+        query = select(s.feedback_hours).where(f.experiment_id == key, f.hour_ms.between(*span))
+        for r in conn.execute(query):
+            found = out.get((r.experiment_id, r.hour_ms))
+            if found is not None:  # else its hour was deleted since the read above
+                found.feedback[r.name] = [getattr(r, name) for name in FEEDBACK_FIELDS]
     return out
 
 
 def _compute_and_store(
     engine: Engine, hours: Sequence[tuple[int, int]]
 ) -> dict[tuple[int, int], _Sums]:
-    """Compute these whole, ended hours from the traces and store them; an hour that cannot be
-    stored now (locked by a writer, a read-only store) is still computed and returned."""
+    """Compute these whole, ended hours from the traces and store them; an hour that cannot
+    be stored now (locked by a writer, a read-only store) is still computed and returned."""
     try:
         with _writing(engine) as conn:
             if engine.dialect.name == "postgresql":
@@ -320,26 +414,47 @@ def _compute_and_store(
             else:
                 storable = list(hours)
             computed = _computed_hours(conn, hours)
-            rows = [
-                {
-                    "experiment_id": exp,
-                    "hour_ms": hour,
-                    "traces": sums.traces,
-                    "errors": sums.errors,
-                    "timed": sums.timed,
-                    "duration_sum": sums.duration_sum,
-                    "durations": sums.histograms[0] if sums.histograms else b"",
-                }
-                for (exp, hour) in storable
-                for sums in [computed[(exp, hour)]]
-            ]
-            if rows:
-                _upsert(conn, rows)
+            if storable:
+                _store(conn, {key: computed[key] for key in storable})
             return computed
     except DBAPIError as exc:
         logger.info("Hourly rollups not stored (%s); computed for this query only", exc.orig)
         with engine.connect() as conn:
             return _computed_hours(conn, hours)
+
+
+def _store(conn: Connection, hours: dict[tuple[int, int], _Sums]) -> None:
+    h = s.trace_hours.c
+    keys = list(hours)
+    # an hour stored by a concurrent reader is replaced, feedback and all
+    conn.execute(s.trace_hours.delete().where(tuple_(h.experiment_id, h.hour_ms).in_(keys)))
+    conn.execute(
+        s.trace_hours.insert(),
+        [
+            {
+                "experiment_id": exp,
+                "hour_ms": hour,
+                "traces": sums.traces,
+                "errors": sums.errors,
+                "timed": sums.timed,
+                "duration_sum": sums.duration_sum,
+                "durations": sums.histograms[0] if sums.histograms else b"",
+            }
+            for (exp, hour), sums in hours.items()
+        ],
+    )
+    feedback = [
+        {
+            "experiment_id": exp,
+            "hour_ms": hour,
+            "name": name,
+            **dict(zip(FEEDBACK_FIELDS, values, strict=True)),
+        }
+        for (exp, hour), sums in hours.items()
+        for name, values in sums.feedback.items()
+    ]
+    if feedback:
+        conn.execute(s.feedback_hours.insert(), feedback)
 
 
 def _computed_hours(
@@ -357,19 +472,27 @@ def _computed_hours(
                 ranges[-1] = (ranges[-1][0], start + HOUR_MS)
             else:
                 ranges.append((start, start + HOUR_MS))
-        found = _from_traces(conn, [exp], ranges)
+        found = _from_traces(conn, [exp], ranges, feedback=True)
         for start in starts:
             computed[(exp, start)] = found.get((exp, start)) or _Sums(histograms=[b""])
     return computed
 
 
 def _from_traces(
-    conn: Connection, keys: Sequence[int], ranges: Sequence[tuple[int, int]]
+    conn: Connection,
+    keys: Sequence[int],
+    ranges: Sequence[tuple[int, int]],
+    feedback: bool,
 ) -> dict[tuple[int, int], _Sums]:
     """Sums per (experiment, hour) of the traces that start in ``ranges``, read from the
-    covering time index (experiment, start, id, status, duration)."""
+    covering time index (experiment, start, id, status, duration); with ``feedback``, also
+    their current feedback per name."""
     t = s.traces.c
     hour = t.timestamp_ms - ((t.timestamp_ms % HOUR_MS) + HOUR_MS) % HOUR_MS
+    scope = (
+        t.experiment_id.in_(list(keys)),
+        or_(*(and_(t.timestamp_ms >= lo, t.timestamp_ms < hi) for lo, hi in ranges)),
+    )
     query = (
         select(
             t.experiment_id,
@@ -378,10 +501,7 @@ def _from_traces(
             func.count(),
             func.sum(case((t.status == "ERROR", 1), else_=0)),
         )
-        .where(
-            t.experiment_id.in_(list(keys)),
-            or_(*(and_(t.timestamp_ms >= lo, t.timestamp_ms < hi) for lo, hi in ranges)),
-        )
+        .where(*scope)
         .group_by(t.experiment_id, hour, t.execution_time_ms)
     )
     durations: dict[tuple[int, int], list[tuple[int, int]]] = defaultdict(list)
@@ -397,6 +517,26 @@ def _from_traces(
             durations[key].append((int(duration), int(n)))
     for key, found in sums.items():
         found.histograms = [latency_sketch.summarize(durations[key])]
+    if feedback and sums:
+        a = s.assessments.c
+        verdict = stats.verdict(a.string_value)
+        query = (
+            select(
+                t.experiment_id,
+                hour,
+                a.name,
+                func.count(a.assessment_id),
+                func.count(a.numeric_value),
+                func.coalesce(func.sum(a.numeric_value), 0.0),
+                func.count(verdict),
+                func.coalesce(func.sum(verdict), 0.0),
+            )
+            .select_from(s.traces.join(s.assessments, a.trace_id == t.trace_id))
+            .where(*scope, a.kind == "feedback", a.latest == true())
+            .group_by(t.experiment_id, hour, a.name)
+        )
+        for exp, start, name, *values in conn.execute(query):
+            sums[(int(exp), int(start))].feedback[name] = [float(v) for v in values]
     return sums
 
 
@@ -423,24 +563,6 @@ def _try_locks(conn: Connection, hours: Sequence[tuple[int, int]]) -> list[tuple
         if locked:
             got.append((exp, hour))
     return got
-
-
-def _upsert(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    table = s.trace_hours
-    if conn.dialect.name == "postgresql":
-        insert: Any = pg_dialect.insert(table)
-    else:
-        from sqlalchemy.dialects import sqlite as sqlite_dialect
-
-        insert = sqlite_dialect.insert(table)
-    statement = insert.on_conflict_do_update(
-        index_elements=[table.c.experiment_id, table.c.hour_ms],
-        set_={
-            c: insert.excluded[c]
-            for c in ("traces", "errors", "timed", "duration_sum", "durations")
-        },
-    )
-    conn.execute(statement, rows)
 
 
 def stored_hours(conn: Connection) -> list[tuple[int, int]]:

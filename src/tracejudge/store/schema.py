@@ -124,8 +124,29 @@ trace_hours = Table(
 )
 """One experiment's traces of one closed UTC hour, summed up for ``trace_stats`` (see
 ``hourly_rollups``): counts, errors, the durations' count and sum, and a latency histogram
-(``latency_sketch``). Triggers on ``traces`` delete a row whenever a trace of its hour is
-written or deleted; the next aggregate over that hour computes it again."""
+(``latency_sketch``). Triggers on ``traces`` and ``assessments`` delete a row whenever a trace
+of its hour or its feedback is written or deleted; the next aggregate over that hour computes
+it again."""
+
+feedback_hours = Table(
+    "feedback_hours",
+    metadata,
+    Column("experiment_id", Integer, primary_key=True),
+    Column("hour_ms", BigInteger, primary_key=True),
+    Column("name", String(256), primary_key=True),
+    Column("verdicts", BigInteger, nullable=False),
+    Column("scored", BigInteger, nullable=False),
+    Column("score_sum", Float, nullable=False),
+    Column("judged", BigInteger, nullable=False),
+    Column("passes", Float, nullable=False),
+    ForeignKeyConstraint(
+        ["experiment_id", "hour_ms"],
+        ["trace_hours.experiment_id", "trace_hours.hour_ms"],
+        ondelete="CASCADE",
+    ),
+)
+"""The current feedback of each name on one stored hour's traces: how many, the count and sum
+of numeric values, how many pass/fail verdicts and how many pass. Goes with its hour."""
 
 POSTGRESQL_OWN_INDEXES = {
     "ix_traces_exp_duration",

@@ -1,5 +1,7 @@
 """Aggregates over traces for dashboards, computed in SQL: counts, error rates, latency
-percentiles and verdict statistics, per hour, per day or per tag value.
+percentiles and verdict statistics, per hour, per day or per tag value. This is the scan of
+the matching traces; aggregates filtered by at most a time range read per-hour sums instead
+(``hourly_rollups``).
 
 Percentiles are *nearest rank* (the smallest latency with at least that share of traces at or
 below it) on both databases: ``percentile_disc`` on PostgreSQL; SQLite, which has no percentile
@@ -99,7 +101,7 @@ def _group_key(group_by: str | None) -> tuple[ColumnElement[Any], Any]:
     return tags.c.value.label("group"), joined
 
 
-def _verdict(column: ColumnElement[Any]) -> ColumnElement[Any]:
+def verdict(column: ColumnElement[Any]) -> ColumnElement[Any]:
     """1 for a passing verdict, 0 for a failing one, NULL for anything else."""
     word = func.lower(column)
     return case(
@@ -146,7 +148,7 @@ def _base_query(
             if metric.statistic == "mean":
                 columns.append(func.avg(a.c.numeric_value).label(metric.name))
             elif metric.statistic == "pass_rate":
-                columns.append(func.avg(_verdict(a.c.string_value)).label(metric.name))
+                columns.append(func.avg(verdict(a.c.string_value)).label(metric.name))
             else:
                 columns.append(func.count(a.c.assessment_id).label(metric.name))
         elif metric.kind == "percentile" and percentiles:

@@ -1,5 +1,6 @@
-"""Per-hour sums of each experiment's traces for dashboard aggregates, and the triggers that
-delete an hour's sums whenever a trace of that hour is written or deleted (``hourly_rollups``).
+"""Per-hour sums of each experiment's traces and their feedback for dashboard aggregates, and
+the triggers that delete an hour's sums whenever a trace of that hour or its feedback is
+written or deleted (``hourly_rollups``).
 The table starts empty: aggregates fill it as they read hours.
 
 Revision ID: 0008
@@ -36,6 +37,22 @@ def upgrade() -> None:
         sa.Column("duration_sum", sa.BigInteger, nullable=False),
         sa.Column("durations", sa.LargeBinary, nullable=False),
     )
+    op.create_table(
+        "feedback_hours",
+        sa.Column("experiment_id", sa.Integer, primary_key=True),
+        sa.Column("hour_ms", sa.BigInteger, primary_key=True),
+        sa.Column("name", sa.String(256), primary_key=True),
+        sa.Column("verdicts", sa.BigInteger, nullable=False),
+        sa.Column("scored", sa.BigInteger, nullable=False),
+        sa.Column("score_sum", sa.Float, nullable=False),
+        sa.Column("judged", sa.BigInteger, nullable=False),
+        sa.Column("passes", sa.Float, nullable=False),
+        sa.ForeignKeyConstraint(
+            ["experiment_id", "hour_ms"],
+            ["trace_hours.experiment_id", "trace_hours.hour_ms"],
+            ondelete="CASCADE",
+        ),
+    )
     for statement in hourly_rollups.create_statements(op.get_bind().dialect.name):
         op.execute(statement)
 
@@ -43,4 +60,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     for statement in hourly_rollups.drop_statements(op.get_bind().dialect.name):
         op.execute(statement)
+    op.drop_table("feedback_hours")
     op.drop_table("trace_hours")
