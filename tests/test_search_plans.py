@@ -4,9 +4,11 @@ wide): every plan must return the same traces in the same order."""
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import event
 
 from factories import make_trace
 from tracejudge.store import sql_store, text_search
+from tracejudge.store.schema import VALUE_PREFIX
 
 
 @pytest.fixture
@@ -56,3 +58,58 @@ def test_every_plan_gives_the_same_pages(filled, monkeypatch, flt, order):
     monkeypatch.setattr(text_search, "FEW_HITS", 10**9)  # every word "rare": from the hits
     monkeypatch.setattr(sql_store, "FEW_ROWS", 10**9)  # every range "narrow": read and sorted
     assert _ids(filled, flt, order) == default
+
+
+def test_tag_values_longer_than_the_indexed_prefix_compare_in_full(sql_store):
+    """PostgreSQL's value index holds a prefix of each value (``schema.VALUE_PREFIX``); the
+    filter compares the prefix and, for long values, the whole value."""
+    n = VALUE_PREFIX
+    values = {"long": "x" * (n + 50), "longer": "x" * (n + 50) + "y", "exact": "x" * n}
+    values["short"] = "x" * (n - 1)
+    traces = {
+        name: make_trace(
+            timestamp_ms=1_700_000_000_000 + i, tags={"k": value}, metadata={"k": value}
+        )
+        for i, (name, value) in enumerate(values.items())
+    }
+    sql_store.log_traces(list(traces.values()))
+
+    def found(flt):
+        page = sql_store.search_traces(["0"], flt, None, 10, include_spans=False)
+        return {
+            name for name, t in traces.items() if t.info.trace_id in {p.info.trace_id for p in page}
+        }
+
+    for kind in ("tag", "metadata"):
+        assert found(f"{kind}.k = '{values['long']}'") == {"long"}
+        assert found(f"{kind}.k = '{values['exact']}'") == {"exact"}
+        assert found(f"{kind}.k IN ('{values['longer']}', '{values['short']}')") == {
+            "longer",
+            "short",
+        }
+        assert found(f"{kind}.k != '{values['long']}'") == {"longer", "exact", "short"}
+
+
+@pytest.mark.postgres
+def test_postgresql_reads_a_tag_inside_an_or_from_the_value_index(postgres_uri):
+    store = sql_store.SqlTraceStore(postgres_uri)
+    store.log_traces([make_trace(tags={"user": "u7"})])
+    sent = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().startswith("SELECT traces."):
+            sent.append((statement, parameters))
+
+    event.listen(store.engine, "before_cursor_execute", record)
+    store.search_traces(["0"], "tag.user = 'u7' OR feedback.trust < 0.1", None, 10)
+    event.remove(store.engine, "before_cursor_execute", record)
+    statement, parameters = sent[0]
+    with store.engine.begin() as conn:
+        cursor = conn.connection.driver_connection.cursor()
+        cursor.execute("SET LOCAL enable_seqscan = off")  # a tiny table: ask for an index
+        cursor.execute("EXPLAIN " + statement, parameters)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    lines = plan.splitlines()
+    at = next(i for i, line in enumerate(lines) if "using ix_trace_tags_value" in line)
+    # the value itself narrows the index scan, not just the key
+    assert "substr(value, 1, 200) = 'u7'" in lines[at + 1], plan

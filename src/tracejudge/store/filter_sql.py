@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, and_, exists, false, not_, or_, select, true
+from sqlalchemy import ColumnElement, Table, and_, exists, false, func, not_, or_, select, true
 
 from tracejudge.query import And, Comparison, Expr, Or
 from tracejudge.query.ast import ORDER_OPS, WORD_OPS
@@ -93,7 +93,27 @@ def _key_value(table: Table, cmp: Comparison) -> ColumnElement[bool]:
         return not_(_exists(has_key))
     if cmp.op == "IS NOT NULL":
         return _exists(has_key)
+    if cmp.op in ("=", "IN"):
+        return _exists(has_key, _value_equals(table, cmp.value))
     return _exists(has_key, _apply(table.c.value, cmp.op, cmp.value))
+
+
+def _value_equals(table: Table, value: Any) -> ColumnElement[bool]:
+    """``value = v`` (or ``IN``) written on the value's prefix, which PostgreSQL's value index
+    holds (``schema.VALUE_PREFIX``): a value shorter than the prefix is decided by it alone,
+    so the index answers without reading rows; a longer one is checked in full as well."""
+    values = value if isinstance(value, tuple) else (value,)
+    if not all(isinstance(v, str) for v in values):
+        return _apply(table.c.value, "IN" if isinstance(value, tuple) else "=", value)
+    prefix = func.substr(table.c.value, 1, s.VALUE_PREFIX)
+    short = [v for v in values if len(v) < s.VALUE_PREFIX]
+    long = [v for v in values if len(v) >= s.VALUE_PREFIX]
+    terms = []
+    if short:
+        terms.append(prefix == short[0] if len(short) == 1 else prefix.in_(short))
+    for v in long:
+        terms.append(and_(prefix == v[: s.VALUE_PREFIX], table.c.value == v))
+    return terms[0] if len(terms) == 1 else or_(*terms)
 
 
 def _assessment_value(cmp: Comparison) -> ColumnElement[bool]:

@@ -20,8 +20,10 @@ stop after a page, or read a small set and sort it):
   prefers it to ``ix_assessments_sort`` only so (and ``plan_hints`` hides ``kind`` to be sure).
 - ``ix_assessments_sort`` (kind, name, latest, value, trace): "least trustworthy first" as an
   index walk in value order, joined to the traces.
-- Primary keys (trace, key) of tags and metadata serve the per-trace probes; on PostgreSQL hash
-  indexes on their values serve a tag inside an OR, which it plans as a set.
+- Primary keys (trace, key) of tags and metadata serve the per-trace probes; on PostgreSQL a
+  B-tree on (key, first ``VALUE_PREFIX`` characters of the value, trace) serves a tag inside an
+  OR, which it plans as the set of traces read from that index alone (migration 0009 says why
+  not a hash index).
 - Every primary key that starts with a trace or assessment id grows at its right edge: the
   SDK's ids lead with their creation millisecond (``entities.ids``), so a batch of new traces
   dirties a few index pages instead of one per row, and a time range's traces are neighbours
@@ -153,9 +155,13 @@ POSTGRESQL_OWN_INDEXES = {
     "ix_trace_tags_value",
     "ix_trace_metadata_value",
 }
-"""Indexes that PostgreSQL has in its own form, made by migration 0006: the duration index in
-"DESC NULLS LAST" order (which PostgreSQL cannot read off an ascending index and SQLite cannot
-declare), and hash indexes on tag and metadata values (see the migration)."""
+"""Indexes that PostgreSQL alone has, made by migrations: the duration index in "DESC NULLS
+LAST" order (0006: PostgreSQL cannot read it off an ascending index and SQLite cannot declare
+it), and the tag and metadata value indexes (0009)."""
+
+VALUE_PREFIX = 200
+"""Characters of a tag or metadata value that PostgreSQL's value index holds: at most 800 bytes
+of UTF-8, far inside a B-tree entry's limit of about 2,700 bytes with the key and trace id."""
 
 spans = Table(
     "spans",
