@@ -113,3 +113,24 @@ def test_postgresql_reads_a_tag_inside_an_or_from_the_value_index(postgres_uri):
     at = next(i for i, line in enumerate(lines) if "using ix_trace_tags_value" in line)
     # the value itself narrows the index scan, not just the key
     assert "substr(value, 1, 200) = 'u7'" in lines[at + 1], plan
+
+
+@pytest.mark.postgres
+def test_postgresql_checks_a_walked_rows_words_on_its_stored_vector(postgres_uri):
+    """Slowest first with a common word: the rows walked in duration order are checked against
+    the stored word vector, not tokenised again (migration 0010)."""
+    store = sql_store.SqlTraceStore(postgres_uri)
+    store.log_traces([make_trace(outputs="refund later", tags={"env": "prod"})])
+    sent = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().startswith("SELECT traces."):
+            sent.append(statement)
+
+    event.listen(store.engine, "before_cursor_execute", record)
+    page = store.search_traces(
+        ["0"], "response MATCH 'refund' AND tag.env = 'prod'", ["execution_time DESC"], 10
+    )
+    event.remove(store.engine, "before_cursor_execute", record)
+    assert len(page) == 1
+    assert "traces.response_words @@" in sent[0] and "to_tsvector" not in sent[0]

@@ -11,8 +11,9 @@ finds what its own index holds:
   per-row statements about three times slower). The rowid of the
   indexed row is the link, so a ``VACUUM`` (which may renumber rowids of tables without an
   integer primary key) must be followed by :func:`rebuild_statements`.
-- PostgreSQL: GIN expression indexes on ``to_tsvector('simple', left(col, N))``; PostgreSQL
-  maintains them itself. The ``simple`` configuration lowercases and neither stems nor drops
+- PostgreSQL: GIN indexes on ``to_tsvector('simple', left(col, N))``, for requests and
+  responses stored in generated columns (``PG_STORED_VECTORS``), for span payloads an
+  expression index; PostgreSQL maintains them itself. The ``simple`` configuration lowercases and neither stems nor drops
   stop words, like FTS5's ``unicode61`` tokenizer. Only the first ``PG_INDEXED_CHARS``
   characters of a text are indexed: that bounds a ``tsvector`` far below PostgreSQL's 1 MB
   limit, so no text, however long, can make a write fail.
@@ -50,6 +51,12 @@ PG_INDEXES = {
     "ix_spans_content_words": ("spans", "content"),
 }
 
+PG_STORED_VECTORS = {"request": "request_words", "response": "response_words"}
+"""Trace columns whose word vector PostgreSQL stores in a generated column (migration 0010),
+indexed there: a search that walks another index (slowest first) and checks each row's words
+reads the vector instead of tokenising the text again per row. Span payloads, searched
+through the span index alone, keep the expression index and store no second copy."""
+
 
 def _pg_vector_sql(column: str) -> str:
     return f"to_tsvector('simple'::regconfig, left({column}, {PG_INDEXED_CHARS}))"
@@ -83,6 +90,35 @@ def create_statements(dialect: str) -> list[str]:
         f"CREATE INDEX {name} ON {table} USING gin ({_pg_vector_sql(column)})"
         for name, (table, column) in PG_INDEXES.items()
     ]
+
+
+def pg_stored_vector_statements() -> list[str]:
+    """PostgreSQL DDL of migration 0010: the request and response word vectors as generated
+    columns, their GIN indexes rebuilt on the columns."""
+    out = []
+    for name, (table, column) in PG_INDEXES.items():
+        if table != "traces" or column not in PG_STORED_VECTORS:
+            continue
+        stored = PG_STORED_VECTORS[column]
+        out += [
+            f"DROP INDEX IF EXISTS {name}",
+            f"ALTER TABLE {table} ADD COLUMN {stored} tsvector "
+            f"GENERATED ALWAYS AS ({_pg_vector_sql(column)}) STORED",
+            f"CREATE INDEX {name} ON {table} USING gin ({stored})",
+        ]
+    return out
+
+
+def pg_expression_index_statements() -> list[str]:
+    """The downgrade of :func:`pg_stored_vector_statements`."""
+    out = []
+    for name, (table, column) in PG_INDEXES.items():
+        if table == "traces" and column in PG_STORED_VECTORS:
+            out += [
+                f"ALTER TABLE {table} DROP COLUMN IF EXISTS {PG_STORED_VECTORS[column]}",
+                f"CREATE INDEX {name} ON {table} USING gin ({_pg_vector_sql(column)})",
+            ]
+    return out
 
 
 def drop_statements(dialect: str) -> list[str]:
@@ -119,7 +155,11 @@ def is_search_structure(name: str | None) -> bool:
     """Tables and indexes this module makes outside ``schema.metadata`` (FTS5 shadow tables too)."""
     if name is None:
         return False
-    return name in PG_INDEXES or any(name.startswith(fts) for fts in SQLITE_FTS_TABLES)
+    return (
+        name in PG_INDEXES
+        or name in PG_STORED_VECTORS.values()
+        or any(name.startswith(fts) for fts in SQLITE_FTS_TABLES)
+    )
 
 
 def sqlite_match_query(words: str) -> str:
@@ -173,11 +213,16 @@ def count_hits(conn: Connection, table_name: str, column: str, words: str) -> in
 
 
 def _pg_condition(table: Table, column: str, words: str) -> ColumnElement[bool]:
-    """The very expression of the GIN index (literal config and length), so the index serves it."""
+    """The stored vector of a trace column, or the very expression of a span payload's GIN
+    index (literal config and length), so the index serves it."""
     config: Any = literal_column("'simple'::regconfig")
-    vector = func.to_tsvector(
-        config, func.left(table.c[column], literal_column(str(PG_INDEXED_CHARS)))
-    )
+    vector: Any
+    if table.name == "traces" and column in PG_STORED_VECTORS:
+        vector = literal_column(f"{table.name}.{PG_STORED_VECTORS[column]}")
+    else:
+        vector = func.to_tsvector(
+            config, func.left(table.c[column], literal_column(str(PG_INDEXED_CHARS)))
+        )
     query: Any = func.plainto_tsquery(config, words)
     return vector.op("@@")(query)
 
