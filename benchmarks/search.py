@@ -335,11 +335,12 @@ def ingest_rate(store: SqlTraceStore, gen: Generator, first: int, experiment_id:
 def full_store_ingest(store: SqlTraceStore, n: int, experiment_id: str) -> tuple[str, str]:
     """``log_traces`` into the full store, alternating the SDK's time-ordered ids and random
     ids (OTLP from other SDKs) over ``INGEST_ROUNDS`` rounds: each kind's median (min–max).
-    Every run writes new traces (seeds and times from the clock) dated after every loaded one,
-    as new traces are; the open-ended time ranges of the queries count them too (24,000 per
-    run, next to the 86,400 of the last day)."""
+    Every run writes new traces (ids from seeds taken from the clock, so no run repeats
+    another's) in the hours just after the loaded ones, as new traces are; the open-ended time
+    ranges of the queries count them too (24,000 per run, next to the 86,400 of the last
+    day)."""
     clock = int(time.time())
-    base = n + 10_000_000 + clock % 10_000 * 100_000
+    base = n + 3_600
     rates: dict[bool, list[float]] = {False: [], True: []}
     for k in range(INGEST_ROUNDS):
         for random_ids in (False, True):

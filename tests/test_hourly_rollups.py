@@ -207,3 +207,14 @@ def test_a_write_during_a_readers_count_is_not_lost(sql_store, monkeypatch):
     assert (0, T0 + HOUR) not in _stored(sql_store)  # the writer's trigger deleted it
     rows = _check(sql_store, None, "hour")
     assert [r["count"] for r in rows] == [5, 6, 5]
+
+
+def test_a_quiet_stretch_is_stored_as_empty_hours_and_a_late_trace_there_counts(sql_store):
+    rng = random.Random(8)
+    _log(sql_store, rng, [0, 500], 3)
+    _check(sql_store, None, "day")
+    assert len(_stored(sql_store)) == 501  # the empty hours between are known to be empty
+    _log(sql_store, rng, [250], 2)
+    assert (0, T0 + 250 * HOUR) not in _stored(sql_store)
+    (row,) = _check(sql_store, None, None)
+    assert row["count"] == 8

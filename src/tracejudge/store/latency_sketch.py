@@ -28,11 +28,17 @@ _KEY = np.dtype("<u2")
 _COUNT = np.dtype("<u4")
 
 
+def buckets(durations_ms: np.ndarray) -> np.ndarray:
+    """The bucket of each duration (0 for zero or less), as uint16."""
+    d = np.asarray(durations_ms, dtype=np.float64)
+    keys = np.ceil(np.log(np.maximum(d, 1.0)) / _LOG_GAMMA - 1e-9)
+    keys = np.clip(keys, 1, MAX_BUCKET)
+    return np.where(d < 1, 0, keys).astype(_KEY)
+
+
 def bucket(duration_ms: float) -> int:
-    """The bucket of one duration (0 for zero or less)."""
-    if duration_ms < 1:
-        return 0
-    return min(MAX_BUCKET, max(1, math.ceil(math.log(duration_ms) / _LOG_GAMMA - 1e-9)))
+    """The bucket of one duration: the same arithmetic as :func:`buckets`."""
+    return int(buckets(np.array([duration_ms]))[0])
 
 
 def value_of(key: int) -> int:
@@ -44,13 +50,36 @@ def value_of(key: int) -> int:
 
 def summarize(durations: Iterable[tuple[int, int]]) -> bytes:
     """The summary of ``(duration_ms, how many traces)`` pairs."""
-    counts: dict[int, int] = {}
-    for duration, n in durations:
-        key = bucket(duration)
-        counts[key] = counts.get(key, 0) + int(n)
-    keys = np.fromiter(sorted(counts), dtype=_KEY, count=len(counts))
-    values = np.fromiter((counts[int(k)] for k in keys), dtype=_COUNT, count=len(counts))
-    return keys.tobytes() + values.tobytes()
+    pairs = np.array(list(durations), dtype=np.float64).reshape(-1, 2)
+    return by_group(np.zeros(len(pairs), dtype=np.int64), pairs[:, 0], pairs[:, 1]).get(0, b"")
+
+
+def by_group(
+    groups: np.ndarray, durations_ms: np.ndarray, weights: np.ndarray | None = None
+) -> dict[int, bytes]:
+    """A summary per group: ``groups[i]`` is the group of duration ``durations_ms[i]``,
+    counted ``weights[i]`` times (once without weights)."""
+    if len(durations_ms) == 0:
+        return {}
+    combined = np.asarray(groups, dtype=np.int64) * (MAX_BUCKET + 1) + buckets(durations_ms)
+    if weights is None:
+        keys, counts = np.unique(combined, return_counts=True)
+    else:
+        keys, where = np.unique(combined, return_inverse=True)
+        counts = np.bincount(where, weights=np.asarray(weights, dtype=np.float64))
+    group_of, bucket_of = np.divmod(keys, MAX_BUCKET + 1)
+    starts = np.flatnonzero(np.diff(group_of)) + 1
+    out = {}
+    for part_groups, part_buckets, part_counts in zip(
+        np.split(group_of, starts),
+        np.split(bucket_of, starts),
+        np.split(counts, starts),
+        strict=True,
+    ):
+        out[int(part_groups[0])] = (
+            part_buckets.astype(_KEY).tobytes() + np.rint(part_counts).astype(_COUNT).tobytes()
+        )
+    return out
 
 
 def merge(summaries: Iterable[bytes]) -> np.ndarray:
