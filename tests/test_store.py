@@ -227,7 +227,15 @@ def test_order_by_uses_newest_valid_feedback(store, populated):
 
 @pytest.mark.parametrize(
     "order_by",
-    [None, ["timestamp ASC"], ["feedback.trust ASC"], ["execution_time DESC"], ["name DESC"]],
+    [
+        None,
+        ["timestamp ASC"],
+        ["feedback.trust ASC"],
+        ["execution_time DESC"],
+        ["execution_time ASC"],
+        ["name DESC"],
+        ["name ASC"],
+    ],
 )
 def test_pages_cover_everything_exactly_once(store, populated, order_by):
     exp, _ = populated

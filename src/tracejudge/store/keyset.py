@@ -134,6 +134,43 @@ def feedback_ordered_queries(
     return queries
 
 
+def is_one_nullable_key(keys: Sequence[SortKey]) -> bool:
+    """Ordered by one nullable column (slowest first), then the trace id the same way."""
+    return (
+        len(keys) == 2
+        and keys[0].nullable
+        and keys[0].ascending == keys[1].ascending
+        and keys[1].expr is s.traces.c.trace_id
+    )
+
+
+def nullable_ordered_queries(
+    keys: Sequence[SortKey], where: Sequence[ColumnElement[bool]], values: Sequence[Any] | None
+) -> list[Select[Any]]:
+    """An order by a nullable column (missing values last) as two index walks the caller runs
+    in turn: the rows with a value, then those without, by trace id.
+
+    In one query the next page's condition needs an OR (``after the last value, or missing``),
+    which PostgreSQL checks on every row it walks instead of starting the walk there: the
+    100th page of a common word by duration read 44,000 rows to return 100 (141 ms at 1M
+    traces). Split, each part starts with a row-value comparison that both databases seek to.
+    """
+    key, tie = keys
+    last_value, last_id = values if values is not None else (None, None)
+    queries = []
+    if values is None or last_value is not None:
+        with_value = select(s.traces, key.expr.label("_sort0")).where(*where, key.expr.is_not(None))
+        if values is not None:
+            row, bound = tuple_(key.expr, tie.expr), tuple_(last_value, last_id)
+            with_value = with_value.where(row > bound if key.ascending else row < bound)
+        queries.append(with_value.order_by(*order_clauses(keys)))
+    without = select(s.traces, null().label("_sort0")).where(*where, key.expr.is_(None))
+    if last_value is None and last_id is not None:
+        without = without.where(tie.expr > last_id if tie.ascending else tie.expr < last_id)
+    queries.append(without.order_by(tie.expr if tie.ascending else tie.expr.desc()))
+    return queries
+
+
 def order_clauses(keys: Sequence[SortKey]) -> list[ColumnElement[Any]]:
     """ORDER BY terms: missing values (no feedback, still running) always sort last."""
     clauses = []

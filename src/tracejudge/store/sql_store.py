@@ -451,6 +451,8 @@ class SqlTraceStore:
                 keys = [keyset.SortKey(NotIndexed(k.expr), k.ascending, k.nullable) for k in keys]
             if feedback_key is not None:
                 queries = keyset.feedback_ordered_queries(feedback_key, where, values)
+            elif keyset.is_one_nullable_key(keys):
+                queries = keyset.nullable_ordered_queries(keys, where, values)
             else:
                 sort_columns = [k.expr.label(f"_sort{i}") for i, k in enumerate(keys[:-1])]
                 query = select(s.traces, *sort_columns).where(*where)

@@ -349,6 +349,10 @@ def trace_stats(
     duration in ms), ``feedback.<name>.mean``, ``feedback.<name>.pass_rate`` and
     ``feedback.<name>.count`` over each trace's current verdict of that name.
 
+    With at most a time range as the filter and no tag grouping, the figures are read from
+    per-hour sums the store keeps (fast over months of traces); then a percentile is within
+    0.5 % + 0.5 ms of the exact value. Everything else is exact.
+
     >>> trace_stats(filter_string="tag.env = 'prod'", group_by="hour",
     ...             metrics=["count", "p95_latency", "feedback.groundedness.pass_rate"])
     """
