@@ -50,10 +50,14 @@ HOUR_MS = 3_600_000
 HOURS_PER_TRANSACTION = 48
 TRANSACTION_SECONDS = 0.05
 MAX_HOURS_PER_TRANSACTION = 10_000
-"""Missing hours are computed and stored in transactions of 48 hours at first, then sized to
-take about 50 ms each: that bounds how long SQLite's writers wait behind a first aggregate
-over a large store (its write lock is held while an hour is computed and stored), and lets
-long stretches without traces go in a few transactions."""
+"""On SQLite, missing hours are computed and stored in transactions of 48 hours at first,
+then sized to take about 50 ms each: that bounds how long writers wait behind a first
+aggregate over a large store (the write lock is held while hours are computed and stored),
+and lets long stretches without traces go in a few transactions. PostgreSQL's writers wait
+only for the hours being computed (old ones), so it computes up to 10,000 hours at once."""
+LATERAL_UP_TO_HOURS = 24
+"""PostgreSQL: feedback of up to this many hours is looked up trace by trace (LATERAL);
+over more, one hash join with every current verdict is cheaper (see ``_feedback_query``)."""
 _LOCK_SPACE = 2_147_483_647
 _METRIC_KINDS = {"count", "error_rate", "mean_latency", "percentile", "feedback"}
 
@@ -287,13 +291,15 @@ def compute(
         }
         hours, present = _stored(conn, wholes)
     missing = [(key, h) for key, hs in wholes.items() for h in hs if (key, h) not in present]
-    size, start = HOURS_PER_TRANSACTION, 0
-    while start < len(missing):  # transactions sized to take about TRANSACTION_SECONDS
+    sqlite = engine.dialect.name == "sqlite"
+    size, start = HOURS_PER_TRANSACTION if sqlite else MAX_HOURS_PER_TRANSACTION, 0
+    while start < len(missing):
         began = time.perf_counter()
         hours.update(_compute_and_store(engine, missing[start : start + size]))
         start += size
-        took = max(time.perf_counter() - began, 1e-3)
-        size = int(min(MAX_HOURS_PER_TRANSACTION, max(1, size * TRANSACTION_SECONDS / took)))
+        if sqlite:  # SQLite's writers wait meanwhile: about TRANSACTION_SECONDS each
+            took = max(time.perf_counter() - began, 1e-3)
+            size = int(min(MAX_HOURS_PER_TRANSACTION, max(1, size * TRANSACTION_SECONDS / took)))
     with engine.connect() as conn:  # the parts of hours that are not whole: read as they are
         for key, (lo, hi) in extents.items():
             parts = _uncovered(lo, hi, wholes[key])
@@ -536,25 +542,49 @@ def _from_traces(
             [histograms.get(i, b"")],
         )
     if feedback and sums:
-        a = s.assessments.c
-        verdict = stats.verdict(a.string_value)
-        query = (
-            select(
-                hour,
-                a.name,
-                func.count(a.assessment_id),
-                func.count(a.numeric_value),
-                func.coalesce(func.sum(a.numeric_value), 0.0),
-                func.count(verdict),
-                func.coalesce(func.sum(verdict), 0.0),
-            )
-            .select_from(s.traces.join(s.assessments, a.trace_id == t.trace_id))
-            .where(*scope, a.kind == "feedback", a.latest == true())
-            .group_by(hour, a.name)
-        )
+        span_hours = sum(hi - lo for lo, hi in ranges) / HOUR_MS
+        lateral = conn.dialect.name == "postgresql" and span_hours <= LATERAL_UP_TO_HOURS
+        query = _feedback_query(hour, scope, lateral)
         for start, name, *values in conn.execute(query):
             sums[(key, int(start))].feedback[name] = [float(v) for v in values]
     return sums
+
+
+def _feedback_query(hour: Any, scope: Sequence[Any], lateral: bool) -> Any:
+    """Per hour and name, the current feedback of the traces in ``scope``. ``lateral``
+    (PostgreSQL, a few hours): each trace's verdicts looked up by its id; as a plain join
+    PostgreSQL hashes every current verdict in the store to meet a few hours of traces (130
+    ms for 4 hours at 1M traces, against 20 ms for one hour looked up), which pays off only
+    over many hours. SQLite probes per trace either way."""
+    t, a = s.traces.c, s.assessments.c
+    current = (a.trace_id == t.trace_id, a.kind == "feedback", a.latest == true())
+    if lateral:
+        fb: Any = (
+            select(a.assessment_id, a.name, a.numeric_value, a.string_value)
+            .where(*current)
+            .lateral("fb")
+        )
+        source = s.traces.join(fb, true())
+        where = scope
+    else:
+        fb = s.assessments
+        source = s.traces.join(s.assessments, current[0])
+        where = (*scope, *current[1:])
+    verdict = stats.verdict(fb.c.string_value)
+    return (
+        select(
+            hour,
+            fb.c.name,
+            func.count(fb.c.assessment_id),
+            func.count(fb.c.numeric_value),
+            func.coalesce(func.sum(fb.c.numeric_value), 0.0),
+            func.count(verdict),
+            func.coalesce(func.sum(verdict), 0.0),
+        )
+        .select_from(source)
+        .where(*where)
+        .group_by(hour, fb.c.name)
+    )
 
 
 @contextmanager
