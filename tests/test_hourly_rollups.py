@@ -61,7 +61,8 @@ def test_merged_histograms_give_nearest_rank_percentiles_within_the_bound():
         ("timestamp >= 5 OR timestamp < 2", "hour", ["count"], False),
         ("tag.env = 'prod'", "hour", ["count"], False),
         ("status = 'ERROR'", None, ["count"], False),
-        (None, "tag.env", ["count"], False),
+        (None, "tag.env", ["count", "p50_latency"], True),
+        (None, "tag.env", ["count", "feedback.trust.mean"], False),
         (None, "hour", ["feedback.trust.mean", "feedback.ok.pass_rate"], True),
     ],
 )
@@ -73,8 +74,10 @@ def _log(store, rng, hours, per_hour, experiment_id="0"):
     traces = []
     for h in hours:
         for i in range(per_hour):
+            env = rng.choice(["prod", "dev", "staging", None])
             trace = make_trace(
                 timestamp_ms=T0 + h * HOUR + rng.randrange(HOUR),
+                tags={"env": env} if env else {},
                 duration_ms=None if i % 11 == 0 else int(rng.lognormvariate(5, 1.2)),
                 state=TraceState.ERROR if rng.random() < 0.1 else TraceState.OK,
                 experiment_id=experiment_id,
@@ -127,6 +130,10 @@ def test_sums_are_stored_for_ended_hours_and_match_the_traces(sql_store):
     _log(sql_store, rng, range(0, 30), 20)
     _check(sql_store, None, "day")
     assert len(_stored(sql_store)) == 30  # every whole hour, now stored
+    _check(sql_store, None, "tag.env", metrics=METRICS)
+    _check(sql_store, None, "tag.env", metrics=METRICS)  # from the stored split
+    _check(sql_store, None, "tag.nothing", metrics=METRICS)  # every trace without it
+    _check(sql_store, f"timestamp >= {T0 + 5 * HOUR + 77}", "tag.env", metrics=METRICS)
     _check(sql_store, None, "hour")
     _check(sql_store, None, None)
     _check(
@@ -140,6 +147,7 @@ def test_writes_into_stored_hours_are_seen(sql_store):
     rng = random.Random(2)
     traces = _log(sql_store, rng, range(0, 6), 15)
     _check(sql_store, None, "hour")
+    _check(sql_store, None, "tag.env", metrics=METRICS)
     stored = set(_stored(sql_store))
     assert len(stored) == 6
     _log(sql_store, rng, [2], 3)  # late traces of a stored hour
@@ -150,6 +158,8 @@ def test_writes_into_stored_hours_are_seen(sql_store):
     sql_store.delete_traces([traces[-1].info.trace_id])
     judged = next(t for t in traces[15:] if t.info.request_time >= T0 + 4 * HOUR)
     sql_store.log_assessment(Feedback("trust", 0.0, trace_id=judged.info.trace_id))  # a new verdict
+    tagged = traces[20]
+    sql_store.set_trace_tag(tagged.info.trace_id, "env", "canary")  # a tag set afterwards
     stale = stored - set(_stored(sql_store))
     hour_of = lambda t: (0, t.info.request_time // HOUR * HOUR)  # noqa: E731
     assert stale == {
@@ -157,7 +167,10 @@ def test_writes_into_stored_hours_are_seen(sql_store):
         hour_of(rewritten),
         hour_of(traces[-1]),
         hour_of(judged),
+        hour_of(tagged),
     }
+    rows = _check(sql_store, None, "tag.env", metrics=METRICS)
+    assert [r["count"] for r in rows if r["group"] == "canary"] == [1]
     _check(sql_store, None, "hour")
     _check(sql_store, None, "day")
     assert len(_stored(sql_store)) == 6
@@ -192,8 +205,8 @@ def test_a_write_during_a_readers_count_is_not_lost(sql_store, monkeypatch):
     counted = hourly_rollups._computed_hours
     writer = threading.Thread(target=lambda: _log(sql_store, random.Random(6), [1], 1))
 
-    def count_then_let_a_writer_in(conn, hours):
-        found = counted(conn, hours)
+    def count_then_let_a_writer_in(conn, hours, tag):
+        found = counted(conn, hours, tag)
         if not writer.is_alive() and writer.ident is None:
             writer.start()
             writer.join(timeout=2)  # it must wait for us; if it could finish, we would be stale

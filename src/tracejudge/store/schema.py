@@ -150,6 +150,31 @@ feedback_hours = Table(
 """The current feedback of each name on one stored hour's traces: how many, the count and sum
 of numeric values, how many pass/fail verdicts and how many pass. Goes with its hour."""
 
+tag_hours = Table(
+    "tag_hours",
+    metadata,
+    Column("experiment_id", Integer, nullable=False),
+    Column("hour_ms", BigInteger, nullable=False),
+    Column("key", String(250), nullable=False),
+    Column("value", Text, nullable=True),
+    Column("traces", BigInteger, nullable=False),
+    Column("errors", BigInteger, nullable=False),
+    Column("timed", BigInteger, nullable=False),
+    Column("duration_sum", BigInteger, nullable=False),
+    Column("durations", LargeBinary, nullable=False),
+    ForeignKeyConstraint(
+        ["experiment_id", "hour_ms"],
+        ["trace_hours.experiment_id", "trace_hours.hour_ms"],
+        ondelete="CASCADE",
+    ),
+    Index("ix_tag_hours", "experiment_id", "hour_ms", "key"),  # serves the cascade too
+)
+"""One stored hour's traces split by the value of one tag key, for ``trace_stats`` grouped by
+that tag: a row per value, and always one with ``value`` NULL (the traces without the tag,
+maybe none), which marks the key's split of that hour as stored. Goes with its hour. No
+primary key: values may be longer than an index entry can hold; the split of an (hour, key)
+is only ever written whole, after deleting the old one."""
+
 POSTGRESQL_OWN_INDEXES = {
     "ix_traces_exp_duration",
     "ix_trace_tags_value",

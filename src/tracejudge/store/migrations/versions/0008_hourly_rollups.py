@@ -1,6 +1,6 @@
-"""Per-hour sums of each experiment's traces and their feedback for dashboard aggregates, and
-the triggers that delete an hour's sums whenever a trace of that hour or its feedback is
-written or deleted (``hourly_rollups``).
+"""Per-hour sums of each experiment's traces, their feedback and their split by a tag's value
+for dashboard aggregates, and the triggers that delete an hour's sums whenever a trace of
+that hour, its feedback or its tags are written or deleted (``hourly_rollups``).
 The table starts empty: aggregates fill it as they read hours.
 
 Revision ID: 0008
@@ -13,7 +13,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from tracejudge.store import hourly_rollups
+from tracejudge.store import hourly_rollup_triggers
 
 revision = "0008"
 down_revision = "0007"
@@ -53,12 +53,31 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
     )
-    for statement in hourly_rollups.create_statements(op.get_bind().dialect.name):
+    op.create_table(
+        "tag_hours",
+        sa.Column("experiment_id", sa.Integer, nullable=False),
+        sa.Column("hour_ms", sa.BigInteger, nullable=False),
+        sa.Column("key", sa.String(250), nullable=False),
+        sa.Column("value", sa.Text, nullable=True),
+        sa.Column("traces", sa.BigInteger, nullable=False),
+        sa.Column("errors", sa.BigInteger, nullable=False),
+        sa.Column("timed", sa.BigInteger, nullable=False),
+        sa.Column("duration_sum", sa.BigInteger, nullable=False),
+        sa.Column("durations", sa.LargeBinary, nullable=False),
+        sa.ForeignKeyConstraint(
+            ["experiment_id", "hour_ms"],
+            ["trace_hours.experiment_id", "trace_hours.hour_ms"],
+            ondelete="CASCADE",
+        ),
+    )
+    op.create_index("ix_tag_hours", "tag_hours", ["experiment_id", "hour_ms", "key"])
+    for statement in hourly_rollup_triggers.create_statements(op.get_bind().dialect.name):
         op.execute(statement)
 
 
 def downgrade() -> None:
-    for statement in hourly_rollups.drop_statements(op.get_bind().dialect.name):
+    for statement in hourly_rollup_triggers.drop_statements(op.get_bind().dialect.name):
         op.execute(statement)
+    op.drop_table("tag_hours")
     op.drop_table("feedback_hours")
     op.drop_table("trace_hours")
