@@ -1,17 +1,19 @@
 """Per-hour sums of each experiment's traces and their feedback, so that dashboard aggregates
 over days or the whole store read a row per hour instead of every trace.
 
-``trace_stats`` answers from here when it can: group by hour, day or nothing; the filter only
-a time range (or none); any metric but grouping by tag (count, error_rate, mean_latency,
-p<N>_latency, feedback.<name>.mean|pass_rate|count). Anything else (a tag or verdict filter,
-grouping by tag) scans the matching traces (``stats``). Counts, rates and means are exact;
+``trace_stats`` answers from here when the filter is at most a time range: grouped by hour,
+day or nothing with any metric (count, error_rate, mean_latency, p<N>_latency,
+feedback.<name>.mean|pass_rate|count), or by a tag's value without the feedback metrics (an
+hour's split by that tag is stored the first time it is asked for). Anything else (a tag or
+verdict filter) scans the matching traces (``stats``). Counts, rates and means are exact;
 percentiles come from the hours' latency histograms and are within 0.5 % + 0.5 ms of the exact
 nearest-rank value (``latency_sketch``).
 
-How the rows stay true: an hour is stored only once it has ended, and triggers on ``traces``
-and ``assessments`` delete the row of every hour a write or delete touches (late spans, a
-status update, a trace logged with an old start time, a new verdict, retention), so the next
-aggregate computes that hour again.
+How the rows stay true: an hour is stored only once it has ended, and triggers on ``traces``,
+``assessments`` and ``trace_tags`` delete the row of every hour a write or delete touches
+(late spans, a status update, a trace logged with an old start time, a new verdict, a tag set
+later, retention), with its feedback and tag splits, so the next aggregate computes that hour
+again (``hourly_rollup_triggers``).
 Whatever is not stored — the current hour, hours a time filter cuts in part, hours just
 invalidated — is computed from the traces' covering time index at query time.
 

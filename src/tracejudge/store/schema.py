@@ -29,8 +29,10 @@ stop after a page, or read a small set and sort it):
   dirties a few index pages instead of one per row, and a time range's traces are neighbours
   in the per-trace indexes that filters and aggregates probe. Traces that arrive over OTLP
   keep the ids their SDK gave them (usually random).
-- ``trace_hours`` (experiment, hour): per-hour sums that whole-store aggregates read instead
-  of every trace; kept valid by triggers (``hourly_rollups``).
+- ``trace_hours`` (experiment, hour) with ``feedback_hours`` and ``tag_hours`` hanging off it:
+  per-hour sums that aggregates over days or the whole store read instead of every trace;
+  kept valid by triggers (``hourly_rollups``). ``ix_tag_hours`` leads with (experiment, hour)
+  so that a trigger's delete of an hour finds its tag splits by cascade without a scan.
 - Word search: FTS5 tables (SQLite) and GIN indexes on ``tsvector`` (PostgreSQL), see
   ``text_search``.
 
