@@ -47,6 +47,7 @@ def create_statements(dialect: str) -> list[str]:
         function = f"tracejudge_{name}_hours_stale"
         statements.append(
             f"CREATE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $$ "
+            "DECLARE es integer[]; hs bigint[]; "
             "BEGIN IF TG_OP IN ('UPDATE', 'DELETE') THEN "
             + _pg_forget(_pg_touched(table, "old_rows", only))
             + " END IF; IF TG_OP IN ('INSERT', 'UPDATE') THEN "
@@ -109,23 +110,30 @@ def _sqlite_triggers(table: str, name: str, only: str | None) -> list[str]:
 
 
 def _pg_touched(table: str, rows: str, only: str | None) -> str:
-    """The distinct (experiment, hour) of the transition table ``rows``."""
+    """The distinct (experiment, hour) of the transition table ``rows``. A child row's trace
+    is looked up by id through LATERAL: the planner knows nothing of a transition table's
+    size, and as a join it hashed every trace in the store to meet a batch of tags (37 µs
+    per inserted tag at 1M traces, against about 2 looked up)."""
     if table == "traces":
         return f"SELECT DISTINCT experiment_id, {_hour_sql('timestamp_ms')} AS hour_ms FROM {rows}"
     return (
         f"SELECT DISTINCT t.experiment_id, {_hour_sql('t.timestamp_ms')} AS hour_ms "
-        f"FROM {rows} r JOIN traces t ON t.trace_id = r.trace_id"
-        + (f" WHERE r.{only}" if only else "")
+        f"FROM (SELECT DISTINCT trace_id FROM {rows}"
+        + (f" WHERE {only}" if only else "")
+        + ") r CROSS JOIN LATERAL (SELECT experiment_id, timestamp_ms FROM traces "
+        "WHERE traces.trace_id = r.trace_id) t"
     )
 
 
 def _pg_forget(touched: str) -> str:
-    """PL/pgSQL: take the shared lock of every (experiment, hour) that ``touched`` selects, in
-    order, then delete those hours' sums."""
-    lock_key = f"((h.hour_ms / {HOUR_MS} % {LOCK_SPACE} + {LOCK_SPACE}) % {LOCK_SPACE})::int"
+    """PL/pgSQL: collect the (experiment, hour) pairs ``touched`` selects, take the shared lock
+    of each in order, then delete those hours' sums."""
+    lock_key = f"((u.h / {HOUR_MS} % {LOCK_SPACE} + {LOCK_SPACE}) % {LOCK_SPACE})::int"
     return (
-        f"PERFORM pg_advisory_xact_lock_shared(h.experiment_id, {lock_key}) "
-        f"FROM ({touched} ORDER BY 1, 2) h; "
-        f"DELETE FROM trace_hours stale USING ({touched}) h "
-        "WHERE stale.experiment_id = h.experiment_id AND stale.hour_ms = h.hour_ms;"
+        "SELECT array_agg(experiment_id ORDER BY experiment_id, hour_ms), "
+        f"array_agg(hour_ms ORDER BY experiment_id, hour_ms) INTO es, hs FROM ({touched}) x; "
+        f"PERFORM pg_advisory_xact_lock_shared(u.e, {lock_key}) "
+        "FROM unnest(es, hs) WITH ORDINALITY AS u(e, h, n) ORDER BY n; "
+        "DELETE FROM trace_hours stale USING unnest(es, hs) AS u(e, h) "
+        "WHERE stale.experiment_id = u.e AND stale.hour_ms = u.h;"
     )
