@@ -7,13 +7,14 @@ from __future__ import annotations
 import math
 import random
 import threading
+import time
 
 import pytest
 
 from factories import make_trace
 from tracejudge.entities import Feedback, TraceState
 from tracejudge.query import parse_filter
-from tracejudge.store import hourly_rollups, latency_sketch, stats
+from tracejudge.store import hourly_rollups, latency_sketch, rollup_filler, stats
 
 HOUR = 3_600_000
 T0 = 1_700_000_000_000 - 1_700_000_000_000 % HOUR
@@ -185,6 +186,56 @@ def test_every_experiment_and_one_experiment(sql_store):
     _check(sql_store, None, "hour", experiment_ids=(other,))
     _check(sql_store, None, None, experiment_ids=("0", other))
     assert {exp for exp, _ in _stored(sql_store)} == {0, int(other)}
+
+
+def test_fill_stores_every_ended_hour_once_and_the_aggregates_then_read_them(sql_store):
+    rng = random.Random(5)
+    other = sql_store.create_experiment("other").experiment_id
+    _log(sql_store, rng, [0, 1, 5], 8)  # hours 2-4 hold no trace: stored as empty
+    _log(sql_store, rng, [3, 4], 6, experiment_id=other)
+    now = T0 + 5 * HOUR + 10  # hour 5 has not ended
+    assert hourly_rollups.fill(sql_store.engine, [int(other)], now_ms=now) == 2
+    assert hourly_rollups.fill(sql_store.engine, None, now_ms=now) == 5
+    assert hourly_rollups.fill(sql_store.engine, None, now_ms=now) == 0
+    assert _stored(sql_store) == sorted(
+        [(0, T0 + h * HOUR) for h in range(5)] + [(int(other), T0 + h * HOUR) for h in (3, 4)]
+    )
+    assert sql_store.fill_hourly_rollups() == 1  # now every hour has ended
+    _check(sql_store, None, "hour", experiment_ids=None)
+    _log(sql_store, rng, [1], 2)  # a late write empties its hour; the next fill restores it
+    assert sql_store.fill_hourly_rollups(["0"]) == 1
+    _check(sql_store, None, "day")
+
+
+def test_the_filler_thread_fills_the_rollups_and_stops(sql_store):
+    _log(sql_store, random.Random(6), range(0, 3), 4)
+    stop = rollup_filler.start_rollup_thread(sql_store, every_s=0.05)
+    try:
+        deadline = time.monotonic() + 60  # a busy machine: the thread's first pass may wait
+        while len(_stored(sql_store)) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        stop.set()
+    assert len(_stored(sql_store)) == 3
+
+
+def test_the_server_fills_the_rollups_when_it_starts(sqlite_uri):
+    """``tracejudge server``: the hours of a store's past traces are stored without anyone
+    asking for an aggregate, so a dashboard's first one reads them."""
+    from tracejudge.store import SqlTraceStore
+    from tracejudge.testing.server_process import ServerProcess
+
+    store = SqlTraceStore(sqlite_uri)
+    _log(store, random.Random(7), range(0, 4), 3)
+    server = ServerProcess(sqlite_uri)
+    try:
+        deadline = time.monotonic() + 120
+        while len(_stored(store)) < 4 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert len(_stored(store)) == 4
+    finally:
+        server.stop()
+        store.close()
 
 
 def test_the_current_hour_is_read_from_the_traces_not_stored(sql_store):

@@ -24,6 +24,8 @@ from tracejudge.errors import InvalidArgumentError
 from tracejudge.server.app import DEFAULT_MAX_BODY_BYTES, create_app
 from tracejudge.store import get_store, get_tracking_uri
 from tracejudge.store.retention import start_retention_thread
+from tracejudge.store.rollup_filler import start_rollup_thread
+from tracejudge.store.sql_store import SqlTraceStore
 
 STORE_ENV = settings.SERVER_STORE_URI.name
 TOKENS_ENV = settings.SERVER_TOKEN.name
@@ -207,6 +209,9 @@ def serve(
     if retention_s is not None:
         start_retention_thread(get_store(store_uri), retention_s)
         click.echo(f"deleting traces older than {retention_s:,.0f} s, every hour")
+    store = get_store(store_uri)
+    if isinstance(store, SqlTraceStore):  # dashboards read stored hours from the first call
+        start_rollup_thread(store)
     if workers > 1:  # uvicorn's supervisor; each worker builds the app from the environment
         os.environ[STORE_ENV] = store_uri
         os.environ[TOKENS_ENV] = ",".join(sorted(tokens))

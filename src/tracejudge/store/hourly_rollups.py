@@ -167,15 +167,7 @@ def compute(
         else:
             parts, present = _stored_split(conn, wholes, tag)
     missing = [(key, h) for key, hs in wholes.items() for h in hs if (key, h) not in present]
-    sqlite = engine.dialect.name == "sqlite"
-    size, start = HOURS_PER_TRANSACTION if sqlite else MAX_HOURS_PER_TRANSACTION, 0
-    while start < len(missing):
-        began = time.perf_counter()
-        parts.update(_compute_and_store(engine, missing[start : start + size], tag))
-        start += size
-        if sqlite:  # SQLite's writers wait meanwhile: about TRANSACTION_SECONDS each
-            took = max(time.perf_counter() - began, 1e-3)
-            size = int(min(MAX_HOURS_PER_TRANSACTION, max(1, size * TRANSACTION_SECONDS / took)))
+    parts.update(_compute_and_store_all(engine, missing, tag))
     with engine.connect() as conn:  # the parts of hours that are not whole: read as they are
         for key, (lo, hi) in extents.items():
             ranges = _uncovered(lo, hi, wholes[key])
@@ -205,6 +197,48 @@ def compute(
         _row(group, groups[group], metrics)
         for group in sorted(groups, key=lambda g: (g is None, g))
     ]
+
+
+def fill(
+    engine: Engine, experiment_keys: Sequence[int] | None = None, now_ms: int | None = None
+) -> int:
+    """Compute and store every ended hour not stored yet (without tag splits), so that the
+    next aggregate over them reads stored rows only; returns how many hours it computed. The
+    tracking server runs this in the background (``rollup_filler``): without it the first
+    aggregate over a large store computes every hour it covers while the user waits."""
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    h = s.trace_hours.c
+    missing: list[tuple[int, int]] = []
+    with engine.connect() as conn:
+        for key, (lo, hi) in _extents(conn, experiment_keys, None, None).items():
+            whole = _whole_hours(lo, hi, None, None, now_ms)
+            if not whole:
+                continue
+            stored = select(h.hour_ms).where(
+                h.experiment_id == key, h.hour_ms.between(whole[0], whole[-1])
+            )
+            present = set(conn.execute(stored).scalars())
+            missing += [(key, hour) for hour in whole if hour not in present]
+    _compute_and_store_all(engine, missing, None)
+    return len(missing)
+
+
+def _compute_and_store_all(
+    engine: Engine, missing: Sequence[tuple[int, int]], tag: str | None
+) -> dict[Part, _Sums]:
+    """``_compute_and_store`` over ``missing`` in transactions sized as HOURS_PER_TRANSACTION
+    says."""
+    parts: dict[Part, _Sums] = {}
+    sqlite = engine.dialect.name == "sqlite"
+    size, start = HOURS_PER_TRANSACTION if sqlite else MAX_HOURS_PER_TRANSACTION, 0
+    while start < len(missing):
+        began = time.perf_counter()
+        parts.update(_compute_and_store(engine, missing[start : start + size], tag))
+        start += size
+        if sqlite:  # SQLite's writers wait meanwhile: about TRANSACTION_SECONDS each
+            took = max(time.perf_counter() - began, 1e-3)
+            size = int(min(MAX_HOURS_PER_TRANSACTION, max(1, size * TRANSACTION_SECONDS / took)))
+    return parts
 
 
 def _row(group: Any, sums: _Sums, metrics: Sequence[stats.Metric]) -> dict[str, Any]:

@@ -598,6 +598,14 @@ class SqlTraceStore:
         return total
 
     @wrap_db_errors
+    def fill_hourly_rollups(self, experiment_ids: Sequence[str] | None = None) -> int:
+        """Store the hourly sums of every ended hour not stored yet, so that the next
+        dashboard aggregate reads stored hours; returns the hours computed (0 when all were
+        stored). The tracking server runs it in the background."""
+        keys = [self._experiment_key(e) for e in experiment_ids] if experiment_ids else None
+        return hourly_rollups.fill(self.engine, keys)
+
+    @wrap_db_errors
     def reclaim_space(self, full: bool = False) -> None:
         """After a large delete: PostgreSQL ``VACUUM ANALYZE`` (writers go on meanwhile);
         SQLite compacts its word-search indexes (:meth:`compact_word_search`) and truncates its
