@@ -34,18 +34,17 @@ import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-from sqlalchemy import Connection, Engine, and_, case, func, or_, select, text, true, tuple_
+from sqlalchemy import Connection, Engine, func, select, text, tuple_
 from sqlalchemy.exc import DBAPIError
 
 from tracejudge.query.ast import ORDER_OPS, And, Comparison, Expr
-from tracejudge.store import latency_sketch, stats
+from tracejudge.store import hourly_sums, latency_sketch, stats
 from tracejudge.store import schema as s
 from tracejudge.store.engine import immediate_transaction
 from tracejudge.store.hourly_rollup_triggers import HOUR_MS, LOCK_SPACE
+from tracejudge.store.hourly_sums import FEEDBACK_FIELDS, Part, Sums
 
 logger = logging.getLogger(__name__)
 
@@ -57,9 +56,6 @@ then sized to take about 50 ms each: that bounds how long writers wait behind a 
 aggregate over a large store (the write lock is held while hours are computed and stored),
 and lets long stretches without traces go in a few transactions. PostgreSQL's writers wait
 only for the hours being computed (old ones), so it computes up to 10,000 hours at once."""
-LATERAL_UP_TO_HOURS = 24
-"""PostgreSQL: feedback of up to this many hours is looked up trace by trace (LATERAL);
-over more, one hash join with every current verdict is cheaper (see ``_feedback_query``)."""
 _METRIC_KINDS = {"count", "error_rate", "mean_latency", "percentile", "feedback"}
 
 
@@ -112,34 +108,6 @@ def _is_time_bound(cmp: Comparison) -> bool:
     )
 
 
-FEEDBACK_FIELDS = ("verdicts", "scored", "score_sum", "judged", "passes")
-"""Per feedback name and hour: current verdicts, how many have a numeric value and their sum,
-how many are pass/fail words and how many of those pass."""
-
-
-@dataclass
-class _Sums:
-    """What is added up per hour, and then per group."""
-
-    traces: int = 0
-    errors: int = 0
-    timed: int = 0
-    duration_sum: int = 0
-    histograms: list[bytes] = field(default_factory=list)
-    feedback: dict[str, list[float]] = field(default_factory=dict)
-
-    def add(self, other: _Sums) -> None:
-        self.traces += other.traces
-        self.errors += other.errors
-        self.timed += other.timed
-        self.duration_sum += other.duration_sum
-        self.histograms.extend(other.histograms)
-        for name, sums in other.feedback.items():
-            mine = self.feedback.setdefault(name, [0] * len(FEEDBACK_FIELDS))
-            for i, value in enumerate(sums):
-                mine[i] += value
-
-
 def compute(
     engine: Engine,
     experiment_keys: Sequence[int] | None,
@@ -174,13 +142,13 @@ def compute(
             if not ranges:
                 continue
             found = (
-                _from_traces(conn, key, ranges, feedback)
+                hourly_sums.from_traces(conn, key, ranges, feedback)
                 if tag is None
-                else _split_from_traces(conn, key, ranges, tag)
+                else hourly_sums.split_from_traces(conn, key, ranges, tag)
             )
             for part, sums in found.items():
-                parts.setdefault(part, _Sums()).add(sums)
-    groups: dict[Any, _Sums] = {}
+                parts.setdefault(part, Sums()).add(sums)
+    groups: dict[Any, Sums] = {}
     for (_, hour, value), sums in parts.items():
         if sums.traces == 0:
             continue
@@ -190,9 +158,9 @@ def compute(
             group = None
         else:
             group = hour // stats.GROUPS[group_by] * stats.GROUPS[group_by]
-        groups.setdefault(group, _Sums()).add(sums)
+        groups.setdefault(group, Sums()).add(sums)
     if group_by is None and not groups:
-        groups[None] = _Sums()
+        groups[None] = Sums()
     return [
         _row(group, groups[group], metrics)
         for group in sorted(groups, key=lambda g: (g is None, g))
@@ -225,10 +193,10 @@ def fill(
 
 def _compute_and_store_all(
     engine: Engine, missing: Sequence[tuple[int, int]], tag: str | None
-) -> dict[Part, _Sums]:
+) -> dict[Part, Sums]:
     """``_compute_and_store`` over ``missing`` in transactions sized as HOURS_PER_TRANSACTION
     says."""
-    parts: dict[Part, _Sums] = {}
+    parts: dict[Part, Sums] = {}
     sqlite = engine.dialect.name == "sqlite"
     size, start = HOURS_PER_TRANSACTION if sqlite else MAX_HOURS_PER_TRANSACTION, 0
     while start < len(missing):
@@ -241,7 +209,7 @@ def _compute_and_store_all(
     return parts
 
 
-def _row(group: Any, sums: _Sums, metrics: Sequence[stats.Metric]) -> dict[str, Any]:
+def _row(group: Any, sums: Sums, metrics: Sequence[stats.Metric]) -> dict[str, Any]:
     row: dict[str, Any] = {"group": group}
     histogram = None
     for metric in metrics:
@@ -315,20 +283,15 @@ def _extents(
     return out
 
 
-Part = tuple[int, int, Any]
-"""(experiment, hour, tag value): a stored or computed part of the sums; the value is None
-when not split by a tag (and for the traces without the tag when split)."""
-
-
 def _stored(
     conn: Connection, wholes: dict[int, range]
-) -> tuple[dict[Part, _Sums], set[tuple[int, int]]]:
+) -> tuple[dict[Part, Sums], set[tuple[int, int]]]:
     """The stored sums of hours with traces, and every stored (experiment, hour), the hours
     known to be empty included (read as bare keys: a store with long quiet stretches holds
     many of them)."""
     h = s.trace_hours.c
     f = s.feedback_hours.c
-    out: dict[Part, _Sums] = {}
+    out: dict[Part, Sums] = {}
     present: set[tuple[int, int]] = set()
     for key, hours in wholes.items():
         if not hours:
@@ -338,7 +301,7 @@ def _stored(
         empty = select(h.hour_ms).where(*in_span, h.traces == 0)
         present.update((key, hour) for hour in conn.execute(empty).scalars())
         for r in conn.execute(select(s.trace_hours).where(*in_span, h.traces > 0)):
-            out[(key, r.hour_ms, None)] = _Sums(
+            out[(key, r.hour_ms, None)] = Sums(
                 r.traces, r.errors, r.timed, r.duration_sum, [bytes(r.durations)]
             )
             present.add((key, r.hour_ms))
@@ -352,11 +315,11 @@ def _stored(
 
 def _stored_split(
     conn: Connection, wholes: dict[int, range], tag: str
-) -> tuple[dict[Part, _Sums], set[tuple[int, int]]]:
+) -> tuple[dict[Part, Sums], set[tuple[int, int]]]:
     """The stored split of hours by ``tag``'s value; an (experiment, hour) counts as stored
     when its row for the traces without the tag is there."""
     g = s.tag_hours.c
-    out: dict[Part, _Sums] = {}
+    out: dict[Part, Sums] = {}
     present: set[tuple[int, int]] = set()
     for key, hours in wholes.items():
         if not hours:
@@ -368,7 +331,7 @@ def _stored_split(
             if r.value is None:
                 present.add((key, r.hour_ms))
             if r.traces:
-                out[(key, r.hour_ms, r.value)] = _Sums(
+                out[(key, r.hour_ms, r.value)] = Sums(
                     r.traces, r.errors, r.timed, r.duration_sum, [bytes(r.durations)]
                 )
     return out, present
@@ -376,7 +339,7 @@ def _stored_split(
 
 def _compute_and_store(
     engine: Engine, hours: Sequence[tuple[int, int]], tag: str | None
-) -> dict[Part, _Sums]:
+) -> dict[Part, Sums]:
     """Compute these whole, ended hours from the traces (split by ``tag``'s value if given)
     and store them; an hour that cannot be stored now (locked by a writer, a read-only store)
     is still computed and returned."""
@@ -401,7 +364,7 @@ def _compute_and_store(
             return _computed_hours(conn, hours, tag)
 
 
-def _store(conn: Connection, hours: dict[Part, _Sums]) -> None:
+def _store(conn: Connection, hours: dict[Part, Sums]) -> None:
     h = s.trace_hours.c
     keys = [(exp, hour) for exp, hour, _ in hours]
     # an hour stored by a concurrent reader is replaced, feedback and all
@@ -427,7 +390,7 @@ def _store(conn: Connection, hours: dict[Part, _Sums]) -> None:
         conn.execute(s.feedback_hours.insert(), feedback)
 
 
-def _store_split(conn: Connection, tag: str, parts: dict[Part, _Sums]) -> None:
+def _store_split(conn: Connection, tag: str, parts: dict[Part, Sums]) -> None:
     if parts:
         conn.execute(
             s.tag_hours.insert(),
@@ -444,7 +407,7 @@ def _store_split(conn: Connection, tag: str, parts: dict[Part, _Sums]) -> None:
         )
 
 
-def _columns(sums: _Sums) -> dict[str, Any]:
+def _columns(sums: Sums) -> dict[str, Any]:
     return {
         "traces": sums.traces,
         "errors": sums.errors,
@@ -456,14 +419,14 @@ def _columns(sums: _Sums) -> dict[str, Any]:
 
 def _computed_hours(
     conn: Connection, hours: Sequence[tuple[int, int]], tag: str | None
-) -> dict[Part, _Sums]:
+) -> dict[Part, Sums]:
     """Every one of ``hours`` computed (with feedback; split by ``tag`` if given), empty ones
     included, as the row (or with a tag, the row for traces without it) that marks them
     stored."""
     by_experiment: dict[int, list[int]] = defaultdict(list)
     for exp, hour in hours:
         by_experiment[exp].append(hour)
-    computed: dict[Part, _Sums] = {}
+    computed: dict[Part, Sums] = {}
     for exp, starts in by_experiment.items():
         starts.sort()
         ranges: list[tuple[int, int]] = []
@@ -473,138 +436,12 @@ def _computed_hours(
             else:
                 ranges.append((start, start + HOUR_MS))
         if tag is None:
-            computed.update(_from_traces(conn, exp, ranges, feedback=True))
+            computed.update(hourly_sums.from_traces(conn, exp, ranges, feedback=True))
         else:
-            computed.update(_split_from_traces(conn, exp, ranges, tag))
+            computed.update(hourly_sums.split_from_traces(conn, exp, ranges, tag))
         for start in starts:
-            computed.setdefault((exp, start, None), _Sums(histograms=[b""]))
+            computed.setdefault((exp, start, None), Sums(histograms=[b""]))
     return computed
-
-
-def _hour_and_scope(key: int, ranges: Sequence[tuple[int, int]]) -> tuple[Any, tuple[Any, ...]]:
-    t = s.traces.c
-    hour = t.timestamp_ms - ((t.timestamp_ms % HOUR_MS) + HOUR_MS) % HOUR_MS
-    scope = (
-        t.experiment_id == key,
-        or_(*(and_(t.timestamp_ms >= lo, t.timestamp_ms < hi) for lo, hi in ranges)),
-    )
-    return hour, scope
-
-
-_PER_TRACE = (
-    func.coalesce(s.traces.c.execution_time_ms, 0),
-    case((s.traces.c.execution_time_ms.is_(None), 0), else_=1),
-    case((s.traces.c.status == "ERROR", 1), else_=0),
-)
-"""What each trace adds: its duration (0 when unknown), whether it has one, whether it failed."""
-
-
-def _add_up(which: np.ndarray, table: np.ndarray) -> list[_Sums]:
-    """Sums per group number (``which[i]`` is row i's group) of rows (duration, timed, error),
-    with numpy: a million traces in well under a second, against three in a loop over rows."""
-    timed = table[:, 1] == 1
-    traces = np.bincount(which)
-    errors = np.bincount(which, weights=table[:, 2], minlength=len(traces))
-    timed_count = np.bincount(which, weights=timed, minlength=len(traces))
-    duration_sum = np.bincount(which, weights=table[:, 0] * timed, minlength=len(traces))
-    histograms = latency_sketch.by_group(which[timed], table[timed, 0])
-    return [
-        _Sums(
-            int(traces[i]),
-            int(errors[i]),
-            int(timed_count[i]),
-            int(duration_sum[i]),
-            [histograms.get(i, b"")],
-        )
-        for i in range(len(traces))
-    ]
-
-
-def _from_traces(
-    conn: Connection, key: int, ranges: Sequence[tuple[int, int]], feedback: bool
-) -> dict[Part, _Sums]:
-    """Sums per hour of experiment ``key``'s traces that start in ``ranges``, read from the
-    covering time index (experiment, start, id, status, duration); with ``feedback``, also
-    their current feedback per name."""
-    hour, scope = _hour_and_scope(key, ranges)
-    rows = conn.execute(select(hour, *_PER_TRACE).where(*scope)).cursor.fetchall()
-    if not rows:  # plain tuples above: no Row object per trace
-        return {}
-    table = np.array(rows, dtype=np.int64).reshape(-1, 4)
-    starts, which = np.unique(table[:, 0], return_inverse=True)
-    sums = {
-        (key, int(start), None): found
-        for start, found in zip(starts.tolist(), _add_up(which, table[:, 1:]), strict=True)
-    }
-    if feedback:
-        span_hours = sum(hi - lo for lo, hi in ranges) / HOUR_MS
-        lateral = conn.dialect.name == "postgresql" and span_hours <= LATERAL_UP_TO_HOURS
-        query = _feedback_query(hour, scope, lateral)
-        for start, name, *values in conn.execute(query):
-            sums[(key, int(start), None)].feedback[name] = [float(v) for v in values]
-    return sums
-
-
-def _split_from_traces(
-    conn: Connection, key: int, ranges: Sequence[tuple[int, int]], tag: str
-) -> dict[Part, _Sums]:
-    """Sums per hour and value of ``tag`` (None: traces without it) of experiment ``key``'s
-    traces that start in ``ranges``."""
-    hour, scope = _hour_and_scope(key, ranges)
-    t, g = s.traces.c, s.trace_tags.c
-    source = s.traces.outerjoin(s.trace_tags, and_(g.trace_id == t.trace_id, g.key == tag))
-    rows = conn.execute(
-        select(hour, *_PER_TRACE, g.value).select_from(source).where(*scope)
-    ).cursor.fetchall()
-    if not rows:
-        return {}
-    codes: dict[Any, int] = {}
-    values = np.fromiter((codes.setdefault(r[4], len(codes)) for r in rows), np.int64, len(rows))
-    table = np.array([r[:4] for r in rows], dtype=np.int64)
-    starts, hour_of = np.unique(table[:, 0], return_inverse=True)
-    parts, which = np.unique(hour_of * len(codes) + values, return_inverse=True)
-    names = list(codes)
-    return {
-        (key, int(starts[part // len(codes)]), names[part % len(codes)]): found
-        for part, found in zip(parts.tolist(), _add_up(which, table[:, 1:]), strict=True)
-    }
-
-
-def _feedback_query(hour: Any, scope: Sequence[Any], lateral: bool) -> Any:
-    """Per hour and name, the current feedback of the traces in ``scope``. ``lateral``
-    (PostgreSQL, a few hours): each trace's verdicts looked up by its id; as a plain join
-    PostgreSQL hashes every current verdict in the store to meet a few hours of traces (130
-    ms for 4 hours at 1M traces, against 20 ms for one hour looked up), which pays off only
-    over many hours. SQLite probes per trace either way."""
-    t, a = s.traces.c, s.assessments.c
-    current = (a.trace_id == t.trace_id, a.kind == "feedback", a.latest == true())
-    if lateral:
-        fb: Any = (
-            select(a.assessment_id, a.name, a.numeric_value, a.string_value)
-            .where(*current)
-            .lateral("fb")
-        )
-        source = s.traces.join(fb, true())
-        where = scope
-    else:
-        fb = s.assessments
-        source = s.traces.join(s.assessments, current[0])
-        where = (*scope, *current[1:])
-    verdict = stats.verdict(fb.c.string_value)
-    return (
-        select(
-            hour,
-            fb.c.name,
-            func.count(fb.c.assessment_id),
-            func.count(fb.c.numeric_value),
-            func.coalesce(func.sum(fb.c.numeric_value), 0.0),
-            func.count(verdict),
-            func.coalesce(func.sum(verdict), 0.0),
-        )
-        .select_from(source)
-        .where(*where)
-        .group_by(hour, fb.c.name)
-    )
 
 
 @contextmanager
