@@ -134,3 +134,28 @@ def test_postgresql_checks_a_walked_rows_words_on_its_stored_vector(postgres_uri
     event.remove(store.engine, "before_cursor_execute", record)
     assert len(page) == 1
     assert "traces.response_words @@" in sent[0] and "to_tsvector" not in sent[0]
+
+
+@pytest.mark.postgres
+def test_postgresql_plans_a_page_without_jit_or_parallel_workers(postgres_uri):
+    """A page query is planned as the short query it is (``engine.plan_as_short_query``), in
+    its own transaction only: the next user of the pooled connection gets the defaults."""
+    store = sql_store.SqlTraceStore(postgres_uri)
+    store.log_traces([make_trace(tags={"env": "prod"})])
+    seen = []
+    settings = "SELECT current_setting('jit'), current_setting('max_parallel_workers_per_gather')"
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().startswith("SELECT traces."):
+            with cursor.connection.cursor() as probe:
+                probe.execute(settings)
+                seen.append(probe.fetchone())
+
+    event.listen(store.engine, "before_cursor_execute", record)
+    page = store.search_traces(["0"], "tag.env = 'prod'", ["timestamp DESC"], 10)
+    event.remove(store.engine, "before_cursor_execute", record)
+    assert len(page) == 1
+    assert seen == [("off", "0")]
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql(settings).one() != ("off", "0")
+    store.close()

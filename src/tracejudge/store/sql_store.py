@@ -50,7 +50,7 @@ from tracejudge.store import (
 from tracejudge.store import schema as s
 from tracejudge.store.base import GC_BATCH, PagedList
 from tracejudge.store.db_errors import wrap_db_errors
-from tracejudge.store.engine import create_store_engine, migrate
+from tracejudge.store.engine import create_store_engine, migrate, plan_as_short_query
 from tracejudge.store.filter_sql import to_sql
 from tracejudge.store.monitor_sql import SqlMonitorStore
 from tracejudge.store.plan_hints import NotIndexed
@@ -445,6 +445,7 @@ class SqlTraceStore:
         values = keyset.decode_token(page_token, digest, keys) if page_token else None
         feedback_key = keyset.single_feedback_order(order_by)
         with self.engine.connect() as conn:
+            plan_as_short_query(conn)
             time_ordered = feedback_key is not None or keys[0].expr is s.traces.c.timestamp_ms
             where, from_hits = self._where(conn, parsed, experiment_ids, time_ordered)
             if from_hits:  # nor may SQLite walk an index in the sort order (see ``_where``)
