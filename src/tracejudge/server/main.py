@@ -186,7 +186,7 @@ def serve(
     if workers < 1:
         raise InvalidArgumentError("--workers must be at least 1.")
     max_body = max_body_mb * 1024 * 1024
-    get_store(store_uri)  # open and migrate once, before any worker starts
+    store = get_store(store_uri)  # open and migrate once, before any worker starts
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -207,9 +207,8 @@ def serve(
     if run_monitor:
         _start_monitor(store_uri)
     if retention_s is not None:
-        start_retention_thread(get_store(store_uri), retention_s)
+        start_retention_thread(store, retention_s)
         click.echo(f"deleting traces older than {retention_s:,.0f} s, every hour")
-    store = get_store(store_uri)
     if isinstance(store, SqlTraceStore):  # dashboards read stored hours from the first call
         start_rollup_thread(store)
     if workers > 1:  # uvicorn's supervisor; each worker builds the app from the environment

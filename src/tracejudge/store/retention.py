@@ -3,15 +3,13 @@ back. ``tracejudge gc`` runs it once; ``tracejudge server --retention 30d`` ever
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
 
-from tracejudge.errors import InvalidArgumentError, TraceJudgeError
+from tracejudge.errors import InvalidArgumentError
 from tracejudge.store.base import TraceStore
-
-logger = logging.getLogger(__name__)
+from tracejudge.store.periodic import start_periodic
 
 RETENTION_EVERY_S = 3600.0
 """How often the server applies its retention."""
@@ -48,19 +46,9 @@ def start_retention_thread(
     store: TraceStore, max_age_s: float, every_s: float = RETENTION_EVERY_S
 ) -> threading.Event:
     """Apply retention now and every ``every_s`` in a daemon thread; set the event to stop."""
-    stop = threading.Event()
 
-    def loop() -> None:
-        while not stop.is_set():
-            try:
-                deleted = enforce_retention(store, max_age_s)
-                if deleted:
-                    logger.info(
-                        "retention: deleted %d traces older than %.0f s", deleted, max_age_s
-                    )
-            except TraceJudgeError as exc:  # the store is down: try again next time
-                logger.warning("retention: %s", exc)
-            stop.wait(every_s)
+    def apply() -> str | None:
+        deleted = enforce_retention(store, max_age_s)
+        return f"deleted {deleted} traces older than {max_age_s:.0f} s" if deleted else None
 
-    threading.Thread(target=loop, name="tracejudge-retention", daemon=True).start()
-    return stop
+    return start_periodic("retention", every_s, apply)
