@@ -189,14 +189,14 @@ def _required(expr: Expr | None, keep: Callable[[Comparison], bool]) -> list[Com
     return []
 
 
+def is_time_bound(cmp: Comparison) -> bool:
+    """Whether ``cmp`` bounds the start time (``timestamp <, <=, >, >= …``)."""
+    return cmp.field.kind == "attribute" and cmp.field.key == "timestamp_ms" and cmp.op in ORDER_OPS
+
+
 def time_bounds(expr: Expr | None) -> list[Comparison]:
     """The start-time bounds every result must satisfy."""
-    return _required(
-        expr,
-        lambda c: (
-            c.field.kind == "attribute" and c.field.key == "timestamp_ms" and c.op in ORDER_OPS
-        ),
-    )
+    return _required(expr, is_time_bound)
 
 
 def required_matches(expr: Expr | None) -> list[Comparison]:

@@ -15,6 +15,12 @@ LOCK_SPACE = 2_147_483_647
 """Advisory-lock keys are (experiment, hour number modulo this): two int4 keys."""
 
 
+def lock_key_sql(hour: str) -> str:
+    """The second advisory-lock key of the hour starting at ``hour`` (SQL), the same for the
+    writers' shared locks here and the reader's exclusive ones (``hourly_rollups``)."""
+    return f"(({hour} / {HOUR_MS} % {LOCK_SPACE} + {LOCK_SPACE}) % {LOCK_SPACE})::int"
+
+
 def _hour_sql(column: str) -> str:
     """The start of ``column``'s UTC hour, flooring negative times too (as Python's ``//``)."""
     return f"({column} - ((({column}) % {HOUR_MS}) + {HOUR_MS}) % {HOUR_MS})"
@@ -116,8 +122,7 @@ def _pg_forget(table: str, row: str, only: str | None) -> str:
     """PL/pgSQL for one row (``OLD`` or ``NEW``): find its trace's experiment and hour, take
     that hour's shared lock, delete its sums."""
     lock = (
-        f"PERFORM pg_advisory_xact_lock_shared(e, "
-        f"((h / {HOUR_MS} % {LOCK_SPACE} + {LOCK_SPACE}) % {LOCK_SPACE})::int); "
+        f"PERFORM pg_advisory_xact_lock_shared(e, {lock_key_sql('h')}); "
         "DELETE FROM trace_hours WHERE experiment_id = e AND hour_ms = h;"
     )
     if table == "traces":

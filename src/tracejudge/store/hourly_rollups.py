@@ -39,11 +39,11 @@ from typing import Any
 from sqlalchemy import Connection, Engine, func, select, text, tuple_
 from sqlalchemy.exc import DBAPIError
 
-from tracejudge.query.ast import ORDER_OPS, And, Comparison, Expr
-from tracejudge.store import hourly_sums, latency_sketch, stats
+from tracejudge.query.ast import And, Comparison, Expr
+from tracejudge.store import filter_sql, hourly_sums, latency_sketch, stats
 from tracejudge.store import schema as s
 from tracejudge.store.engine import immediate_transaction
-from tracejudge.store.hourly_rollup_triggers import HOUR_MS, LOCK_SPACE
+from tracejudge.store.hourly_rollup_triggers import HOUR_MS, lock_key_sql
 from tracejudge.store.hourly_sums import FEEDBACK_FIELDS, Part, Sums
 
 logger = logging.getLogger(__name__)
@@ -99,10 +99,9 @@ def _time_range(parsed: Expr | None) -> tuple[int | None, int | None] | None:
 
 
 def _is_time_bound(cmp: Comparison) -> bool:
+    """A bound on the start time by a number (``filter_sql.is_time_bound``)."""
     return (
-        cmp.field.kind == "attribute"
-        and cmp.field.key == "timestamp_ms"
-        and cmp.op in ORDER_OPS
+        filter_sql.is_time_bound(cmp)
         and isinstance(cmp.value, int | float)
         and not isinstance(cmp.value, bool)
     )
@@ -463,8 +462,7 @@ def _try_locks(conn: Connection, hours: Sequence[tuple[int, int]]) -> list[tuple
         text(
             "SELECT e, h FROM unnest(CAST(:es AS integer[]), CAST(:hs AS bigint[])) "
             "WITH ORDINALITY AS u(e, h, n) "
-            f"WHERE pg_try_advisory_xact_lock(e, ((h / {HOUR_MS} % {LOCK_SPACE} "
-            f"+ {LOCK_SPACE}) % {LOCK_SPACE})::int) ORDER BY n"
+            f"WHERE pg_try_advisory_xact_lock(e, {lock_key_sql('h')}) ORDER BY n"
         ),
         {"es": [e for e, _ in ordered], "hs": [h for _, h in ordered]},
     )

@@ -92,14 +92,25 @@ def create_statements(dialect: str) -> list[str]:
     ]
 
 
+def _stored_vector(table: str, column: str) -> str | None:
+    """The generated column holding ``column``'s word vector, if PostgreSQL stores one."""
+    return PG_STORED_VECTORS.get(column) if table == "traces" else None
+
+
+def _stored_vector_indexes() -> list[tuple[str, str, str, str]]:
+    """(index, table, column, vector column) of each index on a stored vector."""
+    return [
+        (name, table, column, stored)
+        for name, (table, column) in PG_INDEXES.items()
+        if (stored := _stored_vector(table, column)) is not None
+    ]
+
+
 def pg_stored_vector_statements() -> list[str]:
     """PostgreSQL DDL of migration 0010: the request and response word vectors as generated
     columns, their GIN indexes rebuilt on the columns."""
     out = []
-    for name, (table, column) in PG_INDEXES.items():
-        if table != "traces" or column not in PG_STORED_VECTORS:
-            continue
-        stored = PG_STORED_VECTORS[column]
+    for name, table, column, stored in _stored_vector_indexes():
         out += [
             f"DROP INDEX IF EXISTS {name}",
             f"ALTER TABLE {table} ADD COLUMN {stored} tsvector "
@@ -112,12 +123,11 @@ def pg_stored_vector_statements() -> list[str]:
 def pg_expression_index_statements() -> list[str]:
     """The downgrade of :func:`pg_stored_vector_statements`."""
     out = []
-    for name, (table, column) in PG_INDEXES.items():
-        if table == "traces" and column in PG_STORED_VECTORS:
-            out += [
-                f"ALTER TABLE {table} DROP COLUMN IF EXISTS {PG_STORED_VECTORS[column]}",
-                f"CREATE INDEX {name} ON {table} USING gin ({_pg_vector_sql(column)})",
-            ]
+    for name, table, column, stored in _stored_vector_indexes():
+        out += [
+            f"ALTER TABLE {table} DROP COLUMN IF EXISTS {stored}",
+            f"CREATE INDEX {name} ON {table} USING gin ({_pg_vector_sql(column)})",
+        ]
     return out
 
 
@@ -217,8 +227,9 @@ def _pg_condition(table: Table, column: str, words: str) -> ColumnElement[bool]:
     index (literal config and length), so the index serves it."""
     config: Any = literal_column("'simple'::regconfig")
     vector: Any
-    if table.name == "traces" and column in PG_STORED_VECTORS:
-        vector = literal_column(f"{table.name}.{PG_STORED_VECTORS[column]}")
+    stored = _stored_vector(table.name, column)
+    if stored is not None:
+        vector = literal_column(f"{table.name}.{stored}")
     else:
         vector = func.to_tsvector(
             config, func.left(table.c[column], literal_column(str(PG_INDEXED_CHARS)))
