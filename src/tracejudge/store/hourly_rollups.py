@@ -300,9 +300,7 @@ def _stored(
         empty = select(h.hour_ms).where(*in_span, h.traces == 0)
         present.update((key, hour) for hour in conn.execute(empty).scalars())
         for r in conn.execute(select(s.trace_hours).where(*in_span, h.traces > 0)):
-            out[(key, r.hour_ms, None)] = Sums(
-                r.traces, r.errors, r.timed, r.duration_sum, [bytes(r.durations)]
-            )
+            out[(key, r.hour_ms, None)] = _sums_of(r)
             present.add((key, r.hour_ms))
         query = select(s.feedback_hours).where(f.experiment_id == key, f.hour_ms.between(*span))
         for r in conn.execute(query):
@@ -330,9 +328,7 @@ def _stored_split(
             if r.value is None:
                 present.add((key, r.hour_ms))
             if r.traces:
-                out[(key, r.hour_ms, r.value)] = Sums(
-                    r.traces, r.errors, r.timed, r.duration_sum, [bytes(r.durations)]
-                )
+                out[(key, r.hour_ms, r.value)] = _sums_of(r)
     return out, present
 
 
@@ -404,6 +400,11 @@ def _store_split(conn: Connection, tag: str, parts: dict[Part, Sums]) -> None:
                 for (exp, hour, value), sums in parts.items()
             ],
         )
+
+
+def _sums_of(row: Any) -> Sums:
+    """The sums a stored row of ``trace_hours`` or ``tag_hours`` holds (see ``_columns``)."""
+    return Sums(row.traces, row.errors, row.timed, row.duration_sum, [bytes(row.durations)])
 
 
 def _columns(sums: Sums) -> dict[str, Any]:

@@ -44,6 +44,8 @@ time range from a narrow one either way), so where the best plan depends on how 
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -110,6 +112,19 @@ traces = Table(
     Index("ix_traces_exp_name", "experiment_id", "name"),
 )
 
+
+def _hour_sums() -> list[Column[Any]]:
+    """The sums kept per hour (and per tag value): traces, failed ones, those with a duration,
+    the durations' sum, and their latency histogram (``latency_sketch``)."""
+    return [
+        Column("traces", BigInteger, nullable=False),
+        Column("errors", BigInteger, nullable=False),
+        Column("timed", BigInteger, nullable=False),
+        Column("duration_sum", BigInteger, nullable=False),
+        Column("durations", LargeBinary, nullable=False),
+    ]
+
+
 trace_hours = Table(
     "trace_hours",
     metadata,
@@ -120,17 +135,13 @@ trace_hours = Table(
         primary_key=True,
     ),
     Column("hour_ms", BigInteger, primary_key=True),
-    Column("traces", BigInteger, nullable=False),
-    Column("errors", BigInteger, nullable=False),
-    Column("timed", BigInteger, nullable=False),
-    Column("duration_sum", BigInteger, nullable=False),
-    Column("durations", LargeBinary, nullable=False),
+    *_hour_sums(),
 )
 """One experiment's traces of one closed UTC hour, summed up for ``trace_stats`` (see
 ``hourly_rollups``): counts, errors, the durations' count and sum, and a latency histogram
-(``latency_sketch``). Triggers on ``traces`` and ``assessments`` delete a row whenever a trace
-of its hour or its feedback is written or deleted; the next aggregate over that hour computes
-it again."""
+(``latency_sketch``). Triggers on ``traces``, ``assessments`` and ``trace_tags`` delete a row
+whenever a trace of its hour, its feedback or its tags are written or deleted; the next
+aggregate over that hour, or the server's background fill, computes it again."""
 
 feedback_hours = Table(
     "feedback_hours",
@@ -159,11 +170,7 @@ tag_hours = Table(
     Column("hour_ms", BigInteger, nullable=False),
     Column("key", String(250), nullable=False),
     Column("value", Text, nullable=True),
-    Column("traces", BigInteger, nullable=False),
-    Column("errors", BigInteger, nullable=False),
-    Column("timed", BigInteger, nullable=False),
-    Column("duration_sum", BigInteger, nullable=False),
-    Column("durations", LargeBinary, nullable=False),
+    *_hour_sums(),
     ForeignKeyConstraint(
         ["experiment_id", "hour_ms"],
         ["trace_hours.experiment_id", "trace_hours.hour_ms"],
