@@ -410,6 +410,12 @@ class PlanCapture:
         return "\n".join(shown).rstrip()
 
 
+def forget_rollups(store: SqlTraceStore) -> None:
+    """Delete every stored hourly sum (their feedback and tag splits go by cascade)."""
+    with store.engine.begin() as conn:
+        conn.execute(delete(s.trace_hours))
+
+
 def queries(mid: int, last_day: int) -> list[tuple[str, str | None, list[str] | None]]:
     return [
         ("tag filter, newest first", "tag.env = 'prod'", ["timestamp DESC"]),
@@ -546,8 +552,7 @@ def main() -> int:
             return store.trace_stats([eid], flt, group, metrics)
 
         rolled = hourly_rollups.answers(parse_filter(flt), group, metrics)
-        with store.engine.begin() as conn:  # the first aggregate after a load fills the rollups
-            conn.execute(delete(s.trace_hours))
+        forget_rollups(store)  # as after a load: the first aggregate computes its hours
         started = time.perf_counter()
         try:
             aggregate()
@@ -563,8 +568,7 @@ def main() -> int:
         )
         print(stats_rows[-1], file=sys.stderr)
 
-    with store.engine.begin() as conn:  # what the server does in the background after a load
-        conn.execute(delete(s.trace_hours))
+    forget_rollups(store)  # then every hour filled, as the server does after a load
     started = time.perf_counter()
     filled = store.fill_hourly_rollups()
     fill_s = time.perf_counter() - started

@@ -4,7 +4,6 @@ scan of the traces (``stats.compute``) on a real SQLite file and on PostgreSQL."
 
 from __future__ import annotations
 
-import math
 import random
 import threading
 import time
@@ -12,6 +11,7 @@ import time
 import pytest
 
 from factories import make_trace
+from percentiles import near, nearest_rank
 from tracejudge.entities import Feedback, TraceState
 from tracejudge.query import parse_filter
 from tracejudge.store import hourly_rollups, latency_sketch, rollup_filler, stats
@@ -22,19 +22,10 @@ METRICS = ["count", "error_rate", "mean_latency", "p50_latency", "p95_latency"]
 FEEDBACK = ["feedback.trust.mean", "feedback.trust.count", "feedback.grounded.pass_rate"]
 
 
-def _nearest_rank(values, p):
-    ordered = sorted(values)
-    return ordered[max(1, math.ceil(p * len(ordered))) - 1]
-
-
-def _near(value, exact):
-    return abs(value - exact) <= latency_sketch.RELATIVE_ERROR * exact + 0.5
-
-
 def test_a_bucket_reads_back_within_the_bound_and_small_durations_exactly():
     assert all(latency_sketch.value_of(latency_sketch.bucket(v)) == v for v in range(110))
     for v in list(range(110, 5000)) + [10**k + d for k in range(4, 10) for d in (-1, 0, 1)]:
-        assert _near(latency_sketch.value_of(latency_sketch.bucket(v)), v), v
+        assert near(latency_sketch.value_of(latency_sketch.bucket(v)), v), v
     assert latency_sketch.bucket(-5) == 0
     assert latency_sketch.bucket(1e60) == latency_sketch.MAX_BUCKET
 
@@ -49,7 +40,7 @@ def test_merged_histograms_give_nearest_rank_percentiles_within_the_bound():
     everything = [v for part in parts for v in part]
     assert int(merged.sum()) == len(everything)
     for p in (0.01, 0.5, 0.9, 0.99, 1.0):
-        assert _near(latency_sketch.percentile(merged, p), _nearest_rank(everything, p))
+        assert near(latency_sketch.percentile(merged, p), nearest_rank(everything, p))
     assert latency_sketch.percentile(latency_sketch.merge([]), 0.5) is None
 
 
@@ -117,7 +108,7 @@ def _check(store, filter_string, group_by, experiment_ids=("0",), metrics=METRIC
         for p in ("p50_latency", "p95_latency"):
             assert (mine[p] is None) == (truth[p] is None)
             if truth[p] is not None:
-                assert _near(mine[p], truth[p]), (p, mine[p], truth[p])
+                assert near(mine[p], truth[p]), (p, mine[p], truth[p])
     return rolled
 
 
@@ -207,16 +198,21 @@ def test_fill_stores_every_ended_hour_once_and_the_aggregates_then_read_them(sql
     _check(sql_store, None, "day")
 
 
-def test_the_filler_thread_fills_the_rollups_and_stops(sql_store):
+def _wait_until_stored(store, hours, timeout_s):
+    """The stored hours once ``hours`` are, or at ``timeout_s`` (sized for a busy machine)."""
+    deadline = time.monotonic() + timeout_s
+    while len(_stored(store)) < hours and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return _stored(store)
+
+
+def test_the_filler_thread_fills_the_rollups_in_the_background(sql_store):
     _log(sql_store, random.Random(6), range(0, 3), 4)
     stop = rollup_filler.start_rollup_thread(sql_store, every_s=0.05)
     try:
-        deadline = time.monotonic() + 60  # a busy machine: the thread's first pass may wait
-        while len(_stored(sql_store)) < 3 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        assert len(_wait_until_stored(sql_store, 3, timeout_s=60)) == 3
     finally:
         stop.set()
-    assert len(_stored(sql_store)) == 3
 
 
 def test_the_server_fills_the_rollups_when_it_starts(sqlite_uri):
@@ -229,10 +225,7 @@ def test_the_server_fills_the_rollups_when_it_starts(sqlite_uri):
     _log(store, random.Random(7), range(0, 4), 3)
     server = ServerProcess(sqlite_uri)
     try:
-        deadline = time.monotonic() + 120
-        while len(_stored(store)) < 4 and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert len(_stored(store)) == 4
+        assert len(_wait_until_stored(store, 4, timeout_s=120)) == 4
     finally:
         server.stop()
         store.close()

@@ -90,10 +90,9 @@ def test_tag_values_longer_than_the_indexed_prefix_compare_in_full(sql_store):
         assert found(f"{kind}.k != '{values['long']}'") == {"longer", "exact", "short"}
 
 
-@pytest.mark.postgres
-def test_postgresql_reads_a_tag_inside_an_or_from_the_value_index(postgres_uri):
-    store = sql_store.SqlTraceStore(postgres_uri)
-    store.log_traces([make_trace(tags={"user": "u7"})])
+def _page_queries(store, search):
+    """The page queries (``SELECT traces.…``) that ``search()`` sends, with their parameters,
+    and what it returned."""
     sent = []
 
     def record(conn, cursor, statement, parameters, context, executemany):
@@ -101,8 +100,18 @@ def test_postgresql_reads_a_tag_inside_an_or_from_the_value_index(postgres_uri):
             sent.append((statement, parameters))
 
     event.listen(store.engine, "before_cursor_execute", record)
-    store.search_traces(["0"], "tag.user = 'u7' OR feedback.trust < 0.1", None, 10)
-    event.remove(store.engine, "before_cursor_execute", record)
+    try:
+        return sent, search()
+    finally:
+        event.remove(store.engine, "before_cursor_execute", record)
+
+
+@pytest.mark.postgres
+def test_postgresql_reads_a_tag_inside_an_or_from_the_value_index(postgres_uri):
+    store = sql_store.SqlTraceStore(postgres_uri)
+    store.log_traces([make_trace(tags={"user": "u7"})])
+    flt = "tag.user = 'u7' OR feedback.trust < 0.1"
+    sent, _ = _page_queries(store, lambda: store.search_traces(["0"], flt, None, 10))
     statement, parameters = sent[0]
     with store.engine.begin() as conn:
         cursor = conn.connection.driver_connection.cursor()
@@ -121,19 +130,13 @@ def test_postgresql_checks_a_walked_rows_words_on_its_stored_vector(postgres_uri
     the stored word vector, not tokenised again (migration 0010)."""
     store = sql_store.SqlTraceStore(postgres_uri)
     store.log_traces([make_trace(outputs="refund later", tags={"env": "prod"})])
-    sent = []
-
-    def record(conn, cursor, statement, parameters, context, executemany):
-        if statement.lstrip().startswith("SELECT traces."):
-            sent.append(statement)
-
-    event.listen(store.engine, "before_cursor_execute", record)
-    page = store.search_traces(
-        ["0"], "response MATCH 'refund' AND tag.env = 'prod'", ["execution_time DESC"], 10
+    flt = "response MATCH 'refund' AND tag.env = 'prod'"
+    sent, page = _page_queries(
+        store, lambda: store.search_traces(["0"], flt, ["execution_time DESC"], 10)
     )
-    event.remove(store.engine, "before_cursor_execute", record)
     assert len(page) == 1
-    assert "traces.response_words @@" in sent[0] and "to_tsvector" not in sent[0]
+    statement, _ = sent[0]
+    assert "traces.response_words @@" in statement and "to_tsvector" not in statement
 
 
 @pytest.mark.postgres

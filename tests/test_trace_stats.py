@@ -3,27 +3,17 @@ through the tracking server, and checked against the same figures computed here 
 
 from __future__ import annotations
 
-import math
 import random
 
 import pytest
 
 from factories import make_trace
+from percentiles import near, nearest_rank
 from tracejudge.entities import Feedback, TraceState
 from tracejudge.errors import InvalidArgumentError, InvalidFilterError
 
 HOUR = 3_600_000
 T0 = 1_700_000_000_000 - 1_700_000_000_000 % HOUR  # the start of an hour
-
-
-def _nearest_rank(values, p):
-    ordered = sorted(values)
-    return ordered[max(1, math.ceil(p * len(ordered))) - 1]
-
-
-def _near(value, exact):
-    """A percentile read from the hourly latency histograms: within 0.5 % + 0.5 ms."""
-    return abs(value - exact) <= 0.005 * exact + 0.5
 
 
 @pytest.fixture
@@ -69,8 +59,8 @@ def test_per_hour_counts_errors_and_latency_percentiles(logged):
         assert row["error_rate"] == pytest.approx(
             sum(i.state == TraceState.ERROR for i in mine) / len(mine)
         )
-        assert _near(row["p50_latency"], _nearest_rank(durations, 0.5))
-        assert _near(row["p95_latency"], _nearest_rank(durations, 0.95))
+        assert near(row["p50_latency"], nearest_rank(durations, 0.5))
+        assert near(row["p95_latency"], nearest_rank(durations, 0.95))
         assert row["mean_latency"] == pytest.approx(sum(durations) / len(durations))
 
 
@@ -98,7 +88,7 @@ def test_per_tag_value_with_feedback_statistics(logged):
         assert row["feedback.trust.mean"] == pytest.approx(sum(scored) / len(scored))
         assert row["feedback.grounded.pass_rate"] == pytest.approx(sum(verdicts) / len(verdicts))
         durations = [t.info.execution_duration for t in mine]
-        assert row["p50_latency"] == _nearest_rank(durations, 0.5)
+        assert row["p50_latency"] == nearest_rank(durations, 0.5)
 
 
 def test_filtered_and_ungrouped(logged):
