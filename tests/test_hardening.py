@@ -3,14 +3,17 @@ arguments to the tracing API are recorded and ignored, never raised into the app
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import textwrap
 from concurrent.futures import ProcessPoolExecutor
 
+import httpx
 import pytest
 
 import tracejudge
-from tracejudge.store import SqlTraceStore, get_store
+from tracejudge.entities import Feedback
+from tracejudge.store import SqlTraceStore, get_store, set_tracking_uri
 from tracejudge.store.sql_store import SANITIZED_METADATA_KEY
 from tracejudge.tracing.export import ExportItem, TraceExporter, get_exporter
 
@@ -50,6 +53,72 @@ def test_odd_values_in_one_trace_do_not_drop_its_batch(tracking):
     )
     full = get_store(tracking).get_trace(nul.info.trace_id)
     assert full is not None and full.data.spans[0].inputs == {"q": "a\x00b"}  # JSON keeps it
+
+
+LONE = "caf\udce9"  # bytes decoded with errors="surrogateescape"
+SPLIT_PAIR = "\ud83d\ude00"  # an emoji as two UTF-16 code units
+
+
+def _trace_with_lone_surrogates() -> None:
+    @tracejudge.trace(name=f"name {LONE}", attributes={f"key {LONE}": LONE})
+    def answer(question: str) -> str:
+        tracejudge.update_current_trace(tags={f"tag {LONE}": LONE}, metadata={"m": LONE})
+        return question + SPLIT_PAIR
+
+    assert answer(f"q {LONE}") == f"q {LONE}{SPLIT_PAIR}"  # the app gets its values unchanged
+
+
+def _assert_stored_with_replacements(store_uri_or_url: str) -> None:
+    [found] = get_store(store_uri_or_url).search_traces(max_results=10)
+    assert found.info.name == "name caf\ufffd"
+    assert found.info.tags["tag caf\ufffd"] == "caf\ufffd"
+    [span] = found.data.spans
+    assert span.inputs == {"question": "q caf\ufffd"}
+    assert span.outputs == "q caf\ufffd\U0001f600"  # a split pair is joined again
+    assert span.attributes["key caf\ufffd"] == "caf\ufffd"
+
+
+def test_lone_surrogates_do_not_lose_the_trace(tracking):
+    """UTF-8 cannot encode a lone surrogate; one used to make orjson and the database refuse
+    the whole trace. Each becomes U+FFFD, and the trace says what was replaced."""
+    _trace_with_lone_surrogates()
+    assert tracejudge.flush()
+    _assert_stored_with_replacements(tracking)
+    [info] = _search(tracking)
+    assert "lone surrogates replaced" in info.info.trace_metadata[SANITIZED_METADATA_KEY]
+
+
+def test_lone_surrogates_reach_a_tracking_server(tracking_server):
+    set_tracking_uri(tracking_server)
+    dropped = get_exporter().stats.dropped
+    try:
+        _trace_with_lone_surrogates()
+        assert tracejudge.flush()
+        assert get_exporter().stats.dropped == dropped
+        _assert_stored_with_replacements(tracking_server)
+    finally:
+        set_tracking_uri(None)
+
+
+def test_a_lone_surrogate_escape_sent_to_the_rest_api_is_stored_replaced(tracking_server):
+    """A client other than ours may send ``"\\udce9"`` in JSON: the server stores U+FFFD."""
+    set_tracking_uri(tracking_server)
+    try:
+        with tracejudge.start_span("judged"):
+            pass
+        assert tracejudge.flush()
+        trace_id = tracejudge.get_last_active_trace_id()
+    finally:
+        set_tracking_uri(None)
+    feedback = Feedback(name="polite", value=False, rationale=f"rude: {LONE}", trace_id=trace_id)
+    body = json.dumps({"assessments": [feedback.to_dict()]}).encode()  # escapes the surrogate
+    with httpx.Client(base_url=tracking_server) as http:
+        reply = http.post(
+            "/api/v1/assessments/batch", content=body, headers={"Content-Type": "application/json"}
+        )
+    assert reply.status_code == 200, reply.text
+    [stored] = get_store(tracking_server).get_trace(trace_id).info.assessments
+    assert stored.rationale == "rude: caf\ufffd"
 
 
 def test_a_nul_in_a_rationale_is_stored(tracking):

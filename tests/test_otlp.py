@@ -290,3 +290,16 @@ def test_spans_of_the_real_openinference_instrumentor_become_chat_model_spans(
         assert usage["input_tokens"] > 0 and usage["output_tokens"] > 0
     finally:
         store.close()
+
+
+def test_a_lone_surrogate_escape_in_otlp_json_gets_a_400(tracking_server):
+    """OTLP requires valid UTF-8 strings; JSON can spell one that is not (``\\ud800``). The
+    request is refused with the field named, and nothing is half-stored."""
+    payload = _genai_span("7b8efff798038103d269b633813fc60c", "cee19b7ec3c1b100", None, "n \ud800")
+    body = json.dumps(payload).encode()  # ASCII, with the \ud800 escape
+    assert b"\\ud800" in body
+    with httpx.Client(base_url=tracking_server) as http:
+        reply = http.post("/v1/traces", content=body, headers={"Content-Type": "application/json"})
+        assert reply.status_code == 400
+        assert "surrogate" in reply.json()["message"] and "name" in reply.json()["message"]
+        assert http.post("/api/v1/traces/search", json={}).json()["traces"] == []

@@ -4,6 +4,11 @@ Span inputs and outputs are whatever the user's functions take and return; they 
 stored as JSON without ever raising into the user's code. ``to_jsonable`` converts the
 common rich types (dataclasses, pydantic models, objects with ``to_dict``, sets, bytes,
 dates) and falls back to ``repr`` for anything else.
+
+Python strings may hold lone surrogates (bytes decoded with ``errors="surrogateescape"``, a
+JSON ``"\\ud800"`` escape), which UTF-8 cannot encode: neither database, orjson nor an HTTP
+body accepts them, so one such character would lose the whole trace. ``valid_text`` makes such
+a string encodable, and ``dumps`` never returns one that is not.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import datetime as _dt
 import decimal
 import enum
 import json
+import re
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -70,6 +76,17 @@ def _safe_repr(value: Any) -> str:
         return f"<unrepresentable {type(value).__name__}>"
 
 
+def with_valid_text(value: Any) -> Any:
+    """``value`` (dicts, lists and primitives) with every string made :func:`valid_text`."""
+    if isinstance(value, str):
+        return valid_text(value)
+    if isinstance(value, Mapping):
+        return {with_valid_text(k): with_valid_text(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [with_valid_text(v) for v in value]
+    return value
+
+
 _ORJSON_OPTIONS = orjson.OPT_NON_STR_KEYS
 
 
@@ -80,17 +97,32 @@ def _orjson_default(value: Any) -> Any:
     return converted
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def is_valid_text(text: str) -> bool:
+    """True when ``text`` encodes to UTF-8, i.e. holds no lone surrogate."""
+    return text.isascii() or _SURROGATE.search(text) is None
+
+
+def valid_text(text: str) -> str:
+    """``text`` with surrogate pairs joined and lone surrogates replaced by U+FFFD."""
+    if is_valid_text(text):
+        return text
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
 def dumps(value: Any) -> str:
-    """Serialise any value to a JSON string; never raises.
+    """Serialise any value to a JSON string of valid UTF-8; never raises.
 
     orjson (about ten times faster than ``json``) handles the common case on the tracing hot
-    path; values it rejects (integers beyond 64 bits, say) go through :func:`to_jsonable`.
-    NaN and infinities become ``null``.
+    path; values it rejects (integers beyond 64 bits, lone surrogates) go through
+    :func:`to_jsonable` and :func:`valid_text`. NaN and infinities become ``null``.
     """
     try:
         return orjson.dumps(value, default=_orjson_default, option=_ORJSON_OPTIONS).decode()
     except (TypeError, orjson.JSONEncodeError):
-        return json.dumps(to_jsonable(value), ensure_ascii=False)
+        return valid_text(json.dumps(to_jsonable(value), ensure_ascii=False))
 
 
 def loads(text: str | bytes | None) -> Any:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, ORJSONResponse, PlainTextResponse
@@ -20,6 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tracejudge.entities import Assessment, EvaluationRun, Span, Trace
+from tracejudge.entities._json import with_valid_text
 from tracejudge.errors import (
     InvalidArgumentError,
     TraceJudgeError,
@@ -39,6 +41,18 @@ API = "/api/v1"
 DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024
 MAX_PAGE = 5_000
 """The most traces one answer carries (a search page, a batch get): bounded server memory."""
+
+
+class JsonAnswer(ORJSONResponse):
+    """orjson, and no response model: answers are entities' ``to_dict``, already plain JSON.
+    A lone surrogate (which a client's JSON may spell, and UTF-8 cannot encode) is answered as
+    U+FFFD, as the store keeps it, instead of failing the answer with a 500."""
+
+    def render(self, content: Any) -> bytes:
+        try:
+            return super().render(content)
+        except orjson.JSONEncodeError:
+            return super().render(with_valid_text(content))
 
 
 class _Body(BaseModel):
@@ -218,8 +232,7 @@ def create_app(
     """The API over ``store`` (the server opens it; tests may hand one in). With ``tokens`` or
     ``read_only`` tokens, every request but ``/health`` must carry one (:mod:`.auth`)."""
     app = FastAPI(
-        # orjson, and no response model: answers are entities' to_dict, already plain JSON
-        default_response_class=ORJSONResponse,
+        default_response_class=JsonAnswer,
         title="tracejudge tracking server",
         version="1",
         description="Traces, verdicts and evaluation runs of LLM applications.",

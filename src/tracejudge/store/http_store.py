@@ -21,6 +21,7 @@ import httpx
 import orjson
 
 from tracejudge.entities import Assessment, EvaluationRun, Experiment, Span, Trace
+from tracejudge.entities._json import with_valid_text
 from tracejudge.errors import (
     AuthenticationError,
     InvalidArgumentError,
@@ -102,10 +103,7 @@ class HttpTraceStore:
     ) -> Any:
         """One API call, retried while it did not get through; the reply's JSON, or None for a
         404 when ``missing_ok``. Gives up with StoreUnavailableError."""
-        try:  # orjson: a batch of traces is serialised several times faster than with json
-            content = None if body is None else orjson.dumps(body)
-        except (TypeError, orjson.JSONEncodeError) as exc:
-            raise InvalidArgumentError(f"{method} {path}: cannot send {exc}") from None
+        content = None if body is None else _encode(method, path, body)
         headers = {"Content-Type": "application/json"} if content is not None else None
         attempt = 0
         while True:
@@ -336,6 +334,20 @@ class HttpTraceStore:
 
     def put_cached_calls(self, entries: Sequence[tuple[str, str, str]]) -> None:
         self._call("POST", "/llm-cache", {"entries": [list(e) for e in entries]})
+
+
+def _encode(method: str, path: str, body: Any) -> bytes:
+    """``body`` as JSON (orjson: a batch of traces is serialised several times faster than with
+    json); a lone surrogate, which orjson refuses, is replaced rather than losing the batch."""
+    try:
+        return orjson.dumps(body)
+    except orjson.JSONEncodeError:
+        try:
+            return orjson.dumps(with_valid_text(body))
+        except (TypeError, orjson.JSONEncodeError) as exc:
+            raise InvalidArgumentError(f"{method} {path}: cannot send {exc}") from None
+    except TypeError as exc:
+        raise InvalidArgumentError(f"{method} {path}: cannot send {exc}") from None
 
 
 def _segment(value: str) -> str:

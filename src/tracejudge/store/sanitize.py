@@ -1,9 +1,11 @@
 """Make rows fit their table before they reach the database, so one odd value cannot fail a batch.
 
 PostgreSQL rejects a NUL character in any text and a string longer than its ``VARCHAR(n)``;
-SQLite accepts both. Either way a single such value would fail the whole transaction it is
-written in (up to 200 traces in one export batch). Every row the store writes passes through
-:func:`fit_rows`: NUL becomes U+FFFD (visible, never silently joined text), strings in bounded
+SQLite accepts both; neither accepts a lone surrogate, which UTF-8 cannot encode (a Python
+string can hold one: bytes decoded with ``surrogateescape``, a ``"\\ud800"`` escape in JSON
+sent to the server). A single such value would fail the whole transaction it is written in (up
+to 200 traces in one export batch). Every row the store writes passes through :func:`fit_rows`:
+NUL and lone surrogates become U+FFFD (visible, never silently joined text), strings in bounded
 columns are clipped with a trailing ``…``, and what was changed is reported so the store can
 record it on the trace. Both databases then store the same thing.
 """
@@ -16,6 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import String, Table
+
+from tracejudge.entities._json import is_valid_text, valid_text
 
 NUL = "\x00"
 NUL_REPLACEMENT = "\ufffd"
@@ -50,6 +54,9 @@ def fit_text(value: str, limit: int | None = None) -> tuple[str, list[str]]:
     if NUL in value:
         value = value.replace(NUL, NUL_REPLACEMENT)
         notes.append("NUL replaced")
+    if not is_valid_text(value):
+        value = valid_text(value)
+        notes.append("lone surrogates replaced")
     if limit is not None and len(value) > limit:
         notes.append(f"clipped from {len(value)} to {limit} characters")
         value = value[: limit - len(ELLIPSIS)] + ELLIPSIS
@@ -72,9 +79,11 @@ def fit_rows(
     for row in rows:
         clean = row
         for column, value in row.items():
-            # the common case in one cheap test: a string with no NUL, within its column's limit
+            # the common case in one cheap test: valid text with no NUL, within its column's limit
             if not isinstance(value, str) or (
-                NUL not in value and len(value) <= limits.get(column, len(value))
+                NUL not in value
+                and len(value) <= limits.get(column, len(value))
+                and is_valid_text(value)
             ):
                 continue
             new, notes = fit_text(value, limits.get(column))
