@@ -115,6 +115,10 @@ def test_agreement_cli_table_and_json():
     assert missing.exit_code == 0 and "No trace has both" in missing.output
     unknown = runner.invoke(main, ["judges", "agreement", "x", "--experiment", "nope"])
     assert unknown.exit_code != 0 and "No experiment named 'nope'" in unknown.output
+    # without --experiment: every experiment (the help's "default: all"), not just the active one
+    tracejudge.set_experiment("elsewhere")
+    everywhere = runner.invoke(main, ["judges", "agreement", "groundedness", "--format", "json"])
+    assert json.loads(everywhere.output)["compared"] == 7
 
 
 def test_verdicts_sort_by_their_score():

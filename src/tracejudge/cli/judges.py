@@ -8,7 +8,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from tracejudge.cli.traces import experiment_ids_for, experiments_option
+from tracejudge.cli.traces import experiment_ids_or_all, experiments_option
 from tracejudge.judges.agreement import agreement
 from tracejudge.tracing.client import Client
 
@@ -40,8 +40,9 @@ def agreement_command(
     fmt: str,
 ) -> None:
     """Compare the verdicts called NAME with human feedback of the same name on the same traces."""
-    traces = Client().search_all(
-        experiment_ids_for(experiments),
+    client = Client()
+    traces = client.search_all(
+        experiment_ids_or_all(client, experiments),
         filter_string=filter_string,
         max_results=max_traces,
         include_spans=False,
