@@ -28,6 +28,11 @@ from opentelemetry.sdk.trace import TracerProvider
 import tracejudge
 from tracejudge.tracing.export import get_exporter
 
+TARGET_US = 15.0
+TARGET_BARE_US = 10.9
+"""Issue 14's target and the bare OpenTelemetry span it was measured beside (another machine's
+figures: this run's own bare span gives the ratio to compare)."""
+
 
 def work(x: int) -> int:
     return x * 2
@@ -153,9 +158,11 @@ def main() -> int:
         "",
         f"- tracejudge added / bare OTel added: **{added / bare_added:.2f}x**; "
         f"tracejudge's own cost above the bare OTel span: **{added - bare_added:.2f} µs** per span",
-        f"- target (<= 15 µs added per span in the caller's thread): above untraced "
-        f"{'met' if added <= 15 else 'NOT met'} ({added:.2f} µs); above the OTel span it is built on "
-        f"{'met' if added - bare_added <= 15 else 'NOT met'} ({added - bare_added:.2f} µs)",
+        f"- target <= {TARGET_US:g} µs added per span in the caller's thread: "
+        f"{'met' if added <= TARGET_US else 'NOT met'} ({added:.2f} µs). The target was set "
+        f"where a bare OTel span took {TARGET_BARE_US} µs, i.e. <= "
+        f"{TARGET_US / TARGET_BARE_US:.2f}x the bare span; in this run "
+        f"{added / bare_added:.2f}x: {'met' if added / bare_added <= TARGET_US / TARGET_BARE_US else 'NOT met'}",
         f"- caller wall time per span with the writer running: {per(min(caller_wall)):.2f} µs. "
         "The writer thread shares the GIL and the garbage collector with the caller: that "
         "interference is the gap between the two tracejudge rows",

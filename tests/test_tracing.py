@@ -553,3 +553,35 @@ def test_other_span_processors_see_tracejudge_attributes(sqlite_tracking):
 
     stored = _last_trace().data.spans[0]
     assert span_from_otel(otel_span).to_dict() == stored.to_dict()
+
+
+def test_a_span_record_read_from_the_sdk_fields_equals_the_one_from_its_properties():
+    """The processor reads an ended span's private fields (it is on every span's path); they
+    must give exactly what the public properties give, events, attributes and status included."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.trace import Status, StatusCode
+
+    from tracejudge.tracing.otel_convert import record_from_otel, record_from_properties
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("test")
+    with (
+        tracer.start_as_current_span("root"),
+        tracer.start_as_current_span("child", attributes={"k": "v", "n": 3}) as child,
+    ):
+        child.add_event("saw", {"what": "x"}, timestamp=123)
+        child.set_status(Status(StatusCode.ERROR, "broke"))
+    child_span, root_span = exporter.get_finished_spans()
+    for span in (child_span, root_span):
+        assert record_from_otel(span) == record_from_properties(span)
+    record = record_from_otel(child_span)
+    assert record.parent_id == root_span.context.span_id and record.attributes == {"k": "v", "n": 3}
+    assert record.events == (("saw", 123, {"what": "x"}),)
+    assert (record.status_code, record.status_description) == (StatusCode.ERROR, "broke")
+    assert (
+        record_from_otel(root_span).events == () and record_from_otel(root_span).parent_id is None
+    )

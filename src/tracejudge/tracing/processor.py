@@ -80,28 +80,28 @@ class TraceAssembler(SpanProcessor):
     def _on_end(self, span: ReadableSpan) -> None:
         # Single dict and list operations are atomic under the GIL; this runs for every span,
         # so it takes no lock.
-        trace_id = span.context.trace_id
-        if span.parent is None:
+        record = record_from_otel(span)
+        trace_id = record.trace_id
+        if record.parent_id is None:
             buffer = self._live.pop(trace_id, None)
             if buffer is not None:
-                buffer.spans.append(record_from_otel(span))
+                buffer.spans.append(record)
                 self._finish(trace_id, buffer)
             return
         buffer = self._live.get(trace_id)
         if buffer is not None:
-            buffer.spans.append(record_from_otel(span))
+            buffer.spans.append(record)
             return
         written = self._written.get(trace_id)
         if written is not None:  # a child that outlived its root: append it to the stored trace
             uri, experiment = written
-            span_id = span.context.span_id
-            payload = self._orphan_payloads.pop(span_id, None)
+            payload = self._orphan_payloads.pop(record.span_id, None)
             get_exporter().submit(
                 ExportItem(
                     uri,
                     experiment,
-                    [record_from_otel(span)],
-                    payloads={span_id: payload} if payload else {},
+                    [record],
+                    payloads={record.span_id: payload} if payload else {},
                     late_trace_id=trace_id_from_otel(trace_id),
                 )
             )
