@@ -18,5 +18,8 @@ TRACE_TOKEN_USAGE = "tracejudge.trace.tokenUsage"
 TRACE_SESSION = "tracejudge.trace.session"
 TRACE_USER = "tracejudge.trace.user"
 SOURCE_RUN = "tracejudge.sourceRun"
+OTEL_PARENT_TRACE_ID = "tracejudge.otel.parentTraceId"
+"""Set on a trace that began inside another SDK's span: that span's trace and span id (hex)."""
+OTEL_PARENT_SPAN_ID = "tracejudge.otel.parentSpanId"
 
 EXCEPTION_EVENT = "exception"

@@ -436,11 +436,10 @@ def _update_trace_buffer(
     user: Any,
 ) -> None:
     span = get_current_active_span()
-    buffer = (
-        get_assembler().buffer_for(span.otel_trace_id)
-        if span and not isinstance(span, NoOpSpan)
-        else None
-    )
+    buffer = None
+    if span is not None and not isinstance(span, NoOpSpan):
+        context = span.otel_span.get_span_context()
+        buffer = get_assembler().buffer_for(context.trace_id, context.span_id)
     if buffer is None:
         logger.warning("tracejudge.update_current_trace called outside of a trace; ignored")
         return

@@ -75,7 +75,7 @@ def _event_attribute(value: Any) -> Any:
 class LiveSpan:
     """An open span: set its inputs, outputs, attributes and events, then it ends with its block."""
 
-    __slots__ = ("_inputs", "_otel", "_outputs", "_payload", "outputs_set")
+    __slots__ = ("_inputs", "_otel", "_outputs", "_payload", "_stored_trace_id", "outputs_set")
 
     def __init__(
         self,
@@ -90,6 +90,7 @@ class LiveSpan:
         self._inputs: Any = inputs if has_inputs else None
         self._outputs: Any = None
         self.outputs_set = False
+        self._stored_trace_id: int | None = None  # known once the span has ended
         self._payload = SpanPayload(
             span_type, dumps(inputs) if has_inputs else None, dict(attributes) if attributes else {}
         )
@@ -102,7 +103,13 @@ class LiveSpan:
 
     @property
     def trace_id(self) -> str:
-        return trace_id_from_otel(self._otel.get_span_context().trace_id)
+        """The id of the trace as stored (for a span under another SDK's span, not the
+        OpenTelemetry trace id: see :mod:`tracejudge.tracing.processor`)."""
+        stored = self._stored_trace_id
+        if stored is None:
+            context = self._otel.get_span_context()
+            stored = get_assembler().stored_trace_id(context.trace_id, context.span_id)
+        return trace_id_from_otel(stored)
 
     @property
     def otel_trace_id(self) -> int:
@@ -197,7 +204,9 @@ class LiveSpan:
         try:
             payload = self._payload
             context = self._otel.get_span_context()
-            get_assembler().deposit(context.trace_id, context.span_id, payload)
+            self._stored_trace_id = get_assembler().deposit(
+                context.trace_id, context.span_id, payload
+            )
             if attributes_mirrored():
                 self._otel.set_attributes(payload.as_otel_attributes(dumps(payload.span_type)))
             self._otel.end(end_time_ns)
@@ -215,6 +224,7 @@ class NoOpSpan(LiveSpan):
         self._outputs = None
         self._payload = SpanPayload(SpanType.UNKNOWN, None, {})
         self.outputs_set = False
+        self._stored_trace_id = None
 
     @property
     def trace_id(self) -> str:

@@ -81,6 +81,7 @@ def record_from_otel(otel: ReadableSpan) -> SpanRecord:
 
 def _record_from_fields(otel: ReadableSpan) -> SpanRecord:
     ctx = otel._context
+    assert ctx is not None  # a started span always has one
     parent = otel._parent
     status = otel._status
     attributes = otel._attributes

@@ -4,6 +4,14 @@ It keeps, per live trace, the finished spans and what ``update_current_trace`` s
 root span ends, the whole trace goes to the exporter. Each tracejudge span deposits its
 payload (type, inputs, outputs, attributes) just before it ends. Conversion to entities
 happens in the writer thread, so the caller pays only for a few dict and list operations.
+
+A trace is keyed by its OpenTelemetry trace id, except where a tracejudge span starts inside a
+span of another SDK (an app's own OpenTelemetry set-up: a web framework's request span, say)
+or a remote one (a propagated ``traceparent``). That span keeps its OpenTelemetry parent, so
+the app's own traces stay as they were, but it is the root of a tracejudge trace of its own,
+with a fresh trace id and the parent's ids in its metadata: several such traces inside one
+request (or concurrently in it) share the app's trace id and must not be merged, and before
+this they were not stored at all. Their spans are keyed by that root's span id instead.
 """
 
 from __future__ import annotations
@@ -17,14 +25,22 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace import Span as SdkSpan
 
+from tracejudge.entities.ids import time_ordered_int
 from tracejudge.entities.trace import trace_id_from_otel
 from tracejudge.store import get_tracking_uri
+from tracejudge.tracing import constants as c
 from tracejudge.tracing.experiment import active_experiment_name
 from tracejudge.tracing.export import ExportItem, get_exporter
 from tracejudge.tracing.otel_convert import SpanRecord, record_from_otel
 from tracejudge.tracing.payload import SpanPayload
 
 logger = logging.getLogger("tracejudge.tracing")
+
+TraceKey = int | tuple[str, int]
+"""A trace's OpenTelemetry trace id, or ``("under-foreign-span", root span id)``."""
+
+_REMEMBERED_TRACES = 10_000
+"""Written traces remembered for children that end after their root (then half are forgotten)."""
 
 
 @dataclass
@@ -33,6 +49,10 @@ class TraceBuffer:
 
     store_uri: str
     experiment_name: str | None
+    trace_id: int
+    """The id it is stored under (as an OpenTelemetry trace id)."""
+    root_span_id: int | None = None
+    """Set for a trace begun under another SDK's span: its root, whose parent is not stored."""
     spans: list[SpanRecord] = field(default_factory=list)
     payloads: dict[int, SpanPayload] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
@@ -43,8 +63,10 @@ class TraceBuffer:
 class TraceAssembler(SpanProcessor):
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._live: dict[int, TraceBuffer] = {}
-        self._written: dict[int, tuple[str, str | None]] = {}
+        self._live: dict[TraceKey, TraceBuffer] = {}
+        self._written: dict[TraceKey, tuple[str, str | None, int]] = {}
+        self._key_of: dict[int, TraceKey] = {}
+        """Open spans of traces begun under another SDK's span: span id -> their trace's key."""
         self._orphan_payloads: dict[int, SpanPayload] = {}
         self.last_trace_id: str | None = None
         self._last_in_thread = threading.local()
@@ -54,22 +76,67 @@ class TraceAssembler(SpanProcessor):
         return getattr(self._last_in_thread, "trace_id", None)
 
     def on_start(self, span: SdkSpan, parent_context: Context | None = None) -> None:
-        if span.parent is not None:
-            return
         try:
-            self._live[span.context.trace_id] = TraceBuffer(
-                get_tracking_uri(), active_experiment_name()
-            )
+            self._on_start(span)
         except Exception:  # never break the user's code
             logger.exception("tracejudge could not start a trace")
 
-    def deposit(self, trace_id: int, span_id: int, payload: SpanPayload) -> None:
-        """Keep a span's payload until the trace is exported (called just before the span ends)."""
-        buffer = self._live.get(trace_id)
+    def _on_start(self, span: SdkSpan) -> None:
+        context = span.get_span_context()
+        parent = span.parent
+        if parent is None:
+            self._live[context.trace_id] = self._new_buffer(context.trace_id)
+            return
+        if context.trace_id in self._live:  # a child in a live trace: the common case
+            return
+        key = self._key_of.get(parent.span_id)
+        if key is not None:  # a child in a trace begun under another SDK's span
+            self._key_of[context.span_id] = key
+            return
+        if context.trace_id in self._written:
+            return  # a child started after its root ended: appended to the stored trace
+        # the first tracejudge span under another SDK's span, or a remote one
+        buffer = self._new_buffer(time_ordered_int())
+        buffer.root_span_id = context.span_id
+        buffer.metadata[c.OTEL_PARENT_TRACE_ID] = f"{context.trace_id:032x}"
+        buffer.metadata[c.OTEL_PARENT_SPAN_ID] = f"{parent.span_id:016x}"
+        key = ("under-foreign-span", context.span_id)
+        self._live[key] = buffer
+        self._key_of[context.span_id] = key
+
+    @staticmethod
+    def _new_buffer(trace_id: int) -> TraceBuffer:
+        return TraceBuffer(get_tracking_uri(), active_experiment_name(), trace_id)
+
+    def _key(self, trace_id: int, span_id: int) -> TraceKey:
+        if self._key_of:
+            key = self._key_of.get(span_id)
+            if key is not None:
+                return key
+        return trace_id
+
+    def deposit(self, trace_id: int, span_id: int, payload: SpanPayload) -> int:
+        """Keep a span's payload until the trace is exported (called just before the span
+        ends); returns the trace id it is stored under."""
+        key = self._key(trace_id, span_id)
+        buffer = self._live.get(key)
         if buffer is not None:
             buffer.payloads[span_id] = payload
-        elif trace_id in self._written:
+            return buffer.trace_id
+        written = self._written.get(key)
+        if written is not None:
             self._orphan_payloads[span_id] = payload
+            return written[2]
+        return trace_id
+
+    def stored_trace_id(self, trace_id: int, span_id: int) -> int:
+        """The id that the trace of an open span is stored under."""
+        key = self._key(trace_id, span_id)
+        buffer = self._live.get(key)
+        if buffer is not None:
+            return buffer.trace_id
+        written = self._written.get(key)
+        return trace_id if written is None else written[2]
 
     def on_end(self, span: ReadableSpan) -> None:
         try:
@@ -81,38 +148,48 @@ class TraceAssembler(SpanProcessor):
         # Single dict and list operations are atomic under the GIL; this runs for every span,
         # so it takes no lock.
         record = record_from_otel(span)
-        trace_id = record.trace_id
-        if record.parent_id is None:
-            buffer = self._live.pop(trace_id, None)
-            if buffer is not None:
-                buffer.spans.append(record)
-                self._finish(trace_id, buffer)
-            return
-        buffer = self._live.get(trace_id)
+        key: TraceKey | None = self._key_of.pop(record.span_id, None) if self._key_of else None
+        if key is None:
+            key = record.trace_id
+            if record.parent_id is None:
+                buffer = self._live.pop(key, None)
+                if buffer is not None:
+                    buffer.spans.append(record)
+                    self._finish(key, buffer)
+                return
+        buffer = self._live.get(key)
         if buffer is not None:
+            is_root = record.span_id == buffer.root_span_id
+            if buffer.trace_id != record.trace_id:  # a trace begun under another SDK's span
+                record = record._replace(
+                    trace_id=buffer.trace_id, parent_id=None if is_root else record.parent_id
+                )
             buffer.spans.append(record)
+            if is_root:
+                del self._live[key]
+                self._finish(key, buffer)
             return
-        written = self._written.get(trace_id)
+        written = self._written.get(key)
         if written is not None:  # a child that outlived its root: append it to the stored trace
-            uri, experiment = written
+            uri, experiment, stored_id = written
             payload = self._orphan_payloads.pop(record.span_id, None)
             get_exporter().submit(
                 ExportItem(
                     uri,
                     experiment,
-                    [record],
+                    [record._replace(trace_id=stored_id)],
                     payloads={record.span_id: payload} if payload else {},
-                    late_trace_id=trace_id_from_otel(trace_id),
+                    late_trace_id=trace_id_from_otel(stored_id),
                 )
             )
 
-    def _finish(self, otel_trace_id: int, buffer: TraceBuffer) -> None:
+    def _finish(self, key: TraceKey, buffer: TraceBuffer) -> None:
         with self._lock:
-            self._written[otel_trace_id] = (buffer.store_uri, buffer.experiment_name)
-            if len(self._written) > 10_000:  # remember recent traces only, for late spans
-                for key in list(self._written)[:5_000]:
-                    del self._written[key]
-        self.last_trace_id = trace_id_from_otel(otel_trace_id)
+            self._written[key] = (buffer.store_uri, buffer.experiment_name, buffer.trace_id)
+            if len(self._written) > _REMEMBERED_TRACES:
+                for old in list(self._written)[: _REMEMBERED_TRACES // 2]:
+                    del self._written[old]
+        self.last_trace_id = trace_id_from_otel(buffer.trace_id)
         self._last_in_thread.trace_id = self.last_trace_id
         get_exporter().submit(
             ExportItem(
@@ -126,9 +203,9 @@ class TraceAssembler(SpanProcessor):
             )
         )
 
-    def buffer_for(self, otel_trace_id: int) -> TraceBuffer | None:
-        with self._lock:
-            return self._live.get(otel_trace_id)
+    def buffer_for(self, trace_id: int, span_id: int) -> TraceBuffer | None:
+        """The live trace of an open span (OpenTelemetry ids)."""
+        return self._live.get(self._key(trace_id, span_id))
 
     def shutdown(self) -> None:
         return None

@@ -1,0 +1,139 @@
+"""tracejudge spans inside an app's own OpenTelemetry spans (a web framework's request span, a
+propagated ``traceparent``): each tracejudge trace is stored, none merged with another, and the
+app's own traces keep their shape. Before, such a trace was silently not stored at all."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from opentelemetry import context as otel_context
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+import tracejudge
+from tracejudge.tracing import constants as c
+from tracejudge.tracing.fluent import open_detached_span
+
+
+@pytest.fixture
+def app_tracer():
+    """The app's own OpenTelemetry SDK, exporting to memory (not tracejudge's provider)."""
+    exported = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exported))
+    yield provider.get_tracer("app"), exported
+    provider.shutdown()
+
+
+@tracejudge.trace(span_type="RETRIEVER")
+def retrieve(question: str) -> list[str]:
+    return [f"doc about {question}"]
+
+
+@tracejudge.trace
+def answer(question: str) -> str:
+    docs = retrieve(question)
+    tracejudge.update_current_trace(tags={"asked": question})
+    return f"{question}: {docs[0]}"
+
+
+def _stored(trace_id: str):
+    tracejudge.flush()
+    trace = tracejudge.get_trace(trace_id)
+    assert trace is not None, f"{trace_id} was not stored"
+    return trace
+
+
+def test_a_trace_inside_an_app_span_is_stored_as_its_own(sqlite_tracking, app_tracer):
+    tracer, exported = app_tracer
+    with tracer.start_as_current_span("GET /ask") as request:
+        with tracejudge.start_span("handler") as handler:
+            assert answer("tides") == "tides: doc about tides"
+            with tracer.start_as_current_span("app-db-query"):  # the app's span inside ours
+                pass
+            inside = handler.trace_id
+        app_trace_id = request.get_span_context().trace_id
+    assert handler.trace_id == inside == tracejudge.get_last_active_trace_id()
+    assert inside != f"tr-{app_trace_id:032x}"  # its own id: other such traces may share the app's
+
+    trace = _stored(inside)
+    spans = {s.name: s for s in trace.data.spans}
+    assert set(spans) == {"handler", "answer", "retrieve"}
+    assert spans["handler"].parent_id is None  # the app's span is not in this trace
+    assert spans["answer"].parent_id == spans["handler"].span_id
+    assert spans["retrieve"].parent_id == spans["answer"].span_id
+    assert {s.trace_id for s in trace.data.spans} == {inside}
+    assert trace.info.name == "handler" and trace.info.tags["asked"] == "tides"
+    assert trace.info.trace_metadata[c.OTEL_PARENT_TRACE_ID] == f"{app_trace_id:032x}"
+    assert trace.info.trace_metadata[c.OTEL_PARENT_SPAN_ID] == (
+        f"{request.get_span_context().span_id:016x}"
+    )
+    # the app's own export is unchanged: its span inside ours is still in the app's trace
+    by_name = {s.name: s for s in exported.get_finished_spans()}
+    assert set(by_name) == {"GET /ask", "app-db-query"}
+    assert by_name["app-db-query"].context.trace_id == app_trace_id
+
+
+def test_concurrent_traces_in_one_app_span_are_not_merged(sqlite_tracking, app_tracer):
+    tracer, _ = app_tracer
+
+    async def both() -> list[str]:
+        return await asyncio.gather(*(asyncio.to_thread(_answer_in_copy, q) for q in "abc"))
+
+    with tracer.start_as_current_span("POST /batch"):
+        trace_ids = asyncio.run(both())
+    assert len(set(trace_ids)) == 3
+    for trace_id in trace_ids:
+        trace = _stored(trace_id)
+        names = sorted(s.name for s in trace.data.spans)
+        assert names == ["answer", "retrieve"], names
+        question = trace.data.spans[0].inputs.get("question") or trace.data.spans[1].inputs.get(
+            "question"
+        )
+        assert trace.info.tags["asked"] == question
+
+
+def _answer_in_copy(question: str) -> str:
+    """Runs in a worker thread of to_thread, which copies the caller's context (the app span)."""
+    answer(question)
+    return tracejudge.get_last_active_trace_id(thread_local=True)
+
+
+def test_a_trace_under_a_propagated_traceparent_is_stored(sqlite_tracking):
+    """An incoming request's W3C ``traceparent`` (extracted as the app's framework would)."""
+    carrier = {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
+    token = otel_context.attach(TraceContextTextMapPropagator().extract(carrier))
+    try:
+        answer("remote")
+    finally:
+        otel_context.detach(token)
+    trace = _stored(tracejudge.get_last_active_trace_id())
+    assert sorted(s.name for s in trace.data.spans) == ["answer", "retrieve"]
+    meta = trace.info.trace_metadata
+    assert meta[c.OTEL_PARENT_TRACE_ID] == "0af7651916cd43dd8448eb211c80319c"
+    assert meta[c.OTEL_PARENT_SPAN_ID] == "b7ad6b7169203331"
+
+
+def test_a_child_outliving_its_root_under_an_app_span_is_appended(sqlite_tracking, app_tracer):
+    tracer, _ = app_tracer
+    with tracer.start_as_current_span("GET /slow"):
+        with tracejudge.start_span("root") as root:
+            straggler = open_detached_span("background-task", "TOOL")
+        trace_id = root.trace_id
+    assert [s.name for s in _stored(trace_id).data.spans] == ["root"]
+    straggler.set_outputs("done")
+    straggler.end()
+    spans = {s.name: s for s in _stored(trace_id).data.spans}
+    assert spans["background-task"].outputs == "done"
+    assert spans["background-task"].parent_id == spans["root"].span_id
+    assert straggler.trace_id == trace_id
+
+
+def test_traces_outside_any_app_span_keep_their_opentelemetry_trace_id(sqlite_tracking):
+    with tracejudge.start_span("plain") as span:
+        otel_id = span.otel_trace_id
+    assert span.trace_id == f"tr-{otel_id:032x}" == tracejudge.get_last_active_trace_id()
+    assert c.OTEL_PARENT_TRACE_ID not in _stored(span.trace_id).info.trace_metadata
