@@ -82,27 +82,28 @@ class TraceAssembler(SpanProcessor):
             logger.exception("tracejudge could not start a trace")
 
     def _on_start(self, span: SdkSpan) -> None:
-        context = span.get_span_context()
         parent = span.parent
         if parent is None:
-            self._live[context.trace_id] = self._new_buffer(context.trace_id)
+            trace_id = span.get_span_context().trace_id
+            self._live[trace_id] = self._new_buffer(trace_id)
             return
-        if context.trace_id in self._live:  # a child in a live trace: the common case
+        if parent.trace_id in self._live:  # a child in a live trace: the common case
             return
+        span_id = span.get_span_context().span_id
         key = self._key_of.get(parent.span_id)
         if key is not None:  # a child in a trace begun under another SDK's span
-            self._key_of[context.span_id] = key
+            self._key_of[span_id] = key
             return
-        if context.trace_id in self._written:
+        if parent.trace_id in self._written:
             return  # a child started after its root ended: appended to the stored trace
         # the first tracejudge span under another SDK's span, or a remote one
         buffer = self._new_buffer(time_ordered_int())
-        buffer.root_span_id = context.span_id
-        buffer.metadata[c.OTEL_PARENT_TRACE_ID] = f"{context.trace_id:032x}"
+        buffer.root_span_id = span_id
+        buffer.metadata[c.OTEL_PARENT_TRACE_ID] = f"{parent.trace_id:032x}"
         buffer.metadata[c.OTEL_PARENT_SPAN_ID] = f"{parent.span_id:016x}"
-        key = ("under-foreign-span", context.span_id)
+        key = ("under-foreign-span", span_id)
         self._live[key] = buffer
-        self._key_of[context.span_id] = key
+        self._key_of[span_id] = key
 
     @staticmethod
     def _new_buffer(trace_id: int) -> TraceBuffer:
@@ -148,40 +149,57 @@ class TraceAssembler(SpanProcessor):
         # Single dict and list operations are atomic under the GIL; this runs for every span,
         # so it takes no lock.
         record = record_from_otel(span)
-        key: TraceKey | None = self._key_of.pop(record.span_id, None) if self._key_of else None
-        if key is None:
-            key = record.trace_id
-            if record.parent_id is None:
-                buffer = self._live.pop(key, None)
-                if buffer is not None:
-                    buffer.spans.append(record)
-                    self._finish(key, buffer)
+        if self._key_of:
+            key = self._key_of.pop(record.span_id, None)
+            if key is not None:
+                self._end_under_foreign_span(record, key)
                 return
-        buffer = self._live.get(key)
-        if buffer is not None:
-            is_root = record.span_id == buffer.root_span_id
-            if buffer.trace_id != record.trace_id:  # a trace begun under another SDK's span
-                record = record._replace(
-                    trace_id=buffer.trace_id, parent_id=None if is_root else record.parent_id
-                )
-            buffer.spans.append(record)
-            if is_root:
-                del self._live[key]
-                self._finish(key, buffer)
+        trace_id = record.trace_id
+        if record.parent_id is None:
+            buffer = self._live.pop(trace_id, None)
+            if buffer is not None:
+                buffer.spans.append(record)
+                self._finish(trace_id, buffer)
             return
-        written = self._written.get(key)
-        if written is not None:  # a child that outlived its root: append it to the stored trace
-            uri, experiment, stored_id = written
-            payload = self._orphan_payloads.pop(record.span_id, None)
-            get_exporter().submit(
-                ExportItem(
-                    uri,
-                    experiment,
-                    [record._replace(trace_id=stored_id)],
-                    payloads={record.span_id: payload} if payload else {},
-                    late_trace_id=trace_id_from_otel(stored_id),
-                )
+        buffer = self._live.get(trace_id)
+        if buffer is not None:
+            buffer.spans.append(record)
+        else:
+            self._append_late(trace_id, record)
+
+    def _end_under_foreign_span(self, record: SpanRecord, key: TraceKey) -> None:
+        """A span of a trace begun under another SDK's span: stored under the trace's own id,
+        its root without the parent that is not in it."""
+        buffer = self._live.get(key)
+        if buffer is None:
+            self._append_late(key, record)
+            return
+        is_root = record.span_id == buffer.root_span_id
+        buffer.spans.append(
+            record._replace(
+                trace_id=buffer.trace_id, parent_id=None if is_root else record.parent_id
             )
+        )
+        if is_root:
+            del self._live[key]
+            self._finish(key, buffer)
+
+    def _append_late(self, key: TraceKey, record: SpanRecord) -> None:
+        """A child that outlived its root: appended to the stored trace (if it is remembered)."""
+        written = self._written.get(key)
+        if written is None:
+            return
+        uri, experiment, stored_id = written
+        payload = self._orphan_payloads.pop(record.span_id, None)
+        get_exporter().submit(
+            ExportItem(
+                uri,
+                experiment,
+                [record._replace(trace_id=stored_id)],
+                payloads={record.span_id: payload} if payload else {},
+                late_trace_id=trace_id_from_otel(stored_id),
+            )
+        )
 
     def _finish(self, key: TraceKey, buffer: TraceBuffer) -> None:
         with self._lock:
