@@ -156,8 +156,9 @@ def main() -> int:
         f"{per(alone) - per(untraced):.2f} |",
         f"| @tracejudge.trace, exporting to SQLite | {per(traced):.2f} | {added:.2f} |",
         "",
-        f"- tracejudge added / bare OTel added: **{added / bare_added:.2f}x**; "
-        f"tracejudge's own cost above the bare OTel span: **{added - bare_added:.2f} µs** per span",
+        f"- tracejudge added / bare OTel SDK span added: **{added / bare_added:.2f}x** "
+        "(tracejudge's spans implement the OpenTelemetry API without the SDK: "
+        "`tracing/recording_span.py`; with another span processor attached they are SDK spans)",
         f"- target <= {TARGET_US:g} µs added per span in the caller's thread: "
         f"{'met' if added <= TARGET_US else 'NOT met'} ({added:.2f} µs). The target was set "
         f"where a bare OTel span took {TARGET_BARE_US} µs, i.e. <= "

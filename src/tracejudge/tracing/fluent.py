@@ -27,7 +27,7 @@ from tracejudge.tracing.live_span import (
     encode_attributes,
     safe_str,
 )
-from tracejudge.tracing.provider import get_assembler, get_tracer
+from tracejudge.tracing.provider import get_assembler, start_otel_span
 from tracejudge.tracing_switch import tracing_is_off
 
 logger = logging.getLogger("tracejudge.tracing")
@@ -56,7 +56,7 @@ class _SpanScope:
             self.span = NoOpSpan()
             return self.span
         try:
-            otel_span = get_tracer().start_span(self._name)
+            otel_span = start_otel_span(self._name)
             span = LiveSpan(otel_span, self._span_type, self._inputs, self._attributes)
             ctx = otel_trace.set_span_in_context(otel_span)
             self._token = otel_context.attach(otel_context.set_value(_LIVE_SPAN_KEY, span, ctx))
@@ -280,7 +280,7 @@ def open_detached_span(name: str, span_type: str, attrs: dict[str, str] | None =
     if tracing_is_off():
         return NoOpSpan()
     try:
-        return LiveSpan(get_tracer().start_span(name), span_type, attributes=attrs)
+        return LiveSpan(start_otel_span(name), span_type, attributes=attrs)
     except Exception:
         logger.exception("tracejudge could not start span %r; running untraced", name)
         return NoOpSpan()

@@ -1,4 +1,6 @@
-"""The span a user holds while it is open: a thin wrapper over an OpenTelemetry SDK span.
+"""The span a user holds while it is open: a thin wrapper over an OpenTelemetry span
+(tracejudge's own :class:`~.recording_span.RecordingSpan`, or an SDK span when another span
+processor is attached).
 
 Every setter swallows its own failures (logged), because tracing must never break the
 traced application.

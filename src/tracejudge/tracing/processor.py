@@ -24,6 +24,7 @@ from typing import Any
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace import Span as SdkSpan
+from opentelemetry.trace import SpanContext
 
 from tracejudge.entities.ids import time_ordered_int
 from tracejudge.entities.trace import trace_id_from_otel
@@ -76,25 +77,27 @@ class TraceAssembler(SpanProcessor):
         return getattr(self._last_in_thread, "trace_id", None)
 
     def on_start(self, span: SdkSpan, parent_context: Context | None = None) -> None:
-        try:
-            self._on_start(span)
-        except Exception:  # never break the user's code
-            logger.exception("tracejudge could not start a trace")
+        context = span.get_span_context()
+        self.started(context.trace_id, context.span_id, span.parent)
 
-    def _on_start(self, span: SdkSpan) -> None:
-        parent = span.parent
+    def started(self, trace_id: int, span_id: int, parent: SpanContext | None) -> None:
+        """A span began (an SDK span through :meth:`on_start`, or a RecordingSpan)."""
+        try:
+            self._started(trace_id, span_id, parent)
+        except Exception:  # never break the user's code
+            logger.exception("tracejudge could not start a span")
+
+    def _started(self, trace_id: int, span_id: int, parent: SpanContext | None) -> None:
         if parent is None:
-            trace_id = span.get_span_context().trace_id
             self._live[trace_id] = self._new_buffer(trace_id)
             return
-        if parent.trace_id in self._live:  # a child in a live trace: the common case
+        if trace_id in self._live:  # a child in a live trace: the common case
             return
-        span_id = span.get_span_context().span_id
         key = self._key_of.get(parent.span_id)
         if key is not None:  # a child in a trace begun under another SDK's span
             self._key_of[span_id] = key
             return
-        if parent.trace_id in self._written:
+        if trace_id in self._written:
             return  # a child started after its root ended: appended to the stored trace
         # the first tracejudge span under another SDK's span, or a remote one
         buffer = self._new_buffer(time_ordered_int())
@@ -141,14 +144,22 @@ class TraceAssembler(SpanProcessor):
 
     def on_end(self, span: ReadableSpan) -> None:
         try:
-            self._on_end(span)
+            record = record_from_otel(span)
         except Exception:
+            logger.exception("tracejudge could not read a finished span")
+            return
+        self.ended(record)
+
+    def ended(self, record: SpanRecord) -> None:
+        """A span ended (an SDK span through :meth:`on_end`, or a RecordingSpan)."""
+        try:
+            self._ended(record)
+        except Exception:  # never break the user's code
             logger.exception("tracejudge could not record a finished span")
 
-    def _on_end(self, span: ReadableSpan) -> None:
+    def _ended(self, record: SpanRecord) -> None:
         # Single dict and list operations are atomic under the GIL; this runs for every span,
         # so it takes no lock.
-        record = record_from_otel(span)
         if self._key_of:
             key = self._key_of.pop(record.span_id, None)
             if key is not None:

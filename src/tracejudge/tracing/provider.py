@@ -1,7 +1,9 @@
 """tracejudge's own OpenTelemetry TracerProvider.
 
 It is separate from the global provider so that tracing an app with tracejudge never changes
-what the app's own OpenTelemetry set-up exports. To also send tracejudge spans elsewhere,
+what the app's own OpenTelemetry set-up exports. tracejudge's own spans skip the SDK
+(:mod:`.recording_span`) unless another processor is attached; spans that other libraries
+start on this provider go through the SDK and the same assembler. To also send tracejudge spans elsewhere,
 add a processor: ``tracejudge.tracing.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))``.
 """
 
@@ -17,6 +19,7 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 
 from tracejudge.entities.ids import time_ordered_int
 from tracejudge.tracing.processor import TraceAssembler
+from tracejudge.tracing.recording_span import RecordingSpan
 
 _lock = threading.Lock()
 _provider: TracerProvider | None = None
@@ -61,6 +64,14 @@ def get_tracer() -> otel_trace.Tracer:
 
 def get_assembler() -> TraceAssembler:
     return _assembler
+
+
+def start_otel_span(name: str) -> otel_trace.Span:
+    """A new span under the current one: tracejudge's own :class:`RecordingSpan`, or an SDK
+    span while another span processor is attached (it must see every span)."""
+    if _mirror_attributes:
+        return get_tracer().start_span(name)
+    return RecordingSpan.start(name, _assembler)
 
 
 def add_span_processor(processor: SpanProcessor) -> None:

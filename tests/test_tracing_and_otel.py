@@ -1,6 +1,8 @@
-"""tracejudge spans inside an app's own OpenTelemetry spans (a web framework's request span, a
-propagated ``traceparent``): each tracejudge trace is stored, none merged with another, and the
-app's own traces keep their shape. Before, such a trace was silently not stored at all."""
+"""tracejudge spans and the app's own OpenTelemetry: tracejudge spans inside an app's spans (a
+web framework's request span, a propagated ``traceparent``) each make a stored trace, none
+merged with another, and the app's own traces keep their shape (before, such a trace was
+silently not stored at all); the app's spans and OpenTelemetry API calls inside a tracejudge
+span (which skips the SDK: ``tracing.recording_span``) see it as the current span."""
 
 from __future__ import annotations
 
@@ -137,3 +139,61 @@ def test_traces_outside_any_app_span_keep_their_opentelemetry_trace_id(sqlite_tr
         otel_id = span.otel_trace_id
     assert span.trace_id == f"tr-{otel_id:032x}" == tracejudge.get_last_active_trace_id()
     assert c.OTEL_PARENT_TRACE_ID not in _stored(span.trace_id).info.trace_metadata
+
+
+def test_the_app_sees_a_tracejudge_span_as_its_current_span(sqlite_tracking, app_tracer):
+    """OpenTelemetry API calls on the current span record on ours; the app's spans nest under
+    it; an outgoing request carries its ids in ``traceparent``."""
+    from opentelemetry import trace as otel_trace
+    from opentelemetry.trace import Status, StatusCode
+
+    tracer, exported = app_tracer
+    carrier: dict[str, str] = {}
+    with tracejudge.start_span("llm-call") as span:
+        current = otel_trace.get_current_span()
+        current.set_attribute("http.status_code", 200)
+        current.set_attributes({"retry": True, "sizes": [1, 2]})
+        current.add_event("first-token", {"ms": 41})
+        current.set_status(Status(StatusCode.ERROR, "upstream 500"))
+        with tracer.start_as_current_span("app-http-call"):
+            TraceContextTextMapPropagator().inject(carrier)
+        ours = span.otel_span.get_span_context()
+    [app_span] = exported.get_finished_spans()
+    assert app_span.context.trace_id == ours.trace_id
+    assert app_span.parent is not None and app_span.parent.span_id == ours.span_id
+    assert carrier["traceparent"] == f"00-{ours.trace_id:032x}-{app_span.context.span_id:016x}-01"
+    [stored] = _stored(span.trace_id).data.spans
+    assert stored.attributes["http.status_code"] == 200 and stored.attributes["retry"] is True
+    assert stored.attributes["sizes"] == [1, 2]
+    assert [(e.name, e.attributes) for e in stored.events] == [("first-token", {"ms": 41})]
+    assert stored.status.status_code == "ERROR" and stored.status.description == "upstream 500"
+
+
+def test_spans_of_libraries_on_the_tracejudge_provider_join_its_traces(sqlite_tracking):
+    """An instrumentor given ``tracejudge.tracing.get_tracer_provider()`` makes SDK spans: they
+    nest under tracejudge's spans and tracejudge's under them, in one stored trace."""
+    from tracejudge.tracing import get_tracer_provider
+
+    library = get_tracer_provider().get_tracer("some-instrumentor")
+
+    @tracejudge.trace
+    def tool(x: int) -> int:
+        return x + 1
+
+    with tracejudge.start_span("agent") as agent, library.start_as_current_span("library-step"):
+        tool(1)
+    spans = {s.name: s for s in _stored(agent.trace_id).data.spans}
+    assert set(spans) == {"agent", "library-step", "tool"}
+    assert spans["library-step"].parent_id == spans["agent"].span_id
+    assert spans["tool"].parent_id == spans["library-step"].span_id
+    assert spans["tool"].outputs == 2
+
+
+def test_a_span_ended_twice_or_used_after_its_end_changes_nothing(sqlite_tracking):
+    with tracejudge.start_span("once") as span:
+        otel = span.otel_span
+    otel.end()  # a second end
+    otel.set_attribute("late", 1)
+    assert not otel.is_recording()
+    spans = _stored(span.trace_id).data.spans
+    assert [s.name for s in spans] == ["once"] and "late" not in spans[0].attributes
