@@ -197,3 +197,27 @@ def test_a_span_ended_twice_or_used_after_its_end_changes_nothing(sqlite_trackin
     assert not otel.is_recording()
     spans = _stored(span.trace_id).data.spans
     assert [s.name for s in spans] == ["once"] and "late" not in spans[0].attributes
+
+
+def test_a_tracejudge_span_inside_an_app_span_inside_a_tracejudge_span_stays_in_its_trace(
+    sqlite_tracking, app_tracer
+):
+    """ours -> the app's -> ours: one stored trace; the inner span's parent (the app's span) is
+    not stored, so the trace's tree shows the inner span at the top level, not lost."""
+    from tracejudge.entities.span_tree import span_tree
+
+    tracer, _ = app_tracer
+    with (
+        tracejudge.start_span("outer") as outer,
+        tracer.start_as_current_span("app-middleware") as middleware,
+    ):
+        answer("nested")
+    trace = _stored(outer.trace_id)
+    spans = {s.name: s for s in trace.data.spans}
+    assert set(spans) == {"outer", "answer", "retrieve"}
+    assert spans["answer"].parent_id == f"{middleware.get_span_context().span_id:016x}"
+    assert [(s.name, depth) for s, depth in span_tree(trace.data.spans)] == [
+        ("outer", 0),
+        ("answer", 0),
+        ("retrieve", 1),
+    ]
