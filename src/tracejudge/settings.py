@@ -6,7 +6,7 @@ long-running processes see changes), and checked then: a value that does not par
 path, which must never raise into the application, uses :meth:`Setting.get_or_default`
 instead, which logs the problem and goes on with the default.
 
-Hand-written rather than pydantic-settings: seventeen variables, read lazily one at a time, with no
+Hand-written rather than pydantic-settings: eighteen variables, read lazily one at a time, with no
 other use for pydantic in the core package.
 """
 
@@ -36,6 +36,13 @@ def _non_negative_int(raw: str) -> int:
     value = int(raw)
     if value < 0:
         raise ValueError("must be at least 0")
+    return value
+
+
+def _fraction(raw: str) -> float:
+    value = float(raw)
+    if not 0 <= value <= 1:
+        raise ValueError("must be from 0 to 1")
     return value
 
 
@@ -172,6 +179,14 @@ TRACE_QUEUE_SIZE = Setting[int](
     "a positive integer",
     "Finished traces waiting for the background writer; beyond it traces are dropped and counted.",
 )
+TRACE_SAMPLING_RATIO = Setting[float](
+    "TRACEJUDGE_TRACE_SAMPLING_RATIO",
+    _fraction,
+    1.0,
+    "a number from 0 to 1",
+    "The share of traces recorded, decided from each trace's id (a trace is kept whole or not "
+    "at all); evaluate() records every trace of its runs.",
+)
 EXIT_FLUSH_TIMEOUT_S = Setting[float](
     "TRACEJUDGE_EXIT_FLUSH_TIMEOUT",
     _seconds,
@@ -245,6 +260,7 @@ ALL: tuple[Setting[Any], ...] = (
     CALL_CACHE,
     PROGRESS,
     TRACE_QUEUE_SIZE,
+    TRACE_SAMPLING_RATIO,
     EXIT_FLUSH_TIMEOUT_S,
     STATEMENT_TIMEOUT_S,
     TRACKING_RETRIES,

@@ -50,6 +50,7 @@ from tracejudge.tracing import flush, start_span, update_current_trace
 from tracejudge.tracing.constants import SOURCE_RUN
 from tracejudge.tracing.experiment import experiment_context
 from tracejudge.tracing.otel_convert import preview
+from tracejudge.tracing.sampling import keep_every_trace
 
 logger = logging.getLogger("tracejudge.evaluation")
 
@@ -166,7 +167,11 @@ class Evaluation:
         fn = self.predict_fn
         assert fn is not None
         name = getattr(fn, "__name__", "predict")
-        with experiment_context(self.experiment_name), start_span(name, SpanType.CHAIN) as span:
+        with (
+            experiment_context(self.experiment_name),
+            keep_every_trace(),
+            start_span(name, SpanType.CHAIN) as span,
+        ):
             span.set_inputs(row.inputs)
             update_current_trace(
                 metadata={SOURCE_RUN: self.run.run_id}, tags={"tracejudge.eval": "predict"}

@@ -14,7 +14,8 @@ from tracejudge.tracing.fluent import (
     update_current_trace,
 )
 from tracejudge.tracing.live_span import LiveSpan, NoOpSpan
-from tracejudge.tracing.provider import get_tracer_provider
+from tracejudge.tracing.provider import add_span_processor, get_tracer_provider
+from tracejudge.tracing.sampling import keep_every_trace
 from tracejudge.tracing_switch import tracing_disabled
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "ExportStats",
     "LiveSpan",
     "NoOpSpan",
+    "add_span_processor",
     "delete_traces",
     "flush",
     "get_active_trace_id",
@@ -30,6 +32,7 @@ __all__ = [
     "get_export_stats",
     "get_last_active_trace_id",
     "get_tracer_provider",
+    "keep_every_trace",
     "search_traces",
     "set_experiment",
     "start_span",

@@ -34,6 +34,7 @@ from tracejudge.tracing.experiment import active_experiment_name
 from tracejudge.tracing.export import ExportItem, get_exporter
 from tracejudge.tracing.otel_convert import SpanRecord, record_from_otel
 from tracejudge.tracing.payload import SpanPayload
+from tracejudge.tracing.sampling import keeps
 
 logger = logging.getLogger("tracejudge.tracing")
 
@@ -52,6 +53,8 @@ class TraceBuffer:
     experiment_name: str | None
     trace_id: int
     """The id it is stored under (as an OpenTelemetry trace id)."""
+    recorded: bool = True
+    """False for a trace that head sampling leaves out (:mod:`.sampling`): nothing is written."""
     root_span_id: int | None = None
     """Set for a trace begun under another SDK's span: its root, whose parent is not stored."""
     spans: list[SpanRecord] = field(default_factory=list)
@@ -110,7 +113,9 @@ class TraceAssembler(SpanProcessor):
 
     @staticmethod
     def _new_buffer(trace_id: int) -> TraceBuffer:
-        return TraceBuffer(get_tracking_uri(), active_experiment_name(), trace_id)
+        return TraceBuffer(
+            get_tracking_uri(), active_experiment_name(), trace_id, recorded=keeps(trace_id)
+        )
 
     def _key(self, trace_id: int, span_id: int) -> TraceKey:
         if self._key_of:
@@ -213,6 +218,9 @@ class TraceAssembler(SpanProcessor):
         )
 
     def _finish(self, key: TraceKey, buffer: TraceBuffer) -> None:
+        if not buffer.recorded:  # sampled out: its late children find nothing either
+            self.last_trace_id = self._last_in_thread.trace_id = None
+            return
         with self._lock:
             self._written[key] = (buffer.store_uri, buffer.experiment_name, buffer.trace_id)
             if len(self._written) > _REMEMBERED_TRACES:
