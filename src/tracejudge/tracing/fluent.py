@@ -469,7 +469,8 @@ def _update_trace_buffer(
 def get_last_active_trace_id(thread_local: bool = False) -> str | None:
     """The id of the trace that finished most recently in this process, or with
     ``thread_local=True`` in the calling thread (what a multi-threaded server wants: another
-    request's trace may have finished in between). MLflow 3's name and argument."""
+    request's trace may have finished in between). MLflow 3's name and argument. ``None``
+    when that trace was left out by head sampling (``TRACEJUDGE_TRACE_SAMPLING_RATIO``)."""
     assembler = get_assembler()
     return assembler.last_trace_id_in_thread() if thread_local else assembler.last_trace_id
 
