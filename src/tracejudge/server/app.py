@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, ORJSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -43,16 +43,20 @@ MAX_PAGE = 5_000
 """The most traces one answer carries (a search page, a batch get): bounded server memory."""
 
 
-class JsonAnswer(ORJSONResponse):
-    """orjson, and no response model: answers are entities' ``to_dict``, already plain JSON.
-    A lone surrogate (which a client's JSON may spell, and UTF-8 cannot encode) is answered as
-    U+FFFD, as the store keeps it, instead of failing the answer with a 500."""
+class JsonAnswer(JSONResponse):
+    """Answers as JSON by orjson, and no response model: they are entities' ``to_dict``, already
+    plain JSON. (FastAPI's own ``ORJSONResponse`` is deprecated.) A lone surrogate (which a
+    client's JSON may spell, and UTF-8 cannot encode) is answered as U+FFFD, as the store keeps
+    it, instead of failing the answer with a 500."""
 
     def render(self, content: Any) -> bytes:
         try:
-            return super().render(content)
+            return orjson.dumps(content, option=_ORJSON_OPTIONS)
         except orjson.JSONEncodeError:
-            return super().render(with_valid_text(content))
+            return orjson.dumps(with_valid_text(content), option=_ORJSON_OPTIONS)
+
+
+_ORJSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
 
 
 class _Body(BaseModel):
