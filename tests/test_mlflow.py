@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from tracejudge.testing import ChatServer, Reply
 
 mlflow = pytest.importorskip("mlflow")
 from tracejudge.integrations import mlflow as tj_mlflow  # noqa: E402
+from tracejudge.integrations.mlflow.compat import experiments_argument  # noqa: E402
 
 YES = '{"rationale": "every claim is in the context", "verdict": "yes"}'
 NO = '{"rationale": "Lyon is not in the context", "verdict": "no"}'
@@ -218,7 +220,9 @@ def test_mlflow_server_traces_scored_and_written_back_once(
     mlflow.set_tracking_uri(mlflow_server)
     try:
         ids = _seed_mlflow("served-app", ["capital?", "capital, wrong?", "capital again?"])
-        traces = tj_mlflow.search_traces(mlflow_server, experiment="served-app")
+        with warnings.catch_warnings():  # no deprecated MLflow argument (a later MLflow drops it)
+            warnings.simplefilter("error", FutureWarning)
+            traces = tj_mlflow.search_traces(mlflow_server, experiment="served-app")
         assert sorted(t.info.trace_id for t in traces) == sorted(ids)
         retriever = next(s for s in traces[0].data.spans if s.span_type == "RETRIEVER")
         assert retriever.outputs[0]["page_content"] == "Paris is the capital of France."
@@ -308,7 +312,10 @@ def test_export_recreates_traces_in_mlflow_once(mlflow_uri, sqlite_tracking):
     again = tj_mlflow.export_experiment("to-export", mlflow_uri)
     assert (again.copied, again.already) == (0, 3)
     experiment = mlflow.get_experiment_by_name("to-export")
-    exported = mlflow.search_traces(experiment_ids=[experiment.experiment_id], return_type="list")
+    exported = mlflow.search_traces(
+        **experiments_argument(mlflow.search_traces, [experiment.experiment_id]),
+        return_type="list",
+    )
     assert len(exported) == 3
     by_source = {t.info.tags["tracejudge.source_trace_id"]: t for t in exported}
     target = by_source[ours[0].info.trace_id]

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import importlib
+import inspect
+from collections.abc import Callable
 from types import ModuleType
+from typing import Any
 
 from tracejudge.errors import IntegrationError
 
@@ -38,3 +41,11 @@ def require_mlflow() -> ModuleType:
         ) from None
     check_version(mlflow.__version__)
     return mlflow
+
+
+def experiments_argument(search: Callable[..., Any], experiment_ids: list[str]) -> dict[str, Any]:
+    """The keyword that names the experiments to ``search_traces``: ``locations`` where this
+    MLflow has it (newer 3.x deprecate ``experiment_ids`` for it), else ``experiment_ids``."""
+    if "locations" in inspect.signature(search).parameters:
+        return {"locations": experiment_ids}
+    return {"experiment_ids": experiment_ids}

@@ -20,7 +20,7 @@ import httpx
 
 from tracejudge.entities import Feedback, Trace
 from tracejudge.errors import ExperimentNotFoundError, IntegrationError, TraceJudgeError
-from tracejudge.integrations.mlflow.compat import require_mlflow
+from tracejudge.integrations.mlflow.compat import experiments_argument, require_mlflow
 from tracejudge.integrations.mlflow.convert import WRITTEN_BY, feedback_to_mlflow, trace_from_mlflow
 from tracejudge.store import get_store
 from tracejudge.store.base import TraceStore
@@ -91,7 +91,7 @@ def iter_mlflow_traces(
         page = mlflow_call(
             "trace search",
             client.search_traces,
-            experiment_ids=[experiment_id],
+            **experiments_argument(client.search_traces, [experiment_id]),
             filter_string=filter_string,
             max_results=size,
             order_by=list(order_by or ["timestamp_ms ASC"]),
