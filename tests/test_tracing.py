@@ -555,33 +555,52 @@ def test_other_span_processors_see_tracejudge_attributes(sqlite_tracking):
     assert span_from_otel(otel_span).to_dict() == stored.to_dict()
 
 
-def test_a_span_record_read_from_the_sdk_fields_equals_the_one_from_its_properties():
-    """The processor reads an ended span's private fields (it is on every span's path); they
-    must give exactly what the public properties give, events, attributes and status included."""
+def test_a_recording_span_records_what_an_sdk_span_records():
+    """tracejudge's own spans (RecordingSpan) and SDK spans, read by the processor, give the same
+    record for the same calls: parent, attributes, events and status included."""
+    from types import SimpleNamespace
+
+    from opentelemetry import trace as otel_trace
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
     from opentelemetry.trace import Status, StatusCode
 
-    from tracejudge.tracing.otel_convert import record_from_otel, record_from_properties
+    from tracejudge.tracing.otel_convert import record_from_otel
+    from tracejudge.tracing.recording_span import RecordingSpan
+
+    def act(root, child):
+        child.set_attributes({"k": "v", "n": 3})
+        child.add_event("saw", {"what": "x"}, timestamp=123)
+        child.set_status(Status(StatusCode.ERROR, "broke"))
+        child.end()
+        root.end()
 
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     tracer = provider.get_tracer("test")
-    with (
-        tracer.start_as_current_span("root"),
-        tracer.start_as_current_span("child", attributes={"k": "v", "n": 3}) as child,
-    ):
-        child.add_event("saw", {"what": "x"}, timestamp=123)
-        child.set_status(Status(StatusCode.ERROR, "broke"))
-    child_span, root_span = exporter.get_finished_spans()
-    for span in (child_span, root_span):
-        assert record_from_otel(span) == record_from_properties(span)
-    record = record_from_otel(child_span)
-    assert record.parent_id == root_span.context.span_id and record.attributes == {"k": "v", "n": 3}
-    assert record.events == (("saw", 123, {"what": "x"}),)
-    assert (record.status_code, record.status_description) == (StatusCode.ERROR, "broke")
-    assert (
-        record_from_otel(root_span).events == () and record_from_otel(root_span).parent_id is None
+    with tracer.start_as_current_span("root", end_on_exit=False) as sdk_root:
+        act(sdk_root, tracer.start_span("child"))
+    sdk_child, sdk_root_span = (record_from_otel(s) for s in exporter.get_finished_spans())
+
+    ended = []  # what a RecordingSpan hands the assembler
+    assembler = SimpleNamespace(started=lambda *ids: None, ended=ended.append)
+    ours_root = RecordingSpan.start("root", assembler)
+    with otel_trace.use_span(ours_root, end_on_exit=False):
+        act(ours_root, RecordingSpan.start("child", assembler))
+    ours_child, ours_root_record = ended
+
+    def comparable(record):
+        return record._replace(trace_id=0, span_id=0, start_time_ns=0, end_time_ns=0)
+
+    assert ours_child.parent_id == ours_root_record.span_id
+    assert sdk_child.parent_id == sdk_root_span.span_id
+    assert comparable(ours_child)._replace(parent_id=0) == comparable(sdk_child)._replace(
+        parent_id=0
     )
+    assert comparable(ours_root_record) == comparable(sdk_root_span)
+    assert sdk_child.attributes == {"k": "v", "n": 3}
+    assert sdk_child.events == (("saw", 123, {"what": "x"}),)
+    assert (sdk_child.status_code, sdk_child.status_description) == (StatusCode.ERROR, "broke")
+    assert sdk_root_span.events == () and sdk_root_span.parent_id is None

@@ -70,41 +70,14 @@ class SpanRecord(NamedTuple):
 
 
 def record_from_otel(otel: ReadableSpan) -> SpanRecord:
-    """The record of a finished span. This runs in the traced call's thread for every span, so
-    it reads the SDK's fields directly (a quarter of the cost of its properties, which copy);
-    an SDK that names them otherwise is read through the properties."""
-    try:
-        return _record_from_fields(otel)
-    except AttributeError:
-        return record_from_properties(otel)
-
-
-def _record_from_fields(otel: ReadableSpan) -> SpanRecord:
-    ctx = otel._context
-    assert ctx is not None  # a started span always has one
-    parent = otel._parent
-    status = otel._status
-    attributes = otel._attributes
-    events = otel._events
-    return SpanRecord(
-        ctx.trace_id,
-        ctx.span_id,
-        parent.span_id if parent else None,
-        otel._name,
-        otel._start_time or 0,
-        otel._end_time,
-        status.status_code,
-        status.description,
-        dict(attributes) if attributes else None,
-        tuple((e.name, e.timestamp, dict(e.attributes or {})) for e in events) if events else (),
-    )
-
-
-def record_from_properties(otel: ReadableSpan) -> SpanRecord:
-    """The same record through ReadableSpan's public properties."""
+    """The record of a finished SDK span (tracejudge's own spans make theirs directly:
+    :mod:`.recording_span`)."""
     ctx = otel.context
     assert ctx is not None
     attributes = otel.attributes
+    # Reading ``events`` copies a locked list; most spans have none, so look before copying.
+    raw_events = getattr(otel, "_events", None)
+    events = otel.events if raw_events is None or len(raw_events) else ()
     return SpanRecord(
         ctx.trace_id,
         ctx.span_id,
@@ -115,7 +88,7 @@ def record_from_properties(otel: ReadableSpan) -> SpanRecord:
         otel.status.status_code,
         otel.status.description,
         dict(attributes) if attributes else None,
-        tuple((e.name, e.timestamp, dict(e.attributes or {})) for e in otel.events),
+        tuple((e.name, e.timestamp, dict(e.attributes or {})) for e in events),
     )
 
 
