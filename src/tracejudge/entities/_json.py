@@ -87,6 +87,16 @@ def with_valid_text(value: Any) -> Any:
     return value
 
 
+def json_bytes(value: Any, option: int = 0) -> bytes:
+    """Plain JSON data (dicts, lists, primitives) as orjson's UTF-8 bytes; a lone surrogate,
+    which orjson refuses, is replaced (:func:`valid_text`) rather than failing the whole value.
+    Anything else orjson refuses still raises its ``JSONEncodeError`` (or ``TypeError``)."""
+    try:
+        return orjson.dumps(value, option=option)
+    except orjson.JSONEncodeError:
+        return orjson.dumps(with_valid_text(value), option=option)
+
+
 _ORJSON_OPTIONS = orjson.OPT_NON_STR_KEYS
 
 

@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tracejudge.entities import Assessment, EvaluationRun, Span, Trace
-from tracejudge.entities._json import with_valid_text
+from tracejudge.entities._json import json_bytes
 from tracejudge.errors import (
     InvalidArgumentError,
     TraceJudgeError,
@@ -50,10 +50,7 @@ class JsonAnswer(JSONResponse):
     it, instead of failing the answer with a 500."""
 
     def render(self, content: Any) -> bytes:
-        try:
-            return orjson.dumps(content, option=_ORJSON_OPTIONS)
-        except orjson.JSONEncodeError:
-            return orjson.dumps(with_valid_text(content), option=_ORJSON_OPTIONS)
+        return json_bytes(content, option=_ORJSON_OPTIONS)
 
 
 _ORJSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY

@@ -21,7 +21,7 @@ import httpx
 import orjson
 
 from tracejudge.entities import Assessment, EvaluationRun, Experiment, Span, Trace
-from tracejudge.entities._json import with_valid_text
+from tracejudge.entities._json import json_bytes
 from tracejudge.errors import (
     AuthenticationError,
     InvalidArgumentError,
@@ -338,15 +338,10 @@ class HttpTraceStore:
 
 def _encode(method: str, path: str, body: Any) -> bytes:
     """``body`` as JSON (orjson: a batch of traces is serialised several times faster than with
-    json); a lone surrogate, which orjson refuses, is replaced rather than losing the batch."""
+    json); a lone surrogate is replaced rather than losing the batch."""
     try:
-        return orjson.dumps(body)
-    except orjson.JSONEncodeError:
-        try:
-            return orjson.dumps(with_valid_text(body))
-        except (TypeError, orjson.JSONEncodeError) as exc:
-            raise InvalidArgumentError(f"{method} {path}: cannot send {exc}") from None
-    except TypeError as exc:
+        return json_bytes(body)
+    except (TypeError, orjson.JSONEncodeError) as exc:
         raise InvalidArgumentError(f"{method} {path}: cannot send {exc}") from None
 
 
