@@ -3,8 +3,9 @@
 It is separate from the global provider so that tracing an app with tracejudge never changes
 what the app's own OpenTelemetry set-up exports. tracejudge's own spans skip the SDK
 (:mod:`.recording_span`) unless another processor is attached; spans that other libraries
-start on this provider go through the SDK and the same assembler. To also send tracejudge spans elsewhere,
-add a processor: ``tracejudge.tracing.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))``.
+start on this provider go through the SDK and the same assembler. To also send tracejudge
+spans elsewhere, add a processor:
+``tracejudge.tracing.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))``.
 """
 
 from __future__ import annotations
