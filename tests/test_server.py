@@ -45,10 +45,11 @@ def test_the_sdk_search_verdicts_and_evaluate_work_unchanged_through_a_server(th
         return "Lyon" if "wrong" in question else "Paris"
 
     tracejudge.set_experiment("served")
+    dropped_before = tracejudge.get_export_stats().dropped  # counts are per process
     for i in range(20):
         app(f"capital of France? {'wrong' if i % 4 == 0 else ''} {i}")
     assert tracejudge.flush()
-    assert tracejudge.get_export_stats().dropped == 0
+    assert tracejudge.get_export_stats().dropped == dropped_before
     found = tracejudge.search_traces(filter_string="tag.env = 'prod'", return_type="list")
     assert len(found) == 20
     tracejudge.log_feedback(found[0].info.trace_id, "helpful", True, source="HUMAN")
