@@ -6,11 +6,11 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import insert, text
 
 from factories import make_trace
 from tracejudge.errors import InvalidFilterError
-from tracejudge.store import SqlTraceStore
+from tracejudge.store import SqlTraceStore, rows, schema
 
 
 def _said(store, question: str, answer: str, **kwargs):
@@ -96,6 +96,35 @@ def test_a_rewritten_or_deleted_trace_leaves_no_stale_words(store):
     assert _found(store, "response MATCH 'unrelated'") == {newer}
 
 
+def _with_document(trace, text: str):
+    trace.data.spans[1] = dataclasses.replace(trace.data.spans[1], outputs={"documents": [text]})
+    return trace
+
+
+def test_span_words_follow_rewrites_moves_and_deletes(store):
+    """A span logged again with a new payload is found by its new words only; a trace logged
+    again with another start time is still found by its spans' words; a deleted trace by
+    none."""
+    day_ms = 86_400_000
+    trace = _with_document(make_trace(timestamp_ms=1_700_000_000_000), "quarterly Globex report")
+    other_day = _with_document(make_trace(timestamp_ms=1_700_000_000_000 + 3 * day_ms), "Globex")
+    store.log_traces([trace, other_day])
+    assert _found(store, "span.content MATCH 'globex'") == {
+        trace.info.trace_id,
+        other_day.info.trace_id,
+    }
+    _with_document(trace, "annual Initech summary")
+    store.log_traces([trace])
+    assert _found(store, "span.content MATCH 'quarterly'") == set()
+    assert _found(store, "span.content MATCH 'initech summary'") == {trace.info.trace_id}
+    trace.info.request_time = 1_700_000_000_000 - 40 * day_ms
+    store.log_traces([trace])
+    assert _found(store, "span.content MATCH 'initech'") == {trace.info.trace_id}
+    store.delete_traces([trace.info.trace_id, other_day.info.trace_id])
+    assert _found(store, "span.content MATCH 'globex'") == set()
+    assert _found(store, "span.content MATCH 'initech'") == set()
+
+
 @pytest.mark.parametrize(
     "bad, says",
     [
@@ -129,11 +158,16 @@ def test_a_store_made_before_word_search_is_indexed_by_the_migration(store_uri):
                 " VALUES ('tr-old', 0, 1, 'OK', '\"where is my parcel\"', '\"it left the depot\"')"
             )
         )
+        span = _with_document(make_trace(), "tracking number ZX81").data.spans[1]
+        conn.execute(
+            insert(schema.spans), [rows.span_row(dataclasses.replace(span, trace_id="tr-old"))]
+        )
     engine.dispose()
     store = SqlTraceStore(store_uri)
     try:
         assert _found(store, "response MATCH 'depot'") == {"tr-old"}
         assert _found(store, "request MATCH 'parcel where'") == {"tr-old"}
+        assert _found(store, "span.content MATCH 'zx81 tracking'") == {"tr-old"}
     finally:
         store.close()
 
