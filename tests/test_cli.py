@@ -253,3 +253,30 @@ def test_traces_stats_table_and_json(filled):
     assert row["count"] == 4 and row["group"] == 1_700_000_000_000 // 3_600_000 * 3_600_000
     bad = run(uri, "traces", "stats", "--metric", "p200_latency")
     assert bad.exit_code == 2 and "Unknown metric" in bad.output
+
+
+def test_datasets_add_traces_show_export_and_list(filled):
+    uri, traces = filled
+    store = SqlTraceStore(uri)
+    from tracejudge.entities import Expectation
+
+    store.log_assessment(Expectation("expected_response", "A1", trace_id=traces[1].info.trace_id))
+    store.close()
+    added = run(uri, "datasets", "add-traces", "prod-set", "--filter", "tag.env = 'prod'")
+    assert added.exit_code == 0, added.output
+    assert "2 traces merged into 'prod-set': 2 new records, 2 in all." in added.output
+    again = run(uri, "datasets", "add-traces", "prod-set", "--experiment", "rag")
+    assert "4 traces merged into 'prod-set': 2 new records, 4 in all." in again.output
+    exported = run(uri, "datasets", "export", "prod-set")
+    records = [json.loads(line) for line in exported.output.splitlines()]
+    by_question = {r["inputs"]["question"]: r for r in records}
+    assert sorted(by_question) == ["q0", "q1", "q2", "q3"]
+    assert by_question["q1"]["expectations"] == {"expected_response": "A1"}
+    assert by_question["q1"]["source_type"] == "TRACE"
+    assert by_question["q1"]["source_id"] == traces[1].info.trace_id
+    shown = run(uri, "datasets", "show", "prod-set")
+    assert shown.exit_code == 0 and "expected_response" in shown.output
+    listed = run(uri, "datasets", "list")
+    assert "prod-set" in listed.output and "4" in listed.output
+    missing = run(uri, "datasets", "show", "nope")
+    assert missing.exit_code == 1 and "DatasetNotFoundError" in missing.output

@@ -34,6 +34,7 @@ RANK = {
     # running them
     "evaluation": 5,
     "monitoring": 5,
+    "datasets": 5,
     # faces
     "cli": 6,
     "server": 6,

@@ -203,6 +203,15 @@ def test_bearer_tokens(sqlite_uri, monkeypatch):
             assert http.post("/api/v1/traces/search", json={}, headers=viewer).status_code == 200
             refused = http.post("/api/v1/experiments", json={"name": "x"}, headers=viewer)
             assert refused.status_code == 403 and "only read" in refused.json()["message"]
+            writer = {"Authorization": "Bearer s3cret"}
+            made = http.post("/api/v1/datasets/create", json={"name": "d"}, headers=writer).json()
+            ref = {"dataset_id": made["dataset_id"]}  # a viewer reads datasets, changes none
+            assert http.post("/api/v1/datasets/records", json=ref, headers=viewer).json() == {
+                "records": []
+            }
+            add = {**ref, "records": [{"inputs": {"q": "x"}}]}
+            merged = http.post("/api/v1/datasets/merge-records", json=add, headers=viewer)
+            assert merged.status_code == 403
             wrong = http.get("/api/v1/experiments", headers={"Authorization": "Bearer nope"})
             assert wrong.status_code == 401 and wrong.json()["error_code"] == "AuthenticationError"
             # OTLP ingestion and the metrics need a token too; only /health is open

@@ -491,7 +491,7 @@ def test_migrations_reach_head_and_record_it(sql_store):
     head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
     with store.engine.connect() as conn:
         version = conn.execute(text("SELECT version_num FROM tracejudge_alembic_version")).scalar()
-    assert version == head == "0010"
+    assert version == head == "0011"
 
 
 def test_the_migrations_build_the_schema_the_code_declares(sql_store):

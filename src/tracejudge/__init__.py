@@ -56,7 +56,7 @@ from tracejudge.tracing.fluent_assessments import (
 __version__ = "0.1.0"
 
 _SUBMODULES = frozenset(
-    {"client", "entities", "evaluation", "integrations", "judges", "models", "openai", "scorers",
+    {"client", "datasets", "entities", "evaluation", "integrations", "judges", "models", "openai", "scorers",
      "server", "store", "testing", "tracing", "trust", "ui"}
 )  # fmt: skip
 

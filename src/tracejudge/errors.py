@@ -149,6 +149,10 @@ class ScorerNotFoundError(NotFoundError):
     """No scorer of the given name is registered in the experiment."""
 
 
+class DatasetNotFoundError(NotFoundError):
+    """No evaluation dataset has the given id or name."""
+
+
 class InvalidSettingError(InvalidArgumentError):
     """A ``TRACEJUDGE_*`` environment variable holds a value that cannot be used."""
 

@@ -39,6 +39,7 @@ def main(tracking_uri: str | None) -> None:
 
 
 def _register() -> None:
+    from tracejudge.cli.datasets import datasets
     from tracejudge.cli.demo import demo
     from tracejudge.cli.evaluate import evaluate_command
     from tracejudge.cli.experiments import experiments
@@ -53,6 +54,7 @@ def _register() -> None:
     main.add_command(experiments)
     main.add_command(traces)
     main.add_command(evaluate_command)
+    main.add_command(datasets)
     main.add_command(demo)
     main.add_command(judges)
     main.add_command(monitor)

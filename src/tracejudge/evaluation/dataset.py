@@ -9,8 +9,10 @@ from typing import Any
 
 import pandas as pd
 
-from tracejudge.entities import Expectation, Trace
+from tracejudge.entities import Trace
 from tracejudge.errors import InvalidArgumentError
+from tracejudge.evaluation.datasets import EvaluationDataset
+from tracejudge.evaluation.expectations import logged_expectations
 
 logger = logging.getLogger("tracejudge.evaluation")
 
@@ -51,13 +53,6 @@ def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and value != value)
 
 
-def logged_expectations(trace: Trace) -> dict[str, Any]:
-    """The valid Expectations logged on a trace, by name (the newest wins)."""
-    return {
-        a.name: a.value for a in trace.info.assessments if isinstance(a, Expectation) and a.valid
-    }
-
-
 def _row(index: int, record: Mapping[str, Any]) -> EvalRow:
     trace = _as_trace(record.get("trace"), index)
     inputs = record.get("inputs")
@@ -87,8 +82,10 @@ def row_from_trace(trace: Trace, index: int = 0) -> EvalRow:
 
 
 def rows_from_data(data: Any) -> list[EvalRow]:
-    """Rows from a list of dicts, a DataFrame (including the one search_traces returns) or a list
-    of Traces."""
+    """Rows from a list of dicts, a DataFrame (including the one search_traces returns), a list
+    of Traces or an evaluation dataset."""
+    if isinstance(data, EvaluationDataset):
+        data = data.to_evaluation_rows()
     if isinstance(data, pd.DataFrame):
         known = {"inputs", "outputs", "expectations", "trace"}
         if not known & set(data.columns):
@@ -100,7 +97,8 @@ def rows_from_data(data: Any) -> list[EvalRow]:
         records = data
     else:
         raise InvalidArgumentError(
-            "evaluate(data=...) takes a list of dicts, a pandas DataFrame or a list of Traces, "
+            "evaluate(data=...) takes a list of dicts, a pandas DataFrame, a list of Traces or "
+            "an EvaluationDataset, "
             f"not {type(data).__name__}."
         )
     rows = []

@@ -31,6 +31,7 @@ from tracejudge.errors import (
 )
 from tracejudge.server import wire
 from tracejudge.server.auth import BearerTokens
+from tracejudge.server.dataset_api import add_dataset_routes
 from tracejudge.server.metrics import MeasureRequests, ServerMetrics
 from tracejudge.server.monitor_api import add_monitor_routes, monitor_metrics
 from tracejudge.server.otlp import add_otlp_routes
@@ -450,6 +451,8 @@ def create_app(
 
     if getattr(store, "monitor", None) is not None:
         add_monitor_routes(app, store)
+    if getattr(store, "datasets", None) is not None:
+        add_dataset_routes(app, store)
     add_otlp_routes(app, store, max_body_bytes, metrics)
     app.state.ui_tokens = (tokens, read_only)
     add_ui(app, store)

@@ -23,6 +23,9 @@ READ_ONLY_POSTS = frozenset(
         "/api/v1/traces/get",
         "/api/v1/runs/search",
         "/api/v1/experiments/by-name",
+        "/api/v1/datasets/get",
+        "/api/v1/datasets/search",
+        "/api/v1/datasets/records",
     }
 )
 """POST routes that only read (a search's filter travels in the body)."""

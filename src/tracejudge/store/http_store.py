@@ -32,6 +32,7 @@ from tracejudge.errors import (
     error_from_code,
 )
 from tracejudge.store.base import PagedList
+from tracejudge.store.dataset_http import HttpDatasetStore
 from tracejudge.store.monitor_http import HttpMonitorStore
 
 API = "/api/v1"
@@ -84,6 +85,11 @@ class HttpTraceStore:
     def monitor(self) -> HttpMonitorStore:
         """The monitoring tables, on the server: registered scorers and the monitor's claims."""
         return HttpMonitorStore(self)
+
+    @functools.cached_property
+    def datasets(self) -> HttpDatasetStore:
+        """Evaluation datasets and their records, on the server."""
+        return HttpDatasetStore(self)
 
     def forget_connections(self) -> None:
         """After a fork: a new connection pool for this process."""

@@ -392,3 +392,40 @@ monitor_claims = Table(
 (the primary key makes the insert a claim: a second process's insert does nothing), then
 ``done`` or ``failed`` with the calls, cost and pass/fail it took. A ``claimed`` row older than
 the lease belongs to a process that died; another process may take it over."""
+
+datasets = Table(
+    "datasets",
+    metadata,
+    Column("dataset_id", String(64), primary_key=True),
+    Column("name", String(256), nullable=False, unique=True),
+    Column("experiment_ids", Text, nullable=False),
+    Column("tags", Text, nullable=False),
+    Column("digest", String(64), nullable=False),
+    Column("create_time_ms", BigInteger, nullable=False),
+    Column("update_time_ms", BigInteger, nullable=False),
+)
+"""Evaluation datasets (``entities.dataset``): experiment ids and tags as JSON."""
+
+dataset_records = Table(
+    "dataset_records",
+    metadata,
+    Column(
+        "dataset_id",
+        String(64),
+        ForeignKey("datasets.dataset_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("record_id", String(64), primary_key=True),
+    Column("inputs_digest", String(64), nullable=False),
+    Column("inputs", Text, nullable=False),
+    Column("expectations", Text, nullable=False),
+    Column("tags", Text, nullable=False),
+    Column("source_type", String(16), nullable=False),
+    Column("source_id", String(256), nullable=True),
+    Column("create_time_ms", BigInteger, nullable=False),
+    Column("update_time_ms", BigInteger, nullable=False),
+    Index("ix_dataset_records_inputs", "dataset_id", "inputs_digest", unique=True),
+)
+"""A dataset's records; the unique (dataset, inputs digest) makes a merge of the same inputs
+an update of one record. Record ids lead with their creation millisecond, so reading a dataset
+in id order reads it in the order it was built."""

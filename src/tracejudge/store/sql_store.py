@@ -49,6 +49,7 @@ from tracejudge.store import (
 )
 from tracejudge.store import schema as s
 from tracejudge.store.base import GC_BATCH, PagedList
+from tracejudge.store.dataset_sql import SqlDatasetStore
 from tracejudge.store.db_errors import wrap_db_errors
 from tracejudge.store.engine import create_store_engine, migrate, plan_as_short_query
 from tracejudge.store.filter_sql import to_sql
@@ -121,6 +122,11 @@ class SqlTraceStore:
     def monitor(self) -> SqlMonitorStore:
         """The monitoring tables: registered scorers and the monitor's claims on traces."""
         return SqlMonitorStore(self.engine)
+
+    @functools.cached_property
+    def datasets(self) -> SqlDatasetStore:
+        """Evaluation datasets and their records."""
+        return SqlDatasetStore(self.engine)
 
     def __repr__(self) -> str:
         return f"SqlTraceStore({self.engine.url.render_as_string(hide_password=True)!r})"
