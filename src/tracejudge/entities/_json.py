@@ -30,19 +30,39 @@ _PRIMITIVES = (str, int, float, bool, type(None))
 _MAX_DEPTH = 50
 
 
+_MAX_INT_BITS = 10_000
+"""Integers wider than this are stored as a description: Python refuses to write an integer of
+more than 4,300 digits (about 14,000 bits) as text, and no reader wants it."""
+
+
 def to_jsonable(value: Any, _depth: int = 0) -> Any:
-    """Return a structure of dicts, lists and primitives that ``json.dumps`` accepts."""
+    """Return a structure of dicts, lists and primitives that ``json.dumps`` accepts; never
+    raises (a value that resists every conversion becomes its description)."""
+    try:
+        return _jsonable(value, _depth)
+    except Exception:  # a hostile object: raising properties, keys or members
+        return _safe_repr(value)
+
+
+def _jsonable(value: Any, depth: int) -> Any:
     if isinstance(value, _PRIMITIVES):
         if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
             return None  # JSON has no NaN or infinity (orjson writes null too)
+        if isinstance(value, int) and value.bit_length() > _MAX_INT_BITS:
+            return f"<int of {value.bit_length():,} bits>"
         return value
-    if _depth > _MAX_DEPTH:
+    if depth > _MAX_DEPTH:
         return _safe_repr(value)
-    nxt = _depth + 1
+    nxt = depth + 1
     if isinstance(value, Mapping):
-        return {str(k): to_jsonable(v, nxt) for k, v in value.items()}
+        return {_key(k): to_jsonable(v, nxt) for k, v in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):
-        items = sorted(value, key=repr) if isinstance(value, (set, frozenset)) else value
+        items: Any = value
+        if isinstance(value, (set, frozenset)):
+            try:
+                items = sorted(value, key=repr)
+            except Exception:  # a member whose repr raises: the set's own order
+                items = list(value)
         return [to_jsonable(v, nxt) for v in items]
     if isinstance(value, enum.Enum):
         return to_jsonable(value.value, nxt)
@@ -52,21 +72,25 @@ def to_jsonable(value: Any, _depth: int = 0) -> Any:
         return str(value)
     if isinstance(value, (bytes, bytearray)):
         return {"__bytes_b64__": base64.b64encode(bytes(value)).decode("ascii")}
-    to_dict = getattr(value, "to_dict", None)
-    if callable(to_dict) and not isinstance(value, type):
-        try:
-            return to_jsonable(to_dict(), nxt)
-        except Exception:
-            pass
-    model_dump = getattr(value, "model_dump", None)  # pydantic v2
-    if callable(model_dump) and not isinstance(value, type):
-        try:
-            return to_jsonable(model_dump(), nxt)
+    for method in ("to_dict", "model_dump"):  # model_dump: pydantic v2
+        try:  # the lookup itself may raise (a proxy outside its context)
+            convert = getattr(value, method, None)
+            if callable(convert) and not isinstance(value, type):
+                return to_jsonable(convert(), nxt)
         except Exception:
             pass
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: to_jsonable(getattr(value, f.name), nxt) for f in dataclasses.fields(value)}
     return _safe_repr(value)
+
+
+def _key(key: Any) -> str:
+    if isinstance(key, str):
+        return key
+    try:
+        return str(key)
+    except Exception:
+        return _safe_repr(key)
 
 
 def _safe_repr(value: Any) -> str:
@@ -131,8 +155,12 @@ def dumps(value: Any) -> str:
     """
     try:
         return orjson.dumps(value, default=_orjson_default, option=_ORJSON_OPTIONS).decode()
-    except (TypeError, orjson.JSONEncodeError):
+    except Exception:  # TypeError, JSONEncodeError, or a key or member that raised
+        pass
+    try:
         return valid_text(json.dumps(to_jsonable(value), ensure_ascii=False))
+    except Exception:  # what to_jsonable let through and json still refuses
+        return json.dumps(_safe_repr(value))
 
 
 def loads(text: str | bytes | None) -> Any:

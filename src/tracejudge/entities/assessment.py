@@ -174,15 +174,23 @@ def _check_value(value: Any) -> Any:
     )
 
 
-def _check_nested_numbers(data: Any, where: str) -> None:
+_MAX_NESTING = 100
+"""Levels of lists and dicts in an assessment value (a deeper one is refused, not stored)."""
+
+
+def _check_nested_numbers(data: Any, where: str, _path: tuple[int, ...] = ()) -> None:
     """Numbers inside a list or dict value: JSON has no NaN or infinity, and a number past 64
-    bits is refused by the JSON encoder on the way to the store."""
-    if isinstance(data, dict):
-        for key, item in data.items():
-            _check_nested_numbers(item, f"{where}[{key!r}]")
-    elif isinstance(data, (list, tuple)):
-        for i, item in enumerate(data):
-            _check_nested_numbers(item, f"{where}[{i}]")
+    bits is refused by the JSON encoder on the way to the store. A list or dict that contains
+    itself has no JSON form either."""
+    if isinstance(data, (dict, list, tuple)):
+        if id(data) in _path:
+            raise InvalidArgumentError(f"{where} contains itself; a value must be a tree.")
+        if len(_path) >= _MAX_NESTING:
+            raise InvalidArgumentError(f"{where} is nested deeper than {_MAX_NESTING} levels.")
+        path = (*_path, id(data))
+        items = data.items() if isinstance(data, dict) else enumerate(data)
+        for key, item in items:
+            _check_nested_numbers(item, f"{where}[{key!r}]", path)
     elif isinstance(data, bool):
         return
     elif isinstance(data, int) and not -_INT64 <= data < _INT64:

@@ -17,13 +17,17 @@ def span_tree(spans: Sequence[Span]) -> list[tuple[Span, int]]:
     ordered: list[tuple[Span, int]] = []
     seen: set[str] = set()
 
-    def visit(parent: str | None, depth: int) -> None:
-        for s in sorted(children.get(parent, []), key=lambda x: (x.start_time_ns, x.span_id)):
-            if s.span_id in seen:
-                continue
-            seen.add(s.span_id)
-            ordered.append((s, depth))
-            visit(s.span_id, depth + 1)
+    def in_order(parent: str | None) -> list[Span]:  # reversed: the stack pops the first
+        found = children.get(parent, [])
+        return sorted(found, key=lambda x: (x.start_time_ns, x.span_id), reverse=True)
 
-    visit(None, 0)
+    # an explicit stack, not recursion: a trace may be nested thousands of levels deep
+    stack = [(s, 0) for s in in_order(None)]
+    while stack:
+        span, depth = stack.pop()
+        if span.span_id in seen:
+            continue
+        seen.add(span.span_id)
+        ordered.append((span, depth))
+        stack.extend((child, depth + 1) for child in in_order(span.span_id))
     return ordered

@@ -39,7 +39,7 @@ _LIVE_SPAN_KEY = otel_context.create_key("tracejudge-live-span")
 class _SpanScope:
     """Opens a span, makes it current for the block, and ends it with the block's outcome."""
 
-    __slots__ = ("_attributes", "_inputs", "_name", "_span_type", "_token", "span")
+    __slots__ = ("_attributes", "_context", "_inputs", "_name", "_span_type", "_token", "span")
 
     def __init__(
         self, name: str, span_type: str, attributes: dict[str, str], inputs: Any = NO_INPUTS
@@ -49,6 +49,7 @@ class _SpanScope:
         self._attributes = attributes  # already encoded by encode_attributes()
         self._inputs = inputs
         self._token: object | None = None
+        self._context: object | None = None  # the context the block made current
         self.span: LiveSpan | None = None
 
     def __enter__(self) -> LiveSpan:
@@ -58,8 +59,13 @@ class _SpanScope:
         try:
             otel_span = start_otel_span(self._name)
             span = LiveSpan(otel_span, self._span_type, self._inputs, self._attributes)
-            ctx = otel_trace.set_span_in_context(otel_span)
-            self._token = otel_context.attach(otel_context.set_value(_LIVE_SPAN_KEY, span, ctx))
+            ctx = otel_context.set_value(
+                _LIVE_SPAN_KEY, span, otel_trace.set_span_in_context(otel_span)
+            )
+            token = otel_context.attach(ctx)
+            before = token.old_value
+            span.context_before = None if before is token.MISSING else before
+            self._token, self._context = token, ctx
             self.span = span
         except Exception:
             logger.exception("tracejudge could not start span %r; running untraced", self._name)
@@ -78,12 +84,33 @@ class _SpanScope:
         if exc is not None:
             span.record_exception(exc)
         span.end()
-        if self._token is not None:
-            try:
-                otel_context.detach(self._token)  # type: ignore[arg-type]
-            except Exception:
-                logger.debug("tracejudge could not detach span context", exc_info=True)
-            self._token = None
+        token, self._token = self._token, None
+        if token is None:
+            return
+        try:  # in order (the common case: the context is still the block's own), or not
+            if otel_context.get_current() is self._context or _restores(span):
+                otel_context.detach(token)  # type: ignore[arg-type]
+        except Exception:
+            logger.debug("tracejudge could not detach span context", exc_info=True)
+
+
+def _restores(span: LiveSpan) -> bool:
+    """Whether the end of ``span``'s block gives the context back to what it was before.
+
+    It does when ``span`` is current, or when the current span was opened inside it (a block
+    begun there that did not end in this context: the context returns to before ``span``).
+    Otherwise the block ends after the block it began in — a generator that held ``span``
+    open across its yields is finished after its caller's span ended (a streamed response) —
+    and the context has moved on: restoring it would make the caller's ended span current
+    again, and every later trace of the thread would join its finished trace.
+    """
+    current = otel_context.get_value(_LIVE_SPAN_KEY)
+    while current is not None:
+        if current is span:
+            return True
+        before = getattr(current, "context_before", None)
+        current = None if before is None else otel_context.get_value(_LIVE_SPAN_KEY, before)
+    return False
 
 
 def start_span(

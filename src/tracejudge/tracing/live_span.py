@@ -77,7 +77,15 @@ def _event_attribute(value: Any) -> Any:
 class LiveSpan:
     """An open span: set its inputs, outputs, attributes and events, then it ends with its block."""
 
-    __slots__ = ("_inputs", "_otel", "_outputs", "_payload", "_stored_trace_id", "outputs_set")
+    __slots__ = (
+        "_inputs",
+        "_otel",
+        "_outputs",
+        "_payload",
+        "_stored_trace_id",
+        "context_before",
+        "outputs_set",
+    )
 
     def __init__(
         self,
@@ -92,10 +100,21 @@ class LiveSpan:
         self._inputs: Any = inputs if has_inputs else None
         self._outputs: Any = None
         self.outputs_set = False
-        self._stored_trace_id: int | None = None  # known once the span has ended
+        self.context_before: Any = None
+        """The OpenTelemetry context its block replaced (``fluent._restores``)."""
         self._payload = SpanPayload(
             span_type, dumps(inputs) if has_inputs else None, dict(attributes) if attributes else {}
         )
+        # the payload is with the trace from the start, so the span's inputs and outputs are
+        # there however it ends (by this block, or through the OpenTelemetry API first)
+        self._stored_trace_id: int | None = None
+        try:
+            context = otel_span.get_span_context()
+            self._stored_trace_id = get_assembler().deposit(
+                context.trace_id, context.span_id, self._payload
+            )
+        except Exception:
+            logger.exception("tracejudge could not record a span's payload")
 
     # identity ---------------------------------------------------------------
     @property
@@ -165,7 +184,9 @@ class LiveSpan:
         self._payload.attributes.update(encode_attributes(attributes))
 
     def set_span_type(self, span_type: str) -> None:
-        self._payload.span_type = str(span_type)
+        name = safe_str(span_type)
+        if name is not None:
+            self._payload.span_type = name
 
     def add_event(self, event: SpanEvent | str, attributes: dict[str, Any] | None = None) -> None:
         try:
@@ -188,30 +209,33 @@ class LiveSpan:
 
     def record_exception(self, exc: BaseException) -> None:
         """Add an ``exception`` event (type, message, stack trace) and set status ERROR."""
+        kind = type(exc).__name__
+        message = safe_str(exc)
+        if message is None:
+            message = f"<{kind} whose str() raises>"
         try:
-            stack = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+            self._otel.set_status(Status(StatusCode.ERROR, f"{kind}: {message}"))
+            try:  # a message may still fail in the formatting of the stack (its __str__ again)
+                stack = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+            except Exception:
+                stack = f"{kind}: {message}"
             self._otel.add_event(
                 c.EXCEPTION_EVENT,
                 {
-                    "exception.type": type(exc).__name__,
-                    "exception.message": str(exc),
+                    "exception.type": kind,
+                    "exception.message": message,
                     "exception.stacktrace": stack,
                 },
             )
-            self._otel.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
         except Exception:
             logger.exception("tracejudge could not record an exception")
 
     def end(self, end_time_ns: int | None = None) -> None:
         try:
-            payload = self._payload
-            context = self._otel.get_span_context()
-            self._stored_trace_id = get_assembler().deposit(
-                context.trace_id, context.span_id, payload
-            )
-            if attributes_mirrored():
+            if attributes_mirrored() and self._otel.is_recording():
+                payload = self._payload
                 self._otel.set_attributes(payload.as_otel_attributes(dumps(payload.span_type)))
-            self._otel.end(end_time_ns)
+            self._otel.end(end_time_ns)  # a second end (after one through OTel) does nothing
         except Exception:
             logger.exception("tracejudge could not end a span")
 
@@ -227,6 +251,7 @@ class NoOpSpan(LiveSpan):
         self._payload = SpanPayload(SpanType.UNKNOWN, None, {})
         self.outputs_set = False
         self._stored_trace_id = None
+        self.context_before = None
 
     @property
     def trace_id(self) -> str:
