@@ -175,6 +175,28 @@ def test_writes_need_the_form_token_and_are_attributed_to_the_person(seeded_stor
     assert bad_number.status_code == 400 and "finite" in bad_number.text
 
 
+def test_selected_traces_go_into_a_dataset_shown_on_its_page(seeded_store):
+    store, seeded = seeded_store
+    client = TestClient(create_app(store))
+    exp = seeded.experiment_id
+    assert "No datasets yet." in client.get("/datasets").text
+    token = _csrf(client, f"/experiments/{exp}/traces")
+    chosen = seeded.trace_ids[:2]
+    route = f"/experiments/{exp}/traces/to-dataset"
+    unnamed = client.post(route, data={"csrf": token, "trace_id": chosen, "dataset": " "})
+    assert unnamed.status_code == 400 and "Name the dataset" in unnamed.text
+    done = client.post(route, data={"csrf": token, "trace_id": chosen, "dataset": "golden"})
+    assert done.status_code == 200 and "<h1>golden</h1>" in done.text
+    dataset = store.datasets.get(name="golden")
+    assert dataset.record_count == 2 and dataset.experiment_ids == [exp]
+    assert all(f'href="/traces/{tid}"' in done.text for tid in chosen)
+    again = client.post(route, data={"csrf": token, "trace_id": chosen[0], "dataset": "golden"})
+    assert again.status_code == 200 and store.datasets.get(name="golden").record_count == 2
+    listing = client.get("/datasets").text
+    assert f'href="/datasets/{dataset.dataset_id}"' in listing and ">2</td>" in listing
+    assert client.get("/datasets/d-missing").status_code == 404
+
+
 def test_read_only_tokens_see_no_write_controls_and_cannot_write(seeded_store):
     store, seeded = seeded_store
     app = create_app(store, tokens=frozenset({"w-token"}), read_only=frozenset({"r-token"}))
@@ -349,6 +371,25 @@ def test_read_a_trace_and_add_feedback_that_shows_in_the_list(page, ui_server):
     header = page.locator("table.traces thead th").all_inner_texts()
     column = [h.strip() for h in header].index("user_rating")
     assert row.locator("td").nth(column).inner_text() == "0.2"
+
+
+@pytest.mark.browser
+def test_select_traces_and_add_them_to_a_dataset(page, ui_server):
+    url, seeded = ui_server
+    page.goto(f"{url}/experiments/{seeded.experiment_id}/traces")
+    for tid in seeded.trace_ids[3:6]:
+        page.get_by_label(f"Select trace {tid}").check()
+    page.get_by_label("Dataset").fill("regressions")
+    page.get_by_role("button", name="Add to dataset").click()
+    page.wait_for_url(re.compile(r"/datasets/d-"))
+    assert page.get_by_role("heading", name="regressions").is_visible()
+    assert page.locator("table.records tbody tr").count() == 3
+    shot(page, "10-dataset-records")
+    page.get_by_role("link", name="Datasets").first.click()
+    page.wait_for_url("**/datasets")
+    row = page.locator("table.list tbody tr", has_text="regressions")
+    assert row.locator("td.num").inner_text() == "3"
+    shot(page, "11-datasets")
 
 
 @pytest.mark.browser

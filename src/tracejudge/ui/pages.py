@@ -31,6 +31,7 @@ from tracejudge.entities import (
 )
 from tracejudge.entities.assessment import numeric_value
 from tracejudge.errors import (
+    DatasetNotFoundError,
     InvalidArgumentError,
     InvalidFilterError,
     InvalidOrderByError,
@@ -39,6 +40,7 @@ from tracejudge.errors import (
     TraceNotFoundError,
     http_status,
 )
+from tracejudge.evaluation.datasets import records_from
 from tracejudge.evaluation.runs import compare_runs
 from tracejudge.judges.agreement import agreement
 from tracejudge.monitoring.status import monitor_status
@@ -378,6 +380,49 @@ def add_ui(app: FastAPI, store: TraceStore) -> None:
         else:
             store.set_trace_tag(trace_id, key, str(data.get("value", "")))
         return RedirectResponse(f"/traces/{trace_id}#tags", 303)
+
+    # -------------------------------------------------------------- datasets
+
+    def dataset_tables() -> Any:
+        tables = getattr(store, "datasets", None)
+        if tables is None:
+            raise UiError(404, "This store keeps no evaluation datasets.")
+        return tables
+
+    @app.get("/datasets", response_class=HTMLResponse, include_in_schema=False)
+    @page
+    def datasets_page(request: Request) -> Response:
+        names = {e.experiment_id: e.name for e in store.list_experiments()}
+        found = dataset_tables().search(None, 1000)
+        return render(request, "datasets.html", datasets=found, names=names)
+
+    @app.get("/datasets/{dataset_id}", response_class=HTMLResponse, include_in_schema=False)
+    @page
+    def dataset_page(request: Request, dataset_id: str) -> Response:
+        tables = dataset_tables()
+        try:
+            dataset = tables.get(dataset_id)
+        except DatasetNotFoundError:
+            raise UiError(404, f"No dataset with id {dataset_id!r}.") from None
+        return render(request, "dataset.html", dataset=dataset, records=tables.records(dataset_id))
+
+    @app.post("/experiments/{experiment_id}/traces/to-dataset", include_in_schema=False)
+    @page
+    def add_to_dataset(request: Request, experiment_id: str, data: Posted) -> Response:
+        ids = data.get("trace_id") or []
+        ids = [ids] if isinstance(ids, str) else list(ids)
+        name = str(data.get("dataset", "")).strip()
+        if not ids:
+            raise UiError(400, "Select at least one trace to add.")
+        if not name:
+            raise UiError(400, "Name the dataset to add the traces to (a new name makes one).")
+        tables = dataset_tables()
+        try:
+            dataset = tables.get(name=name)
+        except DatasetNotFoundError:
+            dataset = tables.create(name, [experiment_id])
+        tables.merge_records(dataset.dataset_id, records_from(store.get_traces(ids, False)))
+        return RedirectResponse(f"/datasets/{dataset.dataset_id}", 303)
 
     # ------------------------------------------------------------------ runs
 
