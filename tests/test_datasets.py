@@ -134,6 +134,30 @@ def test_evaluate_scores_a_dataset_through_predict_fn(tracked):
     assert frame["outputs"].tolist() == [4, 7, 10]
     assert frame["exact/value"].tolist() == [True, True, False]
     assert result.run.row_count == 3
+    stored = tracejudge.get_run(result.run_id)
+    assert stored.dataset == {
+        "dataset_id": golden.dataset_id,
+        "name": "arith",
+        "digest": golden.digest,
+    }
+
+    # the next version of the app, on the same records: compared record by record, although
+    # each run made its own traces
+    def add_fixed(a: int, b: int) -> int:
+        return a + b + (1 if a == b == 5 else 0)
+
+    second = tracejudge.evaluate(data=golden, predict_fn=add_fixed, scorers=[exact])
+    comparison = tracejudge.compare_runs(result.run_id, second.run_id)
+    assert comparison.same_data is True
+    changed = comparison.changed.to_dict("records")
+    fixed = next(r for r in golden.records if r.inputs == {"a": 5, "b": 5})
+    assert [(c["record_id"], c["a"], c["b"]) for c in changed] == [(fixed.record_id, False, True)]
+    assert changed[0]["trace_id"] != changed[0]["trace_id_a"]
+    assert tracejudge.get_trace(changed[0]["trace_id"]).data.outputs == 11
+
+    golden.merge_records([{"inputs": {"a": 1, "b": 1}, "expectations": {"expected_response": 2}}])
+    third = tracejudge.evaluate(data=golden, predict_fn=add_fixed, scorers=[exact])
+    assert tracejudge.compare_runs(second.run_id, third.run_id).same_data is False
 
 
 def test_bad_records_are_refused_and_nothing_is_stored(tracked):

@@ -197,6 +197,32 @@ def test_selected_traces_go_into_a_dataset_shown_on_its_page(seeded_store):
     assert client.get("/datasets/d-missing").status_code == 404
 
 
+def test_runs_on_a_dataset_link_it_and_compare_record_by_record(sqlite_tracking):
+    import tracejudge
+    from tracejudge.datasets import create_dataset
+    from tracejudge.scorers import scorer
+    from tracejudge.store import get_store
+
+    @scorer
+    def exact(outputs, expectations) -> bool:
+        return outputs == expectations["expected_response"]
+
+    golden = create_dataset("sums")
+    golden.merge_records(
+        [{"inputs": {"a": a, "b": a}, "expectations": {"expected_response": 2 * a}} for a in (1, 2)]
+    )
+    first = tracejudge.evaluate(
+        data=golden, predict_fn=lambda a, b: a + b + (a == 2), scorers=[exact]
+    )
+    second = tracejudge.evaluate(data=golden, predict_fn=lambda a, b: a + b, scorers=[exact])
+    client = TestClient(create_app(get_store()))
+    run_page = client.get(f"/runs/{second.run_id}").text
+    assert f'href="/datasets/{golden.dataset_id}">sums</a>' in run_page
+    compared = client.get(f"/compare?a={first.run_id}&b={second.run_id}").text
+    assert "Both runs scored the same records" in compared
+    assert "Verdicts that changed <small>(1)</small>" in compared
+
+
 def test_read_only_tokens_see_no_write_controls_and_cannot_write(seeded_store):
     store, seeded = seeded_store
     app = create_app(store, tokens=frozenset({"w-token"}), read_only=frozenset({"r-token"}))

@@ -40,6 +40,9 @@ class EvaluationRun:
     plan: dict[str, Any] | None = None
     """For a run scored in batches: its trace query (``query``) and its scorers as data
     (``scorers``), so ``evaluate(run_id=...)`` can resume it without being told them again."""
+    dataset: dict[str, str] | None = None
+    """The evaluation dataset the run scored: ``dataset_id``, ``name`` and the ``digest`` of its
+    records at the time (two runs with one digest saw the same data)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -56,6 +59,7 @@ class EvaluationRun:
             "row_count": self.row_count,
             "failure": self.failure,
             "plan": self.plan,
+            "dataset": self.dataset,
         }
 
     @classmethod
@@ -74,4 +78,5 @@ class EvaluationRun:
             row_count=int(data.get("row_count") or 0),
             failure=data.get("failure"),
             plan=data.get("plan"),
+            dataset=data.get("dataset"),
         )

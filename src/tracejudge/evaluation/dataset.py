@@ -24,6 +24,8 @@ class EvalRow:
     outputs: Any = None
     expectations: dict[str, Any] = field(default_factory=dict)
     trace: Trace | None = None
+    record_id: str | None = None
+    """The evaluation dataset record the row came from."""
 
     @property
     def trace_id(self) -> str | None:
@@ -73,7 +75,15 @@ def _row(index: int, record: Mapping[str, Any]) -> EvalRow:
         expectations = {**logged_expectations(trace), **expectations}
     elif _missing(inputs):
         raise InvalidArgumentError(f"Row {index} has neither 'inputs' nor a 'trace'.")
-    return EvalRow(index, inputs, None if _missing(outputs) else outputs, dict(expectations), trace)
+    record_id = record.get("dataset_record_id")
+    return EvalRow(
+        index,
+        inputs,
+        None if _missing(outputs) else outputs,
+        dict(expectations),
+        trace,
+        None if _missing(record_id) else str(record_id),
+    )
 
 
 def row_from_trace(trace: Trace, index: int = 0) -> EvalRow:
@@ -113,6 +123,7 @@ def rows_from_data(data: Any) -> list[EvalRow]:
                 "trace",
                 "trace_id",
                 "tags",
+                "dataset_record_id",
             }
             if unknown and not isinstance(data, pd.DataFrame):
                 raise InvalidArgumentError(

@@ -221,9 +221,16 @@ class EvaluationDataset:
         )
 
     def to_evaluation_rows(self) -> list[dict[str, Any]]:
-        """The rows ``evaluate()`` scores: each record's inputs and expectations (the app's
-        outputs come from ``predict_fn``)."""
-        return [{"inputs": r.inputs, "expectations": r.expectations} for r in self.records]
+        """The rows ``evaluate()`` scores: each record's inputs, expectations and id (the app's
+        outputs come from ``predict_fn``; the id goes on the row's trace)."""
+        return [
+            {"inputs": r.inputs, "expectations": r.expectations, "dataset_record_id": r.record_id}
+            for r in self.records
+        ]
+
+    def reference(self) -> dict[str, str]:
+        """What a run that scored this dataset records of it (``EvaluationRun.dataset``)."""
+        return {"dataset_id": self.dataset_id, "name": self.name, "digest": self.digest}
 
 
 def _experiment_ids(store: TraceStore, experiment_id: str | Sequence[str] | None) -> list[str]:

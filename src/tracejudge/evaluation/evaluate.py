@@ -15,6 +15,7 @@ from tracejudge.errors import ExperimentNotFoundError, InvalidArgumentError
 from tracejudge.evaluation.aggregate import aggregate
 from tracejudge.evaluation.batched import DEFAULT_BATCH_SIZE, evaluate_batched, plan_of_run
 from tracejudge.evaluation.dataset import EvalRow, logged_expectations, rows_from_data
+from tracejudge.evaluation.datasets import EvaluationDataset
 from tracejudge.evaluation.executors import BatchExecutor, LocalExecutor
 from tracejudge.evaluation.harness import CONFIGURATION_ERRORS, Evaluation, use_scorer_threads
 from tracejudge.evaluation.legacy_call import check_legacy_arguments, legacy_rows, results_table
@@ -281,6 +282,7 @@ def evaluate(
         + [{"name": m.name, "class": "EvaluationMetric"} for m in metric_list],
         judge_models=judge_models,
         row_count=len(rows),
+        dataset=data.reference() if isinstance(data, EvaluationDataset) else None,
     )
     store.create_run(run)
     ev = Evaluation(

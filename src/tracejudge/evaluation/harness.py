@@ -47,7 +47,7 @@ from tracejudge.scorers import Scorer, to_feedbacks
 from tracejudge.scorers.fields import response_text
 from tracejudge.store import TraceStore
 from tracejudge.tracing import flush, start_span, update_current_trace
-from tracejudge.tracing.constants import SOURCE_RUN
+from tracejudge.tracing.constants import DATASET_RECORD, SOURCE_RUN
 from tracejudge.tracing.experiment import experiment_context
 from tracejudge.tracing.otel_convert import preview
 from tracejudge.tracing.sampling import keep_every_trace
@@ -174,7 +174,7 @@ class Evaluation:
         ):
             span.set_inputs(row.inputs)
             update_current_trace(
-                metadata={SOURCE_RUN: self.run.run_id}, tags={"tracejudge.eval": "predict"}
+                metadata=self._row_metadata(row), tags={"tracejudge.eval": "predict"}
             )
             try:
                 if inspect.iscoroutinefunction(fn):
@@ -190,6 +190,13 @@ class Evaluation:
             span.set_outputs(outputs)
             row.outputs = outputs
             return span.trace_id
+
+    def _row_metadata(self, row: EvalRow) -> dict[str, str]:
+        """The metadata of a trace made for a row: its run, and its dataset record if any."""
+        metadata = {SOURCE_RUN: self.run.run_id}
+        if row.record_id is not None:
+            metadata[DATASET_RECORD] = row.record_id
+        return metadata
 
     # -------------------------------------------------- traces for static rows
 
@@ -235,7 +242,7 @@ class Evaluation:
             name="evaluation_row",
             request_preview=preview(row.inputs),
             response_preview=preview(row.outputs),
-            trace_metadata={SOURCE_RUN: self.run.run_id},
+            trace_metadata=self._row_metadata(row),
             tags={"tracejudge.eval": "static_row"},
             assessments=list(expectations),
         )

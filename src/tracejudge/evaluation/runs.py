@@ -10,6 +10,7 @@ from tracejudge.entities import EvaluationRun, Feedback
 from tracejudge.store import get_store
 from tracejudge.store.base import TraceStore
 from tracejudge.store.lookup import find_experiment
+from tracejudge.tracing.constants import DATASET_RECORD
 
 
 def get_run(run_id: str) -> EvaluationRun:
@@ -31,18 +32,45 @@ class RunComparison:
     metric_deltas: pd.DataFrame
     """One row per metric key: value in a, value in b, b - a."""
     changed: pd.DataFrame
-    """Traces whose verdict of a name differs between the runs: trace_id, name, a, b."""
+    """Rows whose verdict of a name differs between the runs: trace_id (run b's), name, a, b,
+    trace_id_a, and record_id. Runs that scored the same evaluation dataset are matched record
+    by record (each run made its own traces for the records); other runs trace by trace."""
+
+    @property
+    def same_data(self) -> bool | None:
+        """For two runs on evaluation datasets: whether they saw the same records (digest);
+        ``None`` when either scored other data."""
+        a, b = self.run_a.dataset, self.run_b.dataset
+        if a is None or b is None:
+            return None
+        return a.get("dataset_id") == b.get("dataset_id") and a.get("digest") == b.get("digest")
 
 
-def _verdicts(store: TraceStore, run_id: str) -> dict[tuple[str, str], object]:
-    """(trace, feedback name) -> value, trace-level verdicts only (newest wins)."""
-    out: dict[tuple[str, str], object] = {}
+def _verdicts(store: TraceStore, run_id: str) -> dict[tuple[str, str], tuple[str, object]]:
+    """(trace, feedback name) -> (trace, value), trace-level verdicts only (newest wins)."""
+    out: dict[tuple[str, str], tuple[str, object]] = {}
     for assessment in store.get_run_assessments(run_id):
         if isinstance(assessment, Feedback) and assessment.span_id is None and assessment.trace_id:
-            out[(assessment.trace_id, assessment.name)] = (
-                assessment.value if assessment.error is None else None
-            )
+            value = assessment.value if assessment.error is None else None
+            out[(assessment.trace_id, assessment.name)] = (assessment.trace_id, value)
     return out
+
+
+def _by_record(
+    store: TraceStore, verdicts: dict[tuple[str, str], tuple[str, object]]
+) -> dict[tuple[str, str], tuple[str, object]]:
+    """The verdicts keyed by the dataset record their trace was made for (others dropped)."""
+    traces = store.get_traces(sorted({trace for trace, _ in verdicts}), include_spans=False)
+    record_of: dict[str, str] = {
+        t.info.trace_id: t.info.trace_metadata[DATASET_RECORD]
+        for t in traces
+        if t.info.trace_metadata.get(DATASET_RECORD)
+    }
+    return {
+        (record_of[trace], name): found
+        for (trace, name), found in verdicts.items()
+        if trace in record_of
+    }
 
 
 def compare_runs(run_a: str, run_b: str, *, store: TraceStore | None = None) -> RunComparison:
@@ -66,12 +94,26 @@ def compare_runs(run_a: str, run_b: str, *, store: TraceStore | None = None) -> 
         columns=["metric", "a", "b", "delta"],
     )
     va, vb = _verdicts(store, run_a), _verdicts(store, run_b)
-    changed = pd.DataFrame(
-        [
-            {"trace_id": trace, "name": name, "a": va[(trace, name)], "b": vb[(trace, name)]}
-            for trace, name in sorted(set(va) & set(vb))
-            if va[(trace, name)] != vb[(trace, name)]
-        ],
-        columns=["trace_id", "name", "a", "b"],
+    by_record = (
+        a.dataset is not None
+        and b.dataset is not None
+        and a.dataset.get("dataset_id") == b.dataset.get("dataset_id")
     )
-    return RunComparison(a, b, deltas, changed)
+    if by_record:
+        va, vb = _by_record(store, va), _by_record(store, vb)
+    rows = []
+    for key in sorted(set(va) & set(vb)):
+        (trace_a, value_a), (trace_b, value_b) = va[key], vb[key]
+        if value_a != value_b:
+            rows.append(
+                {
+                    "trace_id": trace_b,
+                    "name": key[1],
+                    "a": value_a,
+                    "b": value_b,
+                    "trace_id_a": trace_a,
+                    "record_id": key[0] if by_record else None,
+                }
+            )
+    columns = ["trace_id", "name", "a", "b", "trace_id_a", "record_id"]
+    return RunComparison(a, b, deltas, pd.DataFrame(rows, columns=columns))

@@ -170,6 +170,7 @@ def run_row(run: EvaluationRun) -> dict[str, Any]:
         "row_count": run.row_count,
         "failure": run.failure,
         "plan": None if run.plan is None else json.dumps(run.plan, default=str),
+        "dataset": None if run.dataset is None else json.dumps(run.dataset),
     }
 
 
@@ -188,4 +189,5 @@ def run_from_row(row: Mapping[Any, Any], metrics: dict[str, float]) -> Evaluatio
         row_count=int(row["row_count"]),
         failure=row["failure"],
         plan=json.loads(row["plan"]) if row.get("plan") else None,
+        dataset=json.loads(row["dataset"]) if row.get("dataset") else None,
     )

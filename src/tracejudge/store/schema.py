@@ -309,6 +309,7 @@ runs = Table(
     Column("row_count", Integer, nullable=False),
     Column("failure", Text, nullable=True),
     Column("plan", Text, nullable=True),
+    Column("dataset", Text, nullable=True),
     Index("ix_runs_exp_start", "experiment_id", "start_time"),
 )
 

@@ -1,4 +1,5 @@
-"""Evaluation datasets: named sets of inputs and expectations, and their records.
+"""Evaluation datasets: named sets of inputs and expectations, their records, and the dataset
+an evaluation run scored (``runs.dataset``, JSON).
 
 Revision ID: 0011
 Revises: 0010
@@ -48,8 +49,11 @@ def upgrade() -> None:
     op.create_index(
         "ix_dataset_records_inputs", "dataset_records", ["dataset_id", "inputs_digest"], unique=True
     )
+    op.add_column("runs", sa.Column("dataset", sa.Text, nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("runs") as batch:  # SQLite drops a column by copying the table
+        batch.drop_column("dataset")
     op.drop_table("dataset_records")
     op.drop_table("datasets")
