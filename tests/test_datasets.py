@@ -51,9 +51,14 @@ def test_records_are_merged_by_their_inputs(tracked):
             {"inputs": {"question": "opening hours?"}, "tags": {"topic": "hours"}},
         ]
     )
-    empty_digest = create_dataset("other").digest
+    other = create_dataset("other")
+    empty_digest = other.digest
     first_digest = golden.digest
     assert first_digest != empty_digest
+    other.merge_records(list(reversed(golden.to_evaluation_rows())))  # same records, other order
+    assert other.digest == first_digest
+    delete_dataset(other.dataset_id)
+    other = create_dataset("other")
     # the same inputs in another key order: one record, its expectations merged, new ones winning
     golden.merge_records(
         [{"inputs": {"lang": "en", "question": "refund window?"}, "expectations": {"a": 2, "b": 3}}]

@@ -24,7 +24,16 @@ from tracejudge.store import get_store
 from tracejudge.store.base import TraceStore
 from tracejudge.tracing.experiment import active_experiment_id
 
-_RECORD_KEYS = {"inputs", "expectations", "tags", "source_type", "source_id", "trace_id", "trace"}
+_RECORD_KEYS = {
+    "inputs",
+    "expectations",
+    "tags",
+    "source_type",
+    "source_id",
+    "trace_id",
+    "trace",
+    "dataset_record_id",  # a record of another dataset: its id there is not kept
+}
 MERGE_PART = 1_000
 """Records per call to the store: a merge of 100k records is 100 transactions, each small."""
 

@@ -1,11 +1,13 @@
 """Evaluation datasets in the SQL store (``store.datasets``): create, find, tag, delete, and
 merge records by their inputs.
 
-A merge is one transaction: the records already there with the same inputs are read (locked
-on PostgreSQL, so two merges into one record do not drop each other's expectations), their
-expectations and tags are merged with the new ones, and every row is written with one
-insert-or-update statement keyed by (dataset, inputs digest). The dataset's digest, a hash over
-every record's inputs and expectations, is recomputed in the same transaction.
+A merge is one transaction: the dataset's row is locked (PostgreSQL; SQLite writers take turns
+anyway), so two merges into one record do not drop each other's expectations; the records
+already there with the same inputs are read, their expectations and tags merged with the new
+ones, and every row is written with one insert-or-update statement keyed by (dataset, inputs
+digest). The dataset's digest is the sum, modulo 2**256, of a SHA-256 per record over its inputs
+and expectations: order-free, and updated by what a merge changes instead of rereading every
+record.
 """
 
 from __future__ import annotations
@@ -22,11 +24,20 @@ from tracejudge.entities._json import dumps, loads
 from tracejudge.entities.dataset import Dataset, DatasetRecord, inputs_digest
 from tracejudge.entities.ids import time_ordered_hex, time_ordered_int
 from tracejudge.errors import DatasetNotFoundError, InvalidArgumentError
+from tracejudge.store import sanitize
 from tracejudge.store import schema as s
 from tracejudge.store.db_errors import wrap_db_errors
 
 _CHUNK = 500
 """Digests per ``IN (…)`` when reading the records a merge updates."""
+_MODULUS = 2**256
+EMPTY_DIGEST = "0" * 64
+"""The digest of a dataset without records."""
+
+
+def _record_hash(key: str, expectations_json: str) -> int:
+    text = key + "\n" + expectations_json
+    return int(hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest(), 16)
 
 
 def _now_ms() -> int:
@@ -65,7 +76,7 @@ class SqlDatasetStore:
             name=name,
             experiment_ids=[str(e) for e in experiment_ids],
             tags=checked,
-            digest=hashlib.sha256(b"").hexdigest(),
+            digest=EMPTY_DIGEST,
             create_time_ms=now,
             update_time_ms=now,
         )
@@ -209,7 +220,7 @@ class SqlDatasetStore:
         now = _now_ms()
         r = s.dataset_records.c
         with self.engine.begin() as conn:
-            self._require(conn, dataset_id, lock=True)
+            total = int(self._require(conn, dataset_id, lock=True), 16)
             existing: dict[str, Any] = {}
             keys = list(merged)
             for start in range(0, len(keys), _CHUNK):
@@ -226,6 +237,9 @@ class SqlDatasetStore:
                 if old is not None:
                     expectations = {**loads(old.expectations), **expectations}
                     tags = {**loads(old.tags), **tags}
+                    total -= _record_hash(key, old.expectations)
+                expectations_json = dumps(expectations)
+                total += _record_hash(key, expectations_json)
                 rows.append(
                     {
                         "dataset_id": dataset_id,
@@ -234,7 +248,7 @@ class SqlDatasetStore:
                         ),
                         "inputs_digest": key,
                         "inputs": dumps(record.inputs),
-                        "expectations": dumps(expectations),
+                        "expectations": expectations_json,
                         "tags": dumps({str(k): str(v) for k, v in tags.items()}),
                         "source_type": (
                             old.source_type if old is not None else record.source_type.value
@@ -245,6 +259,9 @@ class SqlDatasetStore:
                     }
                 )
             if rows:
+                rows, _ = sanitize.fit_rows(
+                    s.dataset_records, rows, ["dataset_id", "inputs_digest"]
+                )
                 insert = (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(
                     s.dataset_records
                 )
@@ -256,35 +273,23 @@ class SqlDatasetStore:
                     ),
                     rows,
                 )
-            self._refresh_digest(conn, dataset_id, now)
+            conn.execute(
+                update(s.datasets)
+                .where(s.datasets.c.dataset_id == dataset_id)
+                .values(digest=f"{total % _MODULUS:064x}", update_time_ms=now)
+            )
         return {"inserted": len(merged) - len(existing), "updated": len(existing)}
 
-    def _require(self, conn: Connection, dataset_id: str, lock: bool = False) -> None:
-        """The dataset must exist. ``lock``: on PostgreSQL its row stays locked until the
-        transaction commits, so merges into one dataset take turns (SQLite writers always do)."""
-        query = select(s.datasets.c.dataset_id).where(s.datasets.c.dataset_id == dataset_id)
+    def _require(self, conn: Connection, dataset_id: str, lock: bool = False) -> str:
+        """The dataset's digest; it must exist. ``lock``: on PostgreSQL its row stays locked
+        until the transaction commits, so merges into one dataset take turns."""
+        query = select(s.datasets.c.digest).where(s.datasets.c.dataset_id == dataset_id)
         if lock and self.dialect == "postgresql":
             query = query.with_for_update()
-        if conn.execute(query).first() is None:
+        row = conn.execute(query).first()
+        if row is None:
             raise DatasetNotFoundError(f"No dataset with id {dataset_id!r}.")
-
-    @staticmethod
-    def _refresh_digest(conn: Connection, dataset_id: str, now: int) -> None:
-        r = s.dataset_records.c
-        digest = hashlib.sha256()
-        query = (
-            select(r.inputs_digest, r.expectations)
-            .where(r.dataset_id == dataset_id)
-            .order_by(r.inputs_digest)
-        )
-        for key, expectations in conn.execute(query):
-            digest.update(key.encode())
-            digest.update(expectations.encode("utf-8", "surrogatepass"))
-        conn.execute(
-            update(s.datasets)
-            .where(s.datasets.c.dataset_id == dataset_id)
-            .values(digest=digest.hexdigest(), update_time_ms=now)
-        )
+        return str(row[0])
 
     @wrap_db_errors
     def records(self, dataset_id: str) -> list[DatasetRecord]:
