@@ -2,7 +2,8 @@
 
 It keeps, per live trace, the finished spans and what ``update_current_trace`` set; when the
 root span ends, the whole trace goes to the exporter. Each tracejudge span deposits its
-payload (type, inputs, outputs, attributes) just before it ends. Conversion to entities
+payload (type, inputs, outputs, attributes) as it starts, and fills it in while it runs, so
+the payload is with its trace however the span ends. Conversion to entities
 happens in the writer thread, so the caller pays only for a few dict and list operations.
 
 A trace is keyed by its OpenTelemetry trace id, except where a tracejudge span starts inside a
