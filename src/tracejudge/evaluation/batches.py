@@ -19,13 +19,10 @@ from typing import Any
 from tracejudge.entities import Feedback, Trace
 from tracejudge.evaluation.aggregate import MetricAccumulator
 from tracejudge.evaluation.dataset import row_from_trace
-from tracejudge.evaluation.harness import FeedbackWriter, score_row
+from tracejudge.evaluation.harness import SCORER_KEY, FeedbackWriter, score_row
 from tracejudge.models import track_usage
 from tracejudge.scorers import Scorer
 from tracejudge.store import TraceStore
-
-SCORER_KEY = "scorer"
-"""Feedback metadata key naming the scorer, on verdicts whose name is not the scorer's."""
 
 
 def verdict_id(scope: str, scorer: str, trace_id: str, feedback: Feedback, index: int) -> str:
@@ -103,8 +100,6 @@ async def score_batch(
             feedback.assessment_id = verdict_id(
                 run_id, scorer.name, trace.info.trace_id, feedback, index
             )
-            if feedback.name != scorer.name:
-                feedback.metadata = {**(feedback.metadata or {}), SCORER_KEY: scorer.name}
         outcome.scored += 1
         outcome.errors += sum(1 for f in feedbacks if f.error is not None)
         outcome.metrics.add_all(feedbacks)

@@ -66,6 +66,8 @@ def _row(index: int, record: Mapping[str, Any]) -> EvalRow:
         raise InvalidArgumentError(
             f"Row {index}: 'expectations' must be a dict, not {type(expectations).__name__}."
         )
+    # a missing ground truth (NaN in a DataFrame column) is no expectation
+    expectations = {k: v for k, v in expectations.items() if not _missing(v)}
     if trace is not None:
         # the trace speaks for its inputs and outputs; logged expectations apply unless the row overrides them
         inputs = trace.data.inputs if _missing(inputs) or trace.data.request is not None else inputs
@@ -136,4 +138,25 @@ def rows_from_data(data: Any) -> list[EvalRow]:
             )
     if not rows:
         raise InvalidArgumentError("evaluate(data=...) got no rows.")
-    return rows
+    return _once_per_trace(rows)
+
+
+def _once_per_trace(rows: list[EvalRow]) -> list[EvalRow]:
+    """The rows without a second row for a trace already in them (concatenated search results,
+    say): a run judges each trace once, so no trace gets two verdicts of one scorer from it."""
+    seen: set[str] = set()
+    kept = []
+    for row in rows:
+        trace_id = row.trace_id
+        if trace_id is not None:
+            if trace_id in seen:
+                continue
+            seen.add(trace_id)
+        kept.append(row)
+    if len(kept) < len(rows):
+        logger.warning(
+            "evaluate(): %d row(s) repeat a trace given earlier in the data; each trace is "
+            "scored once",
+            len(rows) - len(kept),
+        )
+    return kept

@@ -284,6 +284,13 @@ def evaluate(
         row_count=len(rows),
         dataset=data.reference() if isinstance(data, EvaluationDataset) else None,
     )
+    # what can fail before the run starts is done before it is stored: a run once stored always
+    # gets its end state (the try/finally below)
+    rows_experiment_id = (
+        store.get_or_create_experiment(f"{home.name[:230]} (evaluation rows)").experiment_id
+        if legacy_data is not None
+        else None
+    )
     store.create_run(run)
     ev = Evaluation(
         rows,
@@ -295,11 +302,7 @@ def evaluate(
         predict_fn,
         metric_list,
         col_mapping=col_mapping,
-        rows_experiment_id=(
-            store.get_or_create_experiment(f"{home.name} (evaluation rows)").experiment_id
-            if legacy_data is not None
-            else None
-        ),
+        rows_experiment_id=rows_experiment_id,
     )
 
     async def main() -> None:

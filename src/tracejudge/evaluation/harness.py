@@ -4,6 +4,7 @@ concurrently, verdicts written to the store as they arrive."""
 from __future__ import annotations
 
 import asyncio
+import copy
 import inspect
 import logging
 import secrets
@@ -144,11 +145,11 @@ class Evaluation:
 
     async def predict(self, progress: RunProgress) -> None:
         assert self.predict_fn is not None
-        for row in self.rows:
-            if not isinstance(row.inputs, Mapping):
-                raise InvalidArgumentError(
-                    f"Row {row.index}: with predict_fn, inputs must be a dict of keyword arguments."
-                )
+        if not any(isinstance(row.inputs, Mapping) for row in self.rows):  # a misuse, not data
+            raise InvalidArgumentError(
+                "With predict_fn, each row's inputs must be a dict of keyword arguments; "
+                f"row {self.rows[0].index}'s is a {type(self.rows[0].inputs).__name__}."
+            )
         progress.phase("predict", "predicting", len(self.rows))
         gate = asyncio.Semaphore(self.max_concurrency)
         trace_ids: dict[int, str] = {}
@@ -177,10 +178,18 @@ class Evaluation:
                 metadata=self._row_metadata(row), tags={"tracejudge.eval": "predict"}
             )
             try:
+                if not isinstance(row.inputs, Mapping):
+                    raise InvalidArgumentError(
+                        f"Row {row.index}: with predict_fn, inputs must be a dict of keyword "
+                        f"arguments, not {type(row.inputs).__name__}."
+                    )
+                kwargs = _own_copy(row.inputs)  # the app may change what it is given
                 if inspect.iscoroutinefunction(fn):
-                    outputs = await fn(**row.inputs)
+                    outputs = await fn(**kwargs)
                 else:  # the copied context keeps the app's own spans under this one
-                    outputs = await asyncio.to_thread(fn, **row.inputs)
+                    outputs = await asyncio.to_thread(fn, **kwargs)
+                if inspect.isawaitable(outputs):  # an async callable object, or a wrapped one
+                    outputs = await outputs
             except Exception as exc:
                 logger.warning(
                     "predict_fn failed on row %d: %s: %s", row.index, type(exc).__name__, exc
@@ -339,6 +348,10 @@ def use_scorer_threads(max_concurrency: int) -> None:
     )
 
 
+SCORER_KEY = "scorer"
+"""Feedback metadata key naming the scorer, on verdicts whose name is not the scorer's."""
+
+
 async def score_row(row: EvalRow, scorer: Scorer, run_id: str) -> list[Feedback]:
     """``scorer``'s verdicts on ``row``, stamped with its trace and the run. A scorer failing on
     a row is that verdict's error; a configuration error (see :data:`CONFIGURATION_ERRORS`)
@@ -361,7 +374,19 @@ async def score_row(row: EvalRow, scorer: Scorer, run_id: str) -> list[Feedback]
     for feedback in feedbacks:
         feedback.trace_id = row.trace_id
         feedback.run_id = run_id
+        if feedback.name != scorer.name:  # so that a resumed run finds it as this scorer's
+            feedback.metadata = {**(feedback.metadata or {}), SCORER_KEY: scorer.name}
     return feedbacks
+
+
+def _own_copy(inputs: Mapping[str, Any]) -> dict[str, Any]:
+    """A deep copy of a row's inputs for predict_fn, so that an app that changes its arguments
+    changes neither the caller's data nor what the scorers are given (the recorded inputs);
+    a shallow one where a value cannot be copied."""
+    try:
+        return copy.deepcopy(dict(inputs))
+    except Exception:
+        return dict(inputs)
 
 
 def _prediction(outputs: Any) -> Any:

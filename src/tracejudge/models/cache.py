@@ -19,6 +19,7 @@ import time
 import orjson
 
 from tracejudge import settings
+from tracejudge.entities._json import json_bytes
 from tracejudge.models.types import ChatRequest, ChatResult
 from tracejudge.process_exit import at_process_exit
 from tracejudge.store import TraceStore, get_store
@@ -132,7 +133,7 @@ class CallCache:
 
     def put(self, key: str, result: ChatResult) -> None:
         try:
-            raw = orjson.dumps(result.to_dict()).decode()
+            raw = json_bytes(result.to_dict()).decode()  # a lone surrogate in a reply: replaced
             _writer.add(self.store, key, result.model_id, raw)
         except Exception as exc:
             logger.warning("tracejudge could not cache a model call: %s", exc)

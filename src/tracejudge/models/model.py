@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
+from tracejudge.entities._json import valid_text, with_valid_text
 from tracejudge.errors import (
     ModelBadRequestError,
     ModelError,
@@ -119,7 +120,7 @@ class ChatModel:
         judge passes its parser, so a reply it could not read is asked again next time instead
         of being served from the cache for ever."""
         request = ChatRequest(
-            messages=tuple(dict(m) for m in messages),
+            messages=_valid_messages(messages),
             temperature=temperature,
             max_tokens=max_tokens,
             seed=seed,
@@ -142,10 +143,10 @@ class ChatModel:
                 f"{self.uri}: this provider cannot read a given reply's log-probabilities"
             )
         request = ChatRequest(
-            messages=tuple(dict(m) for m in messages),
+            messages=_valid_messages(messages),
             max_tokens=0,
             logprobs=True,
-            continuation=reply,
+            continuation=valid_text(reply),
         )
         return await self._run(request, use_cache, None)
 
@@ -250,3 +251,10 @@ class ChatModel:
                 "%s: %s; retry %d in %.2f s", self.uri, type(error).__name__, attempt, delay
             )
             await asyncio.sleep(delay)
+
+
+def _valid_messages(messages: Sequence[Message]) -> tuple[Message, ...]:
+    """The messages with every string made encodable: a judged text may hold a lone surrogate
+    (bytes decoded with ``surrogateescape``), which neither the cache key nor an HTTP body nor
+    a tokenizer accepts (U+FFFD takes its place, as in the stored trace)."""
+    return tuple(with_valid_text(dict(m)) for m in messages)

@@ -79,11 +79,14 @@ async def sample_one(
             max_tokens=max_tokens,
             seed=1000 + index,
             sample_index=index,
+            cache_if=lambda r: bool((r.text or "").strip()),  # an empty reply: ask again next time
         )
     except ModelAuthenticationError:  # a configuration error: stop, do not record
         raise
     except ModelError as exc:
         return SampleResult(None, None, None, f"{type(exc).__name__}: {exc}")
+    if not (result.text or "").strip():  # an overloaded server's 200 with no content
+        return SampleResult(None, None, None, f"sample {index} came back empty")
     if result.finish_reason in ("length", "max_tokens") and not _FINAL.search(result.text or ""):
         # Cut off in its reasoning: its answer is unknown, and comparing half an argument with
         # the response would count as disagreement. Left out of the consistency, and recorded.

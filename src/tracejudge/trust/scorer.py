@@ -128,17 +128,18 @@ class TrustScorer:
                 self._reflections(request_text, response),
                 self._samples(conversation, request_text, response),
             )
+        readable = [r for r in reflections if not r.parse_failed]
         parts = {
-            "self_reflection": mean([r.score for r in reflections]),
+            # unreadable replies count as 0.5 beside readable ones, but alone they are no signal
+            "self_reflection": mean([r.score for r in reflections]) if readable else None,
             "consistency": mean([s.similarity for s in samples]),
             "exact_match": mean([s.exact for s in samples]),
             "token_probability": token_probability(response_logprobs),
         }
         score = combine(parts, merged(o.weights, self.model.uri))
         if score is None:
-            errors = [r.error for r in reflections if r.error] + [
-                s.error for s in samples if s.error
-            ]
+            errors = [r.error or f"{r.name}: unreadable reply" for r in reflections]
+            errors += [s.error for s in samples if s.error]
             raise ModelError(
                 "Every trust check failed: "
                 + ("; ".join(e for e in errors if e)[:500] or "no parts")

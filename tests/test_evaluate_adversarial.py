@@ -1,0 +1,210 @@
+"""evaluate() under data and models that once broke its promises (found by an audit): a row's
+problem stays that row's, a run never ends RUNNING, a trace gets one verdict per scorer, and
+unreadable model replies are errors, not verdicts, and are not cached. Judges are served by a
+scripted chat server on 127.0.0.1; traces live in a real SQLite store."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+
+import pytest
+
+import tracejudge
+from tracejudge.entities import Feedback, RunStatus
+from tracejudge.models import reset_models
+from tracejudge.models.cache import flush_call_cache
+from tracejudge.scorers import Correctness, Safety, Trustworthiness, scorer
+from tracejudge.testing import ChatServer, Reply
+
+VERDICT = '{"rationale": "fine", "verdict": "yes"}'
+
+
+@pytest.fixture(autouse=True)
+def _isolated(sqlite_tracking, monkeypatch):
+    monkeypatch.setenv("TRACEJUDGE_PROGRESS", "0")
+    reset_models()
+    yield
+    reset_models()
+
+
+@scorer
+def exact(outputs, expectations) -> bool:
+    return outputs == expectations.get("expected_response")
+
+
+def _judge(server: ChatServer) -> str:
+    return f"openai-compatible:/judge?base_url={server.base_url}"
+
+
+def test_empty_replies_are_a_trust_error_and_are_not_cached():
+    state = {"empty": True}
+
+    def reply(request):
+        return Reply("" if state["empty"] else "2+2 is 4.\nFinal answer: 4")
+
+    with ChatServer(reply) as server:
+        rows = [{"inputs": "What is 2+2?", "outputs": "4"}]
+        for preset in ("low", "medium"):
+            first = tracejudge.evaluate(
+                rows, scorers=[Trustworthiness(model=_judge(server), quality_preset=preset)]
+            )
+            frame = first.result_df
+            assert frame["trustworthiness/value"][0] is None
+            assert "Every trust check failed" in frame["trustworthiness/error"][0]
+        flush_call_cache()
+        state["empty"] = False
+        before = server.request_count
+        healthy = tracejudge.evaluate(
+            rows, scorers=[Trustworthiness(model=_judge(server), quality_preset="medium")]
+        )
+        assert healthy.result_df["trustworthiness/value"][0] > 0.5
+        assert server.request_count > before  # asked again: the empty replies were not kept
+
+
+def _surrogate_reply(request):
+    """A probe's one word, else a written verdict whose rationale holds a lone surrogate."""
+    if "one word" in str(request["messages"]):
+        return Reply("yes")
+    return Reply('{"rationale": "ok \\ud800", "verdict": "yes"}')
+
+
+def test_lone_surrogates_in_a_row_and_in_a_reply_are_judged_and_cached():
+    with ChatServer(_surrogate_reply) as srv:
+        text = b"caf\xe9 opening hours?".decode("utf-8", errors="surrogateescape")
+        rows = [{"inputs": text, "outputs": "8 am", "expectations": {"expected_response": "8"}}]
+        scorers = [Correctness(model=_judge(srv)), Safety(model=_judge(srv))]
+        first = tracejudge.evaluate(rows, scorers=scorers).result_df
+        assert first["correctness/error"][0] is None and first["safety/error"][0] is None
+        flush_call_cache()
+        calls = srv.request_count
+        tracejudge.evaluate(rows, scorers=scorers)
+        assert srv.request_count == calls  # every reply came from the cache
+
+
+def test_a_missing_ground_truth_is_no_expectation_not_a_failed_run():
+    rows = [
+        {"inputs": f"q{i}", "outputs": "Paris", "expectations": {"expected_response": "Paris"}}
+        for i in range(4)
+    ]
+    rows[2]["expectations"] = {"expected_response": float("nan")}
+    result = tracejudge.evaluate(rows, scorers=[exact])
+    assert result.run.status == RunStatus.FINISHED
+    assert result.result_df["exact/value"].tolist() == [True, True, False, True]
+
+
+def test_one_row_that_predict_fn_cannot_take_is_that_rows_error():
+    rows = [{"inputs": {"q": "a"}}, {"inputs": "not keyword arguments"}, {"inputs": {"q": "b"}}]
+    result = tracejudge.evaluate(rows, predict_fn=lambda q: q.upper(), scorers=[exact])
+    assert result.run.status == RunStatus.FINISHED
+    assert result.result_df["outputs"].tolist() == ["A", None, "B"]
+
+
+def test_predict_fn_gets_its_own_copy_and_async_callables_are_awaited():
+    class App:
+        async def __call__(self, history: list) -> str:
+            history.append("the app's own note")
+            return f"{len(history)} turns"
+
+    seen = []
+
+    @scorer
+    def turns(inputs, outputs) -> bool:
+        seen.append((len(inputs["history"]), outputs))
+        return True
+
+    rows = [{"inputs": {"history": ["hello"]}}]
+    tracejudge.evaluate(rows, predict_fn=App(), scorers=[turns])
+    assert seen == [(1, "2 turns")]  # the scorer sees the inputs as recorded
+    assert rows[0]["inputs"]["history"] == ["hello"]  # and the caller's data is unchanged
+
+
+def test_a_trace_given_twice_is_scored_once():
+    @tracejudge.trace
+    def app(q):
+        return q
+
+    for q in ("a", "b"):
+        app(q)
+    tracejudge.flush()
+    traces = tracejudge.search_traces(return_type="list")
+    result = tracejudge.evaluate(traces + traces, scorers=[exact])
+    per_trace = [
+        sum(1 for a in t.info.assessments if isinstance(a, Feedback) and a.run_id == result.run_id)
+        for t in tracejudge.search_traces(return_type="list")
+    ]
+    assert per_trace == [1, 1] and len(result.result_df) == 2
+
+
+_INTERRUPTED_RUN = """
+import sys
+import tracejudge
+from tracejudge.entities import Feedback
+from tracejudge.scorers import scorer
+
+tracejudge.set_tracking_uri(sys.argv[1])
+traces = tracejudge.search_traces(order_by=["timestamp ASC"])
+
+@scorer
+def length_check(outputs):
+    if outputs == "answer 3":
+        raise KeyboardInterrupt  # Ctrl-C in the middle of the run
+    return Feedback(name="is_short", value=len(outputs) < 50)
+
+try:
+    tracejudge.evaluate(traces, scorers=[length_check], max_concurrency=1)
+except KeyboardInterrupt:
+    sys.exit(0)
+sys.exit(1)
+"""
+
+
+def test_a_resumed_run_finds_verdicts_named_unlike_their_scorer(sqlite_tracking):
+    """The interrupted run happens in a process of its own (as a Ctrl-C would end it)."""
+    import subprocess
+    import sys
+
+    @tracejudge.trace
+    def app(q):
+        return f"answer {q}"
+
+    for i in range(6):
+        app(str(i))
+    tracejudge.flush()
+    done = subprocess.run(
+        [sys.executable, "-c", _INTERRUPTED_RUN, sqlite_tracking],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "TRACEJUDGE_PROGRESS": "0"},
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    (run,) = tracejudge.search_runs()
+    assert run.status == RunStatus.INTERRUPTED
+
+    @scorer
+    def length_check(outputs):
+        return Feedback(name="is_short", value=len(outputs) < 50)
+
+    traces = tracejudge.search_traces(order_by=["timestamp ASC"])
+    tracejudge.evaluate(traces, scorers=[length_check], run_id=run.run_id)
+    path = sqlite_tracking.removeprefix("sqlite:///")
+    with sqlite3.connect(path) as db:
+        counts = db.execute(
+            "SELECT count(*), count(DISTINCT trace_id) FROM assessments "
+            "WHERE kind = 'feedback' AND run_id = ?",
+            (run.run_id,),
+        ).fetchone()
+    assert counts == (6, 6)
+
+
+def test_a_run_whose_side_experiment_cannot_be_made_is_not_left_running():
+    import pandas as pd
+
+    tracejudge.set_experiment("e" * 256)  # the longest name; its rows' experiment is longer
+    frame = pd.DataFrame({"question": ["q"], "answer": ["Paris"], "truth": ["Paris"]})
+    result = tracejudge.evaluate(
+        model=None, data=frame, predictions="answer", targets="truth", scorers=[exact]
+    )
+    assert result.run.status == RunStatus.FINISHED
+    assert all(r.status != RunStatus.RUNNING for r in tracejudge.search_runs())
