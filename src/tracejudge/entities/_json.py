@@ -113,12 +113,20 @@ def with_valid_text(value: Any) -> Any:
 
 def json_bytes(value: Any, option: int = 0) -> bytes:
     """Plain JSON data (dicts, lists, primitives) as orjson's UTF-8 bytes; a lone surrogate,
-    which orjson refuses, is replaced (:func:`valid_text`) rather than failing the whole value.
-    Anything else orjson refuses still raises its ``JSONEncodeError`` (or ``TypeError``)."""
+    which orjson refuses, is replaced (:func:`valid_text`) rather than failing the whole value,
+    and an integer past 64 bits is written by ``json`` instead. Anything that is not plain data
+    still raises orjson's ``TypeError``."""
     try:
         return orjson.dumps(value, option=option)
     except orjson.JSONEncodeError:
+        pass
+    try:
         return orjson.dumps(with_valid_text(value), option=option)
+    except orjson.JSONEncodeError as exc:
+        if "Integer exceeds" not in str(exc):
+            raise  # not plain data: the caller's to report
+        # an integer past 64 bits (in a stored value, say), which ``json`` writes
+        return json.dumps(with_valid_text(value), ensure_ascii=False).encode()
 
 
 _ORJSON_OPTIONS = orjson.OPT_NON_STR_KEYS

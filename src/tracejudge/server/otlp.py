@@ -17,12 +17,14 @@ from collections import defaultdict
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
+from google.protobuf import json_format
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from starlette.concurrency import run_in_threadpool
 
 from tracejudge.entities import Span, Trace
 from tracejudge.entities.experiment import DEFAULT_EXPERIMENT_ID
 from tracejudge.entities.trace import trace_id_from_otel
+from tracejudge.errors import InvalidArgumentError
 from tracejudge.server.metrics import ServerMetrics
 from tracejudge.store.base import TraceStore
 from tracejudge.tracing.genai_conventions import apply_conventions
@@ -45,15 +47,24 @@ def add_otlp_routes(
             await request.body(), request.headers.get("content-encoding"), max_body_bytes
         )
         parsed = parse_request(body, request.headers.get("content-type"))
-        records = span_records(parsed)
+        rejected: list[str] = []
+        records = span_records(parsed, rejected)
+        if rejected and not records:  # nothing usable: the request is the client's error
+            raise InvalidArgumentError(rejected[0])
         experiment = request.headers.get(EXPERIMENT_HEADER)
         traces = await run_in_threadpool(ingest, store, records, experiment)
         metrics.ingested(traces, len(records))
+        answer = ExportTraceServiceResponse()
+        if rejected:  # OTLP's partial success: the others are stored, these are named
+            answer.partial_success.rejected_spans = len(rejected)
+            answer.partial_success.error_message = (
+                f"{len(rejected)} span(s) rejected; the first: {rejected[0]}"
+            )
         if "json" in (request.headers.get("content-type") or ""):
-            return Response("{}", media_type="application/json")
-        return Response(
-            ExportTraceServiceResponse().SerializeToString(), media_type="application/x-protobuf"
-        )
+            return Response(
+                json_format.MessageToJson(answer, indent=None), media_type="application/json"
+            )
+        return Response(answer.SerializeToString(), media_type="application/x-protobuf")
 
 
 _STRIPES = [threading.Lock() for _ in range(64)]

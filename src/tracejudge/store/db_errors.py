@@ -25,7 +25,9 @@ def translate(exc: sa.SQLAlchemyError, what: str) -> StoreError | DataRefusedErr
     """The typed error for a SQLAlchemy failure during ``what``."""
     cause = getattr(exc, "orig", None) or exc
     detail = f"{type(cause).__name__}: {cause}".strip()
-    if isinstance(exc, (sa.IntegrityError, sa.DataError)):
+    if isinstance(exc, (sa.IntegrityError, sa.DataError)) or _unbindable(exc):
+        return DataRefusedError(f"{what}: the store refused the data ({detail})")
+    if isinstance(cause, (OverflowError, UnicodeEncodeError)):  # refused by the driver
         return DataRefusedError(f"{what}: the store refused the data ({detail})")
     if type(cause).__name__ == "QueryCanceled":  # PostgreSQL's statement timeout
         return StoreError(
@@ -37,8 +39,19 @@ def translate(exc: sa.SQLAlchemyError, what: str) -> StoreError | DataRefusedErr
     return StoreError(f"{what} failed: {detail}")
 
 
+def _unbindable(exc: sa.SQLAlchemyError) -> bool:
+    """A value the driver cannot send (a list where a number goes): bad data, not a fault of
+    the store, so the caller must not retry it as if the store were down."""
+    message = str(getattr(exc, "orig", None) or exc)
+    return isinstance(exc, sa.ProgrammingError) and (
+        "binding parameter" in message or "cannot adapt" in message
+    )
+
+
 def wrap_db_errors(fn: F) -> F:
-    """Database failures surface as :class:`StoreError`; tracejudge's own errors pass through."""
+    """Database failures surface as :class:`StoreError`; tracejudge's own errors pass through.
+    A value no database column can hold (an integer past 64 bits, text with a lone surrogate,
+    which the drivers refuse before the database sees it) is the caller's bad input."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -48,5 +61,14 @@ def wrap_db_errors(fn: F) -> F:
             raise
         except sa.SQLAlchemyError as exc:
             raise translate(exc, fn.__name__) from exc
+        except OverflowError as exc:
+            raise DataRefusedError(
+                f"{fn.__name__}: a number is outside the 64-bit range the store holds ({exc})"
+            ) from exc
+        except UnicodeEncodeError as exc:
+            raise DataRefusedError(
+                f"{fn.__name__}: a text holds a lone surrogate, which the store cannot encode "
+                f"({exc.reason} at position {exc.start})"
+            ) from exc
 
     return wrapper  # type: ignore[return-value]

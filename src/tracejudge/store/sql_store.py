@@ -761,7 +761,12 @@ class SqlTraceStore:
             for key, value in changes.items():
                 data[key] = value.to_dict() if hasattr(value, "to_dict") else value
             data["last_update_time_ms"] = _now_ms()
-            updated = Assessment.from_dict(data)  # validates the new values
+            try:
+                updated = Assessment.from_dict(data)  # validates the new values
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                raise InvalidArgumentError(
+                    f"Cannot update the assessment: {type(exc).__name__}: {exc}"
+                ) from None
             a = s.assessments.c
             conn.execute(
                 update(s.assessments)

@@ -50,7 +50,7 @@ def _parse(value: Any, mime: Any = None) -> Any:
     if mime == "application/json" or (mime is None and looks_json):
         try:
             return json.loads(value)
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested past any real payload
             return value
     return value
 

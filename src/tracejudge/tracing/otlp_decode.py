@@ -34,15 +34,23 @@ def decompress(body: bytes, encoding: str | None, max_bytes: int) -> bytes:
         return body
     if encoding not in ("gzip", "deflate"):
         raise InvalidArgumentError(f"Unsupported Content-Encoding {encoding!r}; use gzip.")
-    inflater = zlib.decompressobj(wbits=31 if encoding == "gzip" else 15)
+    out = b""
+    rest = body
     try:
-        out = inflater.decompress(body, max_bytes + 1)
+        while rest:  # a gzip body may be several members one after another (RFC 1952)
+            inflater = zlib.decompressobj(wbits=31 if encoding == "gzip" else 15)
+            out += inflater.decompress(rest, max_bytes + 1 - len(out))
+            if len(out) > max_bytes:
+                raise RequestTooLargeError(
+                    f"The decompressed body is over the server's limit of {max_bytes:,} bytes."
+                )
+            if not inflater.eof:
+                raise InvalidArgumentError(f"The {encoding} body is cut short.")
+            rest = inflater.unused_data
+            if encoding != "gzip" and rest:
+                raise InvalidArgumentError(f"The {encoding} body has data after its end.")
     except (zlib.error, gzip.BadGzipFile) as exc:
         raise InvalidArgumentError(f"The {encoding} body does not decompress: {exc}") from None
-    if len(out) > max_bytes:
-        raise RequestTooLargeError(
-            f"The decompressed body is over the server's limit of {max_bytes:,} bytes."
-        )
     return out
 
 
@@ -62,8 +70,18 @@ def parse_request(body: bytes, content_type: str | None) -> ExportTraceServiceRe
             _hex_ids_to_base64(data)
             # OTLP receivers must ignore fields they do not know (newer SDKs add some)
             json_format.ParseDict(data, request, ignore_unknown_fields=True)
-        except (ValueError, json_format.ParseError) as exc:
-            raise InvalidArgumentError(f"The body is not OTLP/JSON: {exc}") from None
+        except (
+            ValueError,
+            TypeError,
+            AttributeError,
+            RecursionError,
+            json_format.ParseError,
+        ) as exc:
+            # TypeError/AttributeError: JSON that is not an object (``null``, ``5``);
+            # RecursionError: nesting deeper than any OTLP message
+            raise InvalidArgumentError(
+                f"The body is not OTLP/JSON: {type(exc).__name__}: {str(exc)[:200]}"
+            ) from None
         return request
     raise InvalidArgumentError(
         f"Unsupported Content-Type {content_type!r}: send application/x-protobuf or application/json."
@@ -109,28 +127,41 @@ def _id(raw: bytes, size: int, what: str) -> int:
     return int.from_bytes(raw, "big")
 
 
-def span_records(request: ExportTraceServiceRequest) -> list[tuple[SpanRecord, dict[str, Any]]]:
-    """Every span of the request, with its resource's attributes (``service.name``, …)."""
+def span_records(
+    request: ExportTraceServiceRequest, rejected: list[str] | None = None
+) -> list[tuple[SpanRecord, dict[str, Any]]]:
+    """Every span of the request, with its resource's attributes (``service.name``, …). A span
+    with invalid ids is an InvalidArgumentError, or, given ``rejected``, is left out with its
+    reason added there (OTLP's partial success: the request's other spans still count)."""
     out = []
     for resource_spans in request.resource_spans:
         resource = attributes(resource_spans.resource.attributes)
         for scope_spans in resource_spans.scope_spans:
             for span in scope_spans.spans:
-                parent = span.parent_span_id
-                record = SpanRecord(
-                    trace_id=_id(span.trace_id, 16, "trace id"),
-                    span_id=_id(span.span_id, 8, "span id"),
-                    parent_id=_id(parent, 8, "parent span id") if parent else None,
-                    name=span.name or "span",
-                    start_time_ns=int(span.start_time_unix_nano),
-                    end_time_ns=int(span.end_time_unix_nano) or None,
-                    status_code=_STATUS.get(span.status.code, StatusCode.UNSET),
-                    status_description=span.status.message or None,
-                    attributes=attributes(span.attributes) or None,
-                    events=tuple(
-                        (e.name, int(e.time_unix_nano), attributes(e.attributes))
-                        for e in span.events
-                    ),
-                )
+                try:
+                    record = _record(span)
+                except InvalidArgumentError as exc:
+                    if rejected is None:
+                        raise
+                    rejected.append(str(exc))
+                    continue
                 out.append((record, resource))
     return out
+
+
+def _record(span: Any) -> SpanRecord:
+    parent = span.parent_span_id
+    return SpanRecord(
+        trace_id=_id(span.trace_id, 16, "trace id"),
+        span_id=_id(span.span_id, 8, "span id"),
+        parent_id=_id(parent, 8, "parent span id") if parent else None,
+        name=span.name or "span",
+        start_time_ns=int(span.start_time_unix_nano),
+        end_time_ns=int(span.end_time_unix_nano) or None,
+        status_code=_STATUS.get(span.status.code, StatusCode.UNSET),
+        status_description=span.status.message or None,
+        attributes=attributes(span.attributes) or None,
+        events=tuple(
+            (e.name, int(e.time_unix_nano), attributes(e.attributes)) for e in span.events
+        ),
+    )
