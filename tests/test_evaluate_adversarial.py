@@ -208,3 +208,100 @@ def test_a_run_whose_side_experiment_cannot_be_made_is_not_left_running():
     )
     assert result.run.status == RunStatus.FINISHED
     assert all(r.status != RunStatus.RUNNING for r in tracejudge.search_runs())
+
+
+PASS = Feedback(name="ok", value=True)
+FAIL = Feedback(name="ok", value=False)
+
+
+def test_a_scorer_returning_the_same_feedback_object_puts_each_verdict_on_its_trace():
+    @tracejudge.trace
+    def app(q):
+        return q
+
+    for q in ("fine", "bad", "fine too"):
+        app(q)
+    tracejudge.flush()
+
+    @scorer
+    def ok(outputs):
+        return FAIL if outputs == "bad" else PASS  # module constants, returned for every row
+
+    result = tracejudge.evaluate(tracejudge.search_traces(return_type="list"), scorers=[ok])
+    stored = {
+        t.data.outputs: [a.value for a in t.info.assessments if a.run_id == result.run_id]
+        for t in tracejudge.search_traces(return_type="list")
+    }
+    assert stored == {"fine": [True], "bad": [False], "fine too": [True]}
+
+
+class _Unprintable(Exception):
+    def __str__(self) -> str:
+        raise TypeError("not enough arguments for format string")
+
+
+def test_a_scorer_error_whose_message_raises_is_that_rows_error():
+    @scorer
+    def vendor_check(outputs):
+        if outputs == "b":
+            raise _Unprintable()
+        return True
+
+    rows = [{"inputs": "q", "outputs": o} for o in ("a", "b", "c")]
+    result = tracejudge.evaluate(rows, scorers=[vendor_check])
+    assert result.run.status == RunStatus.FINISHED
+    assert result.result_df["vendor_check/value"].tolist() == [True, None, True]
+
+
+def test_expectations_of_every_shape_a_dataframe_gives_are_kept():
+    import decimal
+
+    import numpy as np
+
+    seen = []
+
+    @scorer
+    def look(expectations) -> bool:
+        seen.append(expectations)
+        return True
+
+    rows = [
+        {"inputs": "a", "outputs": "x", "expectations": {"facts": np.array(["Paris", "France"])}},
+        {"inputs": "b", "outputs": "x", "expectations": {"facts": ["Paris", float("nan")]}},
+        {"inputs": "c", "outputs": "x", "expectations": {"price": decimal.Decimal("1.50")}},
+    ]
+    result = tracejudge.evaluate(rows, scorers=[look])
+    assert result.run.status == RunStatus.FINISHED
+    assert seen == [{"facts": ["Paris", "France"]}, {"facts": ["Paris", None]}, {"price": "1.50"}]
+
+
+def _nan_logprob_reply(request):
+    if "one word" in str(request["messages"]):
+        return Reply("yes", logprobs=[("yes", float("nan"))])
+    return Reply(
+        '{"rationale": "harmless", "verdict": "yes"}',
+        logprobs=[('{"rationale": "harmless", "verdict": "', -0.01), ("yes", float("nan"))],
+    )
+
+
+def test_a_nan_log_probability_does_not_flip_a_yes_verdict():
+    with ChatServer(_nan_logprob_reply) as server:
+        result = tracejudge.evaluate(
+            [{"inputs": "q", "outputs": "a"}], scorers=[Safety(model=_judge(server))]
+        )
+    assert result.result_df["safety/value"][0] == "yes"
+
+
+def test_a_model_that_does_not_exist_stops_the_run_at_the_first_call():
+    from tracejudge.errors import ModelNotAvailableError
+
+    with ChatServer(lambda request: Reply("no such model", status=404)) as server:
+        with pytest.raises(ModelNotAvailableError, match="does not exist"):
+            tracejudge.evaluate(
+                [{"inputs": f"q{i}", "outputs": "a"} for i in range(20)],
+                scorers=[Safety(model=_judge(server))],
+                max_concurrency=1,
+            )
+        assert server.request_count < 20
+    (run,) = tracejudge.search_runs()
+    assert run.status == RunStatus.FAILED and "does not exist" in run.failure

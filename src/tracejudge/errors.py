@@ -112,15 +112,21 @@ class ModelError(TraceJudgeError):
 
 
 class ModelNotAvailableError(ModelError):
-    """The model cannot be loaded here (a package or model file is missing or corrupt)."""
+    """The model cannot be loaded here (a package or model file is missing or corrupt), or the
+    provider says it does not exist (HTTP 404)."""
 
 
 class ModelAuthenticationError(ModelError):
     """The provider rejected the credentials (HTTP 401/403)."""
 
 
+MODEL_CONFIGURATION_ERRORS = (ModelAuthenticationError, ModelNotAvailableError)
+"""Model errors every call would repeat (credentials refused, no such model): they stop the
+work instead of being recorded on each item."""
+
+
 class ModelBadRequestError(ModelError):
-    """The provider rejected the request itself (HTTP 400/404/422): retrying will not help."""
+    """The provider rejected the request itself (HTTP 400/422): retrying will not help."""
 
 
 class ModelRateLimitError(ModelError):

@@ -81,8 +81,16 @@ class AssessmentError:
 
     @classmethod
     def from_exception(cls, exc: BaseException) -> AssessmentError:
-        stack = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-        return cls(type(exc).__name__, str(exc), stack or None)
+        kind = type(exc).__name__
+        try:
+            message = str(exc)
+        except Exception:  # an exception whose message cannot be made: its type says enough
+            message = f"<{kind} whose str() raises>"
+        try:
+            stack = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        except Exception:
+            stack = ""
+        return cls(kind, message, stack or None)
 
     def to_dict(self) -> dict[str, Any]:
         return {

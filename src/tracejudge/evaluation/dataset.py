@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -10,6 +11,7 @@ from typing import Any
 import pandas as pd
 
 from tracejudge.entities import Trace
+from tracejudge.entities._json import to_jsonable
 from tracejudge.errors import InvalidArgumentError
 from tracejudge.evaluation.datasets import EvaluationDataset
 from tracejudge.evaluation.expectations import logged_expectations
@@ -66,8 +68,9 @@ def _row(index: int, record: Mapping[str, Any]) -> EvalRow:
         raise InvalidArgumentError(
             f"Row {index}: 'expectations' must be a dict, not {type(expectations).__name__}."
         )
-    # a missing ground truth (NaN in a DataFrame column) is no expectation
-    expectations = {k: v for k, v in expectations.items() if not _missing(v)}
+    # a missing ground truth (NaN in a DataFrame column) is no expectation; the others as JSON
+    # data (a numpy array read from Parquet becomes a list, a NaN inside it None, a Decimal text)
+    expectations = {k: _plain(v) for k, v in expectations.items() if not _missing(v)}
     if trace is not None:
         # the trace speaks for its inputs and outputs; logged expectations apply unless the row overrides them
         inputs = trace.data.inputs if _missing(inputs) or trace.data.request is not None else inputs
@@ -86,6 +89,14 @@ def _row(index: int, record: Mapping[str, Any]) -> EvalRow:
         trace,
         None if _missing(record_id) else str(record_id),
     )
+
+
+def _plain(value: Any) -> Any:
+    tolist = getattr(value, "tolist", None)  # numpy arrays and scalars
+    if callable(tolist) and not isinstance(value, type):
+        with contextlib.suppress(Exception):  # a tolist() that fails: the value as it is
+            value = tolist()
+    return to_jsonable(value)
 
 
 def row_from_trace(trace: Trace, index: int = 0) -> EvalRow:

@@ -240,9 +240,12 @@ class Evaluation:
             row.outputs,
         )
         source = AssessmentSource(AssessmentSourceType.CODE, "evaluate")
-        expectations = [
-            Expectation(k, v, source=source, trace_id=trace_id) for k, v in row.expectations.items()
-        ]
+        expectations = []
+        for name, value in row.expectations.items():
+            try:
+                expectations.append(Expectation(name, value, source=source, trace_id=trace_id))
+            except InvalidArgumentError as exc:  # the scorers still see it; the trace cannot
+                logger.warning("row %d: expectation %r is not stored: %s", row.index, name, exc)
         info = TraceInfo(
             trace_id=trace_id,
             experiment_id=self.rows_experiment_id or self.run.experiment_id,
@@ -363,7 +366,8 @@ async def score_row(row: EvalRow, scorer: Scorer, run_id: str) -> list[Feedback]
             expectations=row.expectations,
             trace=row.trace,
         )
-        feedbacks = to_feedbacks(scorer, value)
+        # copies: a scorer may return the same Feedback object for every row (a constant)
+        feedbacks = [copy.copy(f) for f in to_feedbacks(scorer, value)]
     except CONFIGURATION_ERRORS:
         raise
     except Exception as exc:

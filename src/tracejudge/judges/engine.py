@@ -7,13 +7,14 @@ Only configuration mistakes (an unknown model URI, no model at all) raise, befor
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from tracejudge.entities import AssessmentError, AssessmentSource, AssessmentSourceType, Feedback
-from tracejudge.errors import ModelAuthenticationError, ModelError
+from tracejudge.errors import MODEL_CONFIGURATION_ERRORS, ModelError
 from tracejudge.judges.claims import ClaimSupport, split_claims
 from tracejudge.judges.formatting import JUDGE_SYSTEM, delimit, fit_block, strip_block_markers
 from tracejudge.judges.injection_guard import InjectionScan, scan_blocks
@@ -383,7 +384,7 @@ async def _read_support(
             prepared.blocks.get(response, ""),
             replies.read,
         )
-    except ModelAuthenticationError:
+    except MODEL_CONFIGURATION_ERRORS:
         raise
     except ModelError as exc:
         replies.support_error = f"{type(exc).__name__}: {exc}"
@@ -397,7 +398,7 @@ async def run_judge(spec: JudgeSpec, model: str | ChatModel | None) -> Feedback:
     replies = _Replies()
     try:
         await _ask(spec, chat_model, prepared, replies)
-    except ModelAuthenticationError:  # a configuration error: stop, do not record
+    except MODEL_CONFIGURATION_ERRORS:  # a configuration error: stop, do not record
         raise
     except ModelError as exc:
         meta = _metadata(chat_model, replies.all, prepared.truncated)
@@ -428,10 +429,12 @@ def _decide(
     if reasoned_verdict is not None:
         probs = verdict_probabilities(replies.reasoned[-1].logprobs, reasoned_verdict)
         meta.update(probs)
-        # without log-probabilities the written verdict itself is the signal
-        signals["reasoned"] = probs.get("p_yes", 1.0 if reasoned_verdict == "yes" else 0.0)
+        # without (finite) log-probabilities the written verdict itself is the signal
+        p_yes = probs.get("p_yes")
+        hard = 1.0 if reasoned_verdict == "yes" else 0.0
+        signals["reasoned"] = p_yes if p_yes is not None and math.isfinite(p_yes) else hard
     for outcome in replies.outcomes:
-        if outcome.score is not None:
+        if outcome.score is not None and math.isfinite(outcome.score):  # NaN: no signal
             signals[outcome.name] = outcome.score
     if replies.support is not None:
         signals.update(replies.support.signals())

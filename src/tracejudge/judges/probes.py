@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from tracejudge.errors import ModelAuthenticationError, ModelError
+from tracejudge.errors import MODEL_CONFIGURATION_ERRORS, ModelError
 from tracejudge.models import ChatModel, ChatResult, TokenLogprob
 
 ONE_WORD = "Answer with one word: yes or no."
@@ -85,7 +85,7 @@ async def run_probe(
             top_logprobs=10,
             cache_if=lambda r: _read_yes_no(r) is not None,
         )
-    except ModelAuthenticationError:  # a configuration error: stop, do not record
+    except MODEL_CONFIGURATION_ERRORS:  # a configuration error: stop, do not record
         raise
     except ModelError as exc:
         return ProbeResult(probe.name, None, error=f"{type(exc).__name__}: {exc}"), None

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from tracejudge.errors import ModelAuthenticationError, ModelError
+from tracejudge.errors import MODEL_CONFIGURATION_ERRORS, ModelError
 from tracejudge.models import ChatModel
 from tracejudge.trust.conversation import Messages
 from tracejudge.trust.similarity import (
@@ -81,7 +81,7 @@ async def sample_one(
             sample_index=index,
             cache_if=lambda r: bool((r.text or "").strip()),  # an empty reply: ask again next time
         )
-    except ModelAuthenticationError:  # a configuration error: stop, do not record
+    except MODEL_CONFIGURATION_ERRORS:  # a configuration error: stop, do not record
         raise
     except ModelError as exc:
         return SampleResult(None, None, None, f"{type(exc).__name__}: {exc}")

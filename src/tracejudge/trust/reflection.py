@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from tracejudge.errors import ModelAuthenticationError, ModelError
+from tracejudge.errors import MODEL_CONFIGURATION_ERRORS, ModelError
 from tracejudge.judges.formatting import DATA_RULES, delimit, strip_block_markers
 from tracejudge.judges.parsing import parse_json_object
 from tracejudge.models import ChatModel, ChatResult, TokenLogprob
@@ -135,7 +135,7 @@ def _scaled(
         reasoning = str(obj.get(reason_key)) if obj and obj.get(reason_key) else None
         expected = _digit_expectation(result.logprobs, key, low, high) if high - low <= 9 else None
         value = expected if expected is not None else _number(obj, key, result.text)
-        if value is None:
+        if value is None or not math.isfinite(value):  # "NaN" is no certainty: unreadable
             return None, reasoning
         return min(1.0, max(0.0, (value - low) / (high - low))), reasoning
 
@@ -212,7 +212,7 @@ async def reflect(
                 reflection.score(r)[0] is not None
             ),  # unreadable: ask again next time
         )
-    except ModelAuthenticationError:  # a configuration error: stop, do not record
+    except MODEL_CONFIGURATION_ERRORS:  # a configuration error: stop, do not record
         raise
     except ModelError as exc:
         return ReflectionResult(reflection.name, None, error=f"{type(exc).__name__}: {exc}")

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tracejudge.errors import (
+    MODEL_CONFIGURATION_ERRORS,
     InvalidArgumentError,
-    ModelAuthenticationError,
     ModelError,
     TraceJudgeError,
 )
@@ -241,7 +241,7 @@ class TrustScorer:
             async with gate:
                 try:
                     return await item
-                except ModelAuthenticationError:  # a configuration error stops the batch
+                except MODEL_CONFIGURATION_ERRORS:  # a configuration error stops the batch
                     raise
                 except TraceJudgeError as exc:
                     return {

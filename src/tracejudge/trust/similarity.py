@@ -8,7 +8,11 @@ import string
 import threading
 from typing import Any
 
-from tracejudge.errors import ModelAuthenticationError, ModelError, ModelNotAvailableError
+from tracejudge.errors import (
+    MODEL_CONFIGURATION_ERRORS,
+    ModelError,
+    ModelNotAvailableError,
+)
 from tracejudge.judges.engine import verdict_probabilities
 from tracejudge.judges.formatting import DATA_RULES, delimit
 from tracejudge.judges.parsing import parse_verdict
@@ -86,7 +90,7 @@ async def llm_agreement(
                 parse_verdict(r.text) is not None
             ),  # an unreadable one is asked again
         )
-    except ModelAuthenticationError:  # a configuration error: stop, do not record
+    except MODEL_CONFIGURATION_ERRORS:  # a configuration error: stop, do not record
         raise
     except ModelError:
         return None

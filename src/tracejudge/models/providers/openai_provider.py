@@ -39,6 +39,11 @@ def map_openai_error(exc: Exception, what: str) -> ModelError:
         return ModelAuthenticationError(detail, status=status)
     if isinstance(exc, openai.RateLimitError):
         return ModelRateLimitError(detail, retry_after=retry_after, status=status)
+    if isinstance(exc, openai.NotFoundError):  # every call would fail alike: stop the run
+        return ModelNotAvailableError(
+            f"{detail} (the model or its endpoint does not exist: check the model URI)",
+            status=status,
+        )
     if isinstance(exc, openai.APIStatusError) and (status or 0) >= 500:
         return ModelUnavailableError(detail, retry_after=retry_after, status=status)
     if isinstance(exc, openai.APIStatusError):
