@@ -173,7 +173,8 @@ class EvaluationDataset:
         return list(self._records)
 
     def __len__(self) -> int:
-        return len(self.records)
+        """The record count the store gave with the dataset (no records are read for it)."""
+        return self._info.record_count
 
     def __repr__(self) -> str:
         return f"EvaluationDataset(name={self.name!r}, dataset_id={self.dataset_id!r})"

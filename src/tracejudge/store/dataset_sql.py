@@ -138,11 +138,16 @@ class SqlDatasetStore:
 
     def _datasets(self, conn: Connection, condition: Any) -> list[Dataset]:
         d, r = s.datasets.c, s.dataset_records.c
-        counts = select(r.dataset_id, func.count().label("n")).group_by(r.dataset_id).subquery()
-        query = (
-            select(s.datasets, func.coalesce(counts.c.n, 0).label("record_count"))
-            .outerjoin(counts, counts.c.dataset_id == d.dataset_id)
-            .order_by(d.create_time_ms.desc(), d.dataset_id.desc())
+        # counted per dataset read, from the (dataset, inputs digest) index: a dataset looked
+        # up by id does not count every other dataset's records
+        count = (
+            select(func.count())
+            .where(r.dataset_id == d.dataset_id)
+            .correlate(s.datasets)
+            .scalar_subquery()
+        )
+        query = select(s.datasets, count.label("record_count")).order_by(
+            d.create_time_ms.desc(), d.dataset_id.desc()
         )
         if condition is not None:
             query = query.where(condition)
