@@ -10,7 +10,6 @@ suits the synchronous SQL store.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any, TypeVar
 
 import orjson
@@ -36,7 +35,6 @@ from tracejudge.server.dataset_api import add_dataset_routes
 from tracejudge.server.metrics import MeasureRequests, ServerMetrics
 from tracejudge.server.monitor_api import add_monitor_routes, monitor_metrics
 from tracejudge.server.otlp import add_otlp_routes
-from tracejudge.store import rows
 from tracejudge.store.base import TraceStore
 from tracejudge.ui.pages import add_ui
 
@@ -211,35 +209,13 @@ def _entity(cls: type[E], data: dict[str, Any], shape: Any = wire.FREE) -> E:
             f"Malformed {cls.__name__}: unknown field(s) {', '.join(unknown[:10])}"
         )
     try:
-        entity = cls.from_dict(data)  # type: ignore[attr-defined]
-        _as_rows(entity)  # a field of the wrong type fails here, not later in the store
-        return entity
+        return cls.from_dict(data)  # type: ignore[attr-defined]
     except TraceJudgeError:
         raise
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise InvalidArgumentError(
             f"Malformed {cls.__name__}: {type(exc).__name__}: {exc}"
         ) from None
-
-
-def _as_rows(entity: Any) -> None:
-    """Turn ``entity`` into the rows the store would write, and drop them: a number where text
-    goes or text where a number goes (``execution_duration: "slow"``) is refused with the
-    request, instead of failing in the store or being stored and breaking every later read."""
-    if isinstance(entity, Trace):  # its experiment is the store's to find (404 if unknown)
-        rows.trace_row(replace(entity, info=replace(entity.info, experiment_id="0")))
-        if entity.info.execution_duration is not None:
-            int(entity.info.execution_duration)
-        for span in entity.data.spans:
-            rows.span_row(span)
-        for assessment in entity.info.assessments:
-            rows.assessment_row(assessment.stamped(entity.info.trace_id))
-    elif isinstance(entity, Span):
-        rows.span_row(entity)
-    elif isinstance(entity, Assessment):
-        rows.assessment_row(entity)
-    elif isinstance(entity, EvaluationRun):
-        rows.run_row(entity)
 
 
 def _error(exc: TraceJudgeError) -> JSONResponse:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 from tracejudge.entities import (
     Assessment,
@@ -19,9 +20,29 @@ from tracejudge.entities import (
 )
 from tracejudge.entities._json import loads
 from tracejudge.entities.assessment import sort_value
-from tracejudge.errors import StoreError
+from tracejudge.errors import DataRefusedError, StoreError
 
 PREVIEW_CHARS = 1000
+
+E = TypeVar("E")
+
+
+def _entity_row(build: Callable[[E], dict[str, Any]]) -> Callable[[E], dict[str, Any]]:
+    """A row builder whose failure is the caller's bad data: an entity holding a value of the
+    wrong type (a list where a name goes, ``"slow"`` as a duration, from a client that built
+    it by hand) is refused before it reaches the database or breaks a later read."""
+
+    @functools.wraps(build)
+    def wrapper(entity: E) -> dict[str, Any]:
+        try:
+            return build(entity)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            kind = type(entity).__name__
+            raise DataRefusedError(
+                f"The {kind} has a field of the wrong type ({type(exc).__name__}: {exc})"
+            ) from None
+
+    return wrapper
 
 
 def string_form(value: Any) -> str | None:
@@ -30,6 +51,7 @@ def string_form(value: Any) -> str | None:
     return value if isinstance(value, str) else json.dumps(value)
 
 
+@_entity_row
 def assessment_row(a: Assessment) -> dict[str, Any]:
     value = getattr(a, "value", None)
     source = a.source or AssessmentSource()
@@ -82,13 +104,16 @@ def _clip(text: str | None) -> str | None:
     return text if text is None or len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 3] + "..."
 
 
+@_entity_row
 def trace_row(trace: Trace) -> dict[str, Any]:
     info = trace.info
     return {
         "trace_id": info.trace_id,
         "experiment_id": int(info.experiment_id),
         "timestamp_ms": info.request_time,
-        "execution_time_ms": info.execution_duration,
+        "execution_time_ms": (
+            None if info.execution_duration is None else int(info.execution_duration)
+        ),
         "status": info.state.value,
         "name": info.name,
         "client_request_id": info.client_request_id,
@@ -121,6 +146,7 @@ def trace_info_from_row(
     )
 
 
+@_entity_row
 def span_row(span: Span) -> dict[str, Any]:
     return {
         "trace_id": span.trace_id,
@@ -156,6 +182,7 @@ def experiment_from_row(row: Mapping[Any, Any]) -> Experiment:
     )
 
 
+@_entity_row
 def run_row(run: EvaluationRun) -> dict[str, Any]:
     return {
         "run_id": run.run_id,
