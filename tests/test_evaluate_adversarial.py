@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 
 import pytest
 
 import tracejudge
 from tracejudge.entities import Feedback, RunStatus
+from tracejudge.judges import is_grounded
 from tracejudge.models import reset_models
 from tracejudge.models.cache import flush_call_cache
-from tracejudge.scorers import Correctness, Safety, Trustworthiness, scorer
+from tracejudge.scorers import Correctness, Guidelines, Safety, Trustworthiness, scorer
 from tracejudge.testing import ChatServer, Reply
 
 VERDICT = '{"rationale": "fine", "verdict": "yes"}'
@@ -305,3 +307,31 @@ def test_a_model_that_does_not_exist_stops_the_run_at_the_first_call():
         assert server.request_count < 20
     (run,) = tracejudge.search_runs()
     assert run.status == RunStatus.FAILED and "does not exist" in run.failure
+
+
+def test_an_async_scorer_calling_a_sync_judge_does_not_deadlock_the_run():
+    """The sync judge blocks the run's event loop while other scorers' calls to the same model
+    hold every concurrency slot; waiting for a slot there would wait for ever."""
+    with ChatServer(lambda request: Reply(VERDICT, delay=0.02)) as server:
+        judge = f"{_judge(server)}&max_concurrency=2"
+
+        @scorer
+        async def grounded(inputs, outputs) -> str:
+            return is_grounded(inputs, outputs, "The café opens at 8.", model=judge).value
+
+        rows = [{"inputs": f"question {i}", "outputs": "It opens at 8."} for i in range(30)]
+        polite = Guidelines(name="polite", guidelines="Be polite.", model=judge)
+        results = []
+        run = threading.Thread(
+            target=lambda: results.append(
+                tracejudge.evaluate(rows, scorers=[grounded, polite], max_concurrency=16)
+            ),
+            daemon=True,  # a deadlocked run must fail this test, not hang the suite
+        )
+        run.start()
+        run.join(timeout=120)
+        assert results, "the run did not finish: deadlocked"
+        result = results[0]
+        assert result.metrics["grounded/count"] == 30
+        assert result.metrics["polite/count"] == 30
+        assert result.metrics["grounded/error_count"] == 0

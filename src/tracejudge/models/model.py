@@ -24,7 +24,7 @@ from tracejudge.models.limiter import AimdLimiter
 from tracejudge.models.pricing import cost_usd
 from tracejudge.models.providers.base import Provider
 from tracejudge.models.retry import RetryPolicy
-from tracejudge.models.sync import run_sync
+from tracejudge.models.sync import blocks_a_loop, run_sync
 from tracejudge.models.types import ChatRequest, ChatResult, Message
 from tracejudge.tracing_switch import tracing_disabled
 
@@ -92,7 +92,7 @@ class ChatModel:
         instead of having other work interleaved between them. Nested sessions are free.
         """
         held = _held_slots.get()
-        if id(self) in held:
+        if id(self) in held or blocks_a_loop():
             yield
             return
         async with self.limiter.slot():
@@ -212,7 +212,9 @@ class ChatModel:
         attempt = 0
         while True:
             slot = (
-                contextlib.nullcontext() if id(self) in _held_slots.get() else self.limiter.slot()
+                contextlib.nullcontext()
+                if id(self) in _held_slots.get() or blocks_a_loop()
+                else self.limiter.slot()
             )
             async with slot:
                 started = time.perf_counter()  # after the wait for a slot: the call's own time
