@@ -618,6 +618,83 @@ def test_interrupted_run_keeps_what_was_scored(tmp_path):
     )
 
 
+_BUSY_WHEN_INTERRUPTED = """
+import asyncio, os, signal, sys, threading, time, tracejudge
+from tracejudge.scorers import scorer
+
+mode, db, release = sys.argv[1:]
+signal.signal(signal.SIGINT, signal.default_int_handler)  # see the test above
+tracejudge.set_tracking_uri(f"sqlite:///{db}")
+
+started = threading.Event()
+
+@scorer
+def busy(outputs) -> bool:  # a synchronous scorer that cannot be stopped from outside
+    if not started.is_set():
+        started.set()
+        print("scoring", flush=True)
+    while not os.path.exists(release):
+        time.sleep(0.05)
+    return True
+
+def run():
+    rows = [{"inputs": "q", "outputs": str(i)} for i in range(10)]
+    try:
+        tracejudge.evaluate(rows, scorers=[busy], max_concurrency=2)
+    except KeyboardInterrupt:
+        print("interrupted", flush=True)
+        raise
+
+async def notebook_cell():  # evaluate() where a loop already runs, interrupted as ipykernel does
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    run()
+
+asyncio.run(notebook_cell()) if mode == "notebook" else run()
+"""
+
+
+@pytest.mark.parametrize("mode", ["terminal", "notebook"])
+def test_ctrl_c_ends_the_run_while_a_synchronous_scorer_is_busy(tmp_path, mode):
+    """Ctrl-C reaches the caller and marks the run INTERRUPTED at once, though a scorer's thread
+    is still busy (it only ends when the test lets it); in a notebook it used to let the whole
+    run go on to the end."""
+    db, release = tmp_path / "busy.db", tmp_path / "release"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-X",
+            "faulthandler",
+            "-c",
+            _BUSY_WHEN_INTERRUPTED,
+            mode,
+            str(db),
+            str(release),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "TRACEJUDGE_PROGRESS": "0"},
+    )
+    try:
+        assert proc.stdout.readline().strip() == "scoring"
+        proc.send_signal(signal.SIGINT)
+        tracejudge.set_tracking_uri(f"sqlite:///{db}")
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            (run,) = tracejudge.search_runs()
+            if run.status != RunStatus.RUNNING:
+                break
+            time.sleep(0.2)
+        else:  # stuck: the stacks of its threads go to stderr, in the failure's message
+            proc.send_signal(signal.SIGABRT)
+    finally:
+        release.touch()
+        stdout, stderr = proc.communicate(timeout=120)
+    assert run.status == RunStatus.INTERRUPTED, stderr
+    assert "interrupted" in stdout and "KeyboardInterrupt" in stderr
+    assert run.metrics.get("busy/count", 0) == 0  # nothing finished before the interrupt
+
+
 def test_assessment_sources_are_plain_json(judge):
     result = tracejudge.evaluate([{"inputs": "q", "outputs": "a"}], scorers=[Safety(model=judge)])
     trace = tracejudge.get_trace(result.result_df.trace_id[0])

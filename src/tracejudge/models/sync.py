@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
 import contextvars
 import logging
+import threading
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -61,13 +63,71 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     """``asyncio.run(coro)``, or, when a loop already runs here (a notebook, an async function
     calling a sync API), in a worker thread, marked with :func:`blocks_a_loop`.
 
-    Clients registered with :func:`close_with_loop` are closed before the loop ends.
+    Clients registered with :func:`close_with_loop` are closed before the loop ends. Ctrl-C
+    stops the work promptly in both cases: in a notebook the interrupt reaches only the
+    waiting caller, which then cancels the work in its thread (it used to run to the end).
     """
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(_run_then_close(coro))
+        return asyncio.run(_interruptible(coro))
     context = contextvars.copy_context()
     context.run(_blocking_a_loop.set, True)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tracejudge-sync") as pool:
-        return pool.submit(context.run, asyncio.run, _run_then_close(coro)).result()
+    call = _LoopInThread(coro)
+    with concurrent.futures.ThreadPoolExecutor(
+        max_workers=1, thread_name_prefix="tracejudge-sync"
+    ) as pool:
+        future = pool.submit(context.run, call.run)
+        try:
+            # a wait with a timeout: Ctrl-C delivered to another thread would not end a
+            # wait without one, and the interrupt would be noticed only when the run ended
+            while not concurrent.futures.wait([future], timeout=0.2).done:
+                pass
+            return future.result()
+        except BaseException:
+            if not future.done():  # interrupted while waiting: stop the work, then re-raise
+                call.cancel()
+            raise
+
+
+async def _interruptible(coro: Coroutine[Any, Any, T]) -> T:
+    try:
+        return await _run_then_close(coro)
+    except asyncio.CancelledError:
+        # A thread cannot be stopped, and asyncio waits for the loop's default executor
+        # before an interrupt reaches the caller: one busy thread (a synchronous scorer)
+        # would hold Ctrl-C back until it returned. The loop gets an idle executor to shut
+        # down instead; the busy thread ends on its own and what it returns is dropped.
+        asyncio.get_running_loop().set_default_executor(
+            concurrent.futures.ThreadPoolExecutor(max_workers=1)
+        )
+        raise
+
+
+class _LoopInThread:
+    """A coroutine run on a new event loop in a worker thread, cancellable from any thread."""
+
+    def __init__(self, coro: Coroutine[Any, Any, Any]) -> None:
+        self._coro = coro
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[Any] | None = None
+        self._cancelled = False
+
+    def run(self) -> Any:
+        return asyncio.run(self._main())
+
+    async def _main(self) -> Any:
+        with self._lock:
+            if self._cancelled:
+                self._coro.close()
+                raise asyncio.CancelledError
+            self._loop, self._task = asyncio.get_running_loop(), asyncio.current_task()
+        return await _interruptible(self._coro)
+
+    def cancel(self) -> None:
+        with self._lock:
+            self._cancelled = True
+            if self._loop is not None and self._task is not None:
+                with contextlib.suppress(RuntimeError):  # the loop has already closed
+                    self._loop.call_soon_threadsafe(self._task.cancel)
