@@ -13,6 +13,7 @@ import pytest
 
 import tracejudge
 from tracejudge.entities import Feedback, RunStatus
+from tracejudge.errors import ModelAuthenticationError
 from tracejudge.judges import is_grounded
 from tracejudge.models import reset_models
 from tracejudge.models.cache import flush_call_cache
@@ -335,3 +336,41 @@ def test_an_async_scorer_calling_a_sync_judge_does_not_deadlock_the_run():
         assert result.metrics["grounded/count"] == 30
         assert result.metrics["polite/count"] == 30
         assert result.metrics["grounded/error_count"] == 0
+
+
+def test_a_key_revoked_mid_run_leaves_no_error_verdicts_behind():
+    """The first 401 stops the run; the calls still under way for other rows are cancelled, not
+    failed on the closed client and stored as those rows' verdicts (a resume would skip them)."""
+    answered = []
+
+    def reply(request):
+        answered.append(1)
+        if len(answered) > 40:  # the key is revoked
+            return Reply(status=401)
+        if "one word" in str(request["messages"]):
+            return Reply("yes", delay=0.02)
+        return Reply(VERDICT, delay=0.02)
+
+    with ChatServer(reply) as server:
+        judge = _judge(server)
+        scorers = [
+            Safety(model=judge),
+            Guidelines(name="polite", guidelines="Be polite.", model=judge),
+            Correctness(model=judge),
+        ]
+        rows = [
+            {"inputs": f"q{i}", "outputs": "a", "expectations": {"expected_response": "a"}}
+            for i in range(40)
+        ]
+        with pytest.raises(ModelAuthenticationError):
+            tracejudge.evaluate(rows, scorers=scorers, max_concurrency=8)
+    (run,) = tracejudge.search_runs()
+    assert run.status == RunStatus.FAILED
+    stored = [
+        a
+        for t in tracejudge.search_traces(experiment_ids=[run.experiment_id], return_type="list")
+        for a in t.info.assessments
+        if isinstance(a, Feedback)
+    ]
+    assert stored, "the verdicts reached before the 401 are kept"
+    assert [f.error for f in stored if f.error is not None] == []

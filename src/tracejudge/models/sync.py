@@ -39,11 +39,24 @@ async def _run_then_close(coro: Coroutine[Any, Any, T]) -> T:
     try:
         return await coro
     finally:
+        await _cancel_the_rest()
         for aclose in _closers.pop(asyncio.get_running_loop(), []):
             try:
                 await aclose()
             except Exception:
                 logger.debug("closing a client at the end of its loop failed", exc_info=True)
+
+
+async def _cancel_the_rest() -> None:
+    """Cancel the tasks ``coro`` left running on this loop (``gather`` leaves a failed call's
+    siblings running) and wait for them, before the clients they use are closed: else each
+    would fail on a closed client, and a caller could record that as its result (evaluate()
+    stored "client has been closed" verdicts after a rejected API key stopped the run)."""
+    current = asyncio.current_task()
+    rest = [task for task in asyncio.all_tasks() if task is not current]
+    for task in rest:
+        task.cancel()
+    await asyncio.gather(*rest, return_exceptions=True)
 
 
 def blocks_a_loop() -> bool:
