@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 import tracejudge
+from tracejudge.models import reset_models
 from tracejudge.store import SqlTraceStore, TraceStore, reset_stores, set_tracking_uri
 from tracejudge.store.http_store import HttpTraceStore
 from tracejudge.testing.server_process import ServerProcess
@@ -139,6 +140,16 @@ def sqlite_tracking(sqlite_uri) -> Iterator[str]:
     tracejudge.flush()
     set_tracking_uri(None)
     _reset_experiment()
+
+
+@pytest.fixture
+def fresh_models(sqlite_tracking, monkeypatch) -> Iterator[str]:
+    """A fresh SQLite store (which holds the call cache), no model instances shared with other
+    tests, and no progress bars in the output."""
+    monkeypatch.setenv("TRACEJUDGE_PROGRESS", "0")
+    reset_models()
+    yield sqlite_tracking
+    reset_models()
 
 
 def _reset_experiment() -> None:

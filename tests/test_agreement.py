@@ -13,18 +13,13 @@ from tracejudge.entities import AssessmentSource, Feedback
 from tracejudge.errors import InvalidArgumentError
 from tracejudge.judges import agreement, make_judge
 from tracejudge.judges.agreement import cohen_kappa
-from tracejudge.models import reset_models
 from tracejudge.testing import ChatServer, Reply
 
 JUDGE = AssessmentSource("LLM_JUDGE", "local:/default")
 HUMAN = AssessmentSource("HUMAN", "ana@example.com")
 
 
-@pytest.fixture(autouse=True)
-def _isolated(sqlite_tracking):
-    reset_models()
-    yield
-    reset_models()
+pytestmark = pytest.mark.usefixtures("fresh_models")
 
 
 @tracejudge.trace

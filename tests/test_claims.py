@@ -12,15 +12,10 @@ from tracejudge.judges.calibration import LogisticCalibration
 from tracejudge.judges.claims import MAX_CLAIMS, split_claims, split_sentences
 from tracejudge.judges.engine import run_judge
 from tracejudge.judges.likelihood import ContextSupport
-from tracejudge.models import get_model, reset_models
+from tracejudge.models import get_model
 from tracejudge.testing import ChatServer, Reply
 
-
-@pytest.fixture(autouse=True)
-def _isolated(sqlite_tracking):
-    reset_models()
-    yield
-    reset_models()
+pytestmark = pytest.mark.usefixtures("fresh_models")
 
 
 @pytest.mark.parametrize(

@@ -24,7 +24,6 @@ from tracejudge.errors import (
     RunNotFoundError,
 )
 from tracejudge.metrics import MetricValue, make_metric
-from tracejudge.models import reset_models
 from tracejudge.scorers import (
     Correctness,
     ExpectationsGuidelines,
@@ -62,12 +61,7 @@ def judge_reply(request):
     return Reply(NO if "Lyon" in text else YES)
 
 
-@pytest.fixture(autouse=True)
-def _isolated(sqlite_tracking, monkeypatch):
-    monkeypatch.setenv("TRACEJUDGE_PROGRESS", "0")
-    reset_models()
-    yield
-    reset_models()
+pytestmark = pytest.mark.usefixtures("fresh_models")
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ import tracejudge
 from tracejudge.entities import Feedback, RunStatus
 from tracejudge.errors import ModelAuthenticationError
 from tracejudge.judges import is_grounded
-from tracejudge.models import reset_models
 from tracejudge.models.cache import flush_call_cache
 from tracejudge.scorers import Correctness, Guidelines, Safety, Trustworthiness, scorer
 from tracejudge.testing import ChatServer, Reply
@@ -23,12 +22,7 @@ from tracejudge.testing import ChatServer, Reply
 VERDICT = '{"rationale": "fine", "verdict": "yes"}'
 
 
-@pytest.fixture(autouse=True)
-def _isolated(sqlite_tracking, monkeypatch):
-    monkeypatch.setenv("TRACEJUDGE_PROGRESS", "0")
-    reset_models()
-    yield
-    reset_models()
+pytestmark = pytest.mark.usefixtures("fresh_models")
 
 
 @scorer

@@ -23,17 +23,13 @@ from tracejudge.judges import (
 from tracejudge.judges.engine import REPAIR_PROMPT, verdict_probabilities
 from tracejudge.judges.formatting import delimit
 from tracejudge.judges.parsing import parse_json_object, parse_verdict
-from tracejudge.models import TokenLogprob, reset_models
+from tracejudge.models import TokenLogprob
 from tracejudge.testing import ChatServer, Reply
 
 YES = '{"rationale": "Supported by passage 1.", "verdict": "yes"}'
 
 
-@pytest.fixture(autouse=True)
-def _isolated(sqlite_tracking):
-    reset_models()
-    yield
-    reset_models()
+pytestmark = pytest.mark.usefixtures("fresh_models")
 
 
 def judge_reply(request) -> Reply:

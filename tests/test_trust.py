@@ -12,7 +12,6 @@ import math
 import pytest
 
 from tracejudge.errors import InvalidArgumentError, ModelError
-from tracejudge.models import reset_models
 from tracejudge.testing import ChatServer, Reply
 from tracejudge.trust import PRESETS, TrustOptions, TrustScorer, token_probability
 from tracejudge.trust.combine import combine, explain, mean
@@ -21,12 +20,7 @@ from tracejudge.trust.reflection import ReflectionResult
 from tracejudge.trust.similarity import exact_match, normalize_answer, string_similarity
 from tracejudge.trust.weights import DEFAULT_WEIGHTS, FITTED_WEIGHTS, default_weights
 
-
-@pytest.fixture(autouse=True)
-def _isolated(sqlite_tracking):
-    reset_models()
-    yield
-    reset_models()
+pytestmark = pytest.mark.usefixtures("fresh_models")
 
 
 class Script:

@@ -13,7 +13,7 @@ import pandas as pd
 from tracejudge.entities import Trace
 from tracejudge.entities._json import to_jsonable
 from tracejudge.errors import InvalidArgumentError
-from tracejudge.evaluation.datasets import EvaluationDataset
+from tracejudge.evaluation.datasets import EvaluationDataset, is_missing
 from tracejudge.evaluation.expectations import logged_expectations
 
 logger = logging.getLogger("tracejudge.evaluation")
@@ -53,16 +53,12 @@ def _as_trace(value: Any, index: int) -> Trace | None:
     )
 
 
-def _missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and value != value)
-
-
 def _row(index: int, record: Mapping[str, Any]) -> EvalRow:
     trace = _as_trace(record.get("trace"), index)
     inputs = record.get("inputs")
     outputs = record.get("outputs")
     expectations = record.get("expectations")
-    if _missing(expectations):
+    if is_missing(expectations):
         expectations = {}
     if not isinstance(expectations, Mapping):
         raise InvalidArgumentError(
@@ -70,24 +66,24 @@ def _row(index: int, record: Mapping[str, Any]) -> EvalRow:
         )
     # a missing ground truth (NaN in a DataFrame column) is no expectation; the others as JSON
     # data (a numpy array read from Parquet becomes a list, a NaN inside it None, a Decimal text)
-    expectations = {k: _plain(v) for k, v in expectations.items() if not _missing(v)}
+    expectations = {k: _plain(v) for k, v in expectations.items() if not is_missing(v)}
     if trace is not None:
         # the trace speaks for its inputs and outputs; logged expectations apply unless the row overrides them
-        inputs = trace.data.inputs if _missing(inputs) or trace.data.request is not None else inputs
+        inputs = trace.data.inputs if is_missing(inputs) or trace.data.request is not None else inputs
         outputs = (
-            trace.data.outputs if _missing(outputs) or trace.data.response is not None else outputs
+            trace.data.outputs if is_missing(outputs) or trace.data.response is not None else outputs
         )
         expectations = {**logged_expectations(trace), **expectations}
-    elif _missing(inputs):
+    elif is_missing(inputs):
         raise InvalidArgumentError(f"Row {index} has neither 'inputs' nor a 'trace'.")
     record_id = record.get("dataset_record_id")
     return EvalRow(
         index,
         inputs,
-        None if _missing(outputs) else outputs,
+        None if is_missing(outputs) else outputs,
         dict(expectations),
         trace,
-        None if _missing(record_id) else str(record_id),
+        None if is_missing(record_id) else str(record_id),
     )
 
 

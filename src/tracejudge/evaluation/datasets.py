@@ -101,7 +101,7 @@ def records_from(data: Any) -> list[DatasetRecord]:
     returns, with its ``trace`` column, included)."""
     if isinstance(data, pd.DataFrame):
         items: Sequence[Any] = [
-            {k: v for k, v in row.items() if k in _RECORD_KEYS and _present(v)}
+            {k: v for k, v in row.items() if k in _RECORD_KEYS and not is_missing(v)}
             for row in data.to_dict(orient="records")
         ]
     elif isinstance(data, (Trace, Mapping)):
@@ -126,8 +126,9 @@ def records_from(data: Any) -> list[DatasetRecord]:
     return out
 
 
-def _present(value: Any) -> bool:
-    return value is not None and not (isinstance(value, float) and value != value)
+def is_missing(value: Any) -> bool:
+    """None or NaN: what pandas puts in a cell a record does not fill."""
+    return value is None or (isinstance(value, float) and value != value)
 
 
 class EvaluationDataset:
