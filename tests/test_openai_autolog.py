@@ -10,6 +10,8 @@ import pytest
 import tracejudge
 import tracejudge.openai
 from tracejudge.entities import SpanStatusCode, TraceState
+from tracejudge.scorers import Guidelines
+from tracejudge.scorers.fields import llm_prompt_and_response, request_text, response_text
 from tracejudge.testing import ChatServer, Reply
 
 MESSAGES = [
@@ -178,3 +180,116 @@ def test_disable_removes_the_patch(server, sqlite_tracking):
     client.chat.completions.create(model="m", messages=MESSAGES)
     tracejudge.flush()
     assert tracejudge.get_last_active_trace_id() == before
+
+
+# ---------------------------------------------------------------- the Responses API
+
+
+def test_a_responses_call_is_a_chat_span_with_its_instructions_and_usage(server, autologged):
+    client = openai.OpenAI(base_url=server.base_url, api_key="k")
+
+    @tracejudge.trace
+    def app(question: str) -> str:
+        reply = client.responses.create(
+            model="gpt-test", instructions="You answer in one word.", input=question
+        )
+        return reply.output_text
+
+    assert app("Capital of France?") == "Paris is the answer"
+    trace = _trace()
+    span = _chat_span(trace)
+    assert span.name == "responses.create" and span.parent_id == trace.data.spans[0].span_id
+    assert span.inputs == {
+        "model": "gpt-test",
+        "instructions": "You answer in one word.",
+        "input": "Capital of France?",
+    }
+    assert span.outputs["output"][0]["content"][0]["text"] == "Paris is the answer"
+    assert span.attributes["tracejudge.chat.tokenUsage"] == {
+        "input_tokens": 21,
+        "output_tokens": 4,
+        "total_tokens": 25,
+    }
+    assert server.requests[0]["instructions"] == "You answer in one word."
+
+
+def test_a_responses_call_alone_is_previewed_as_its_question_and_answer(server, autologged):
+    client = openai.OpenAI(base_url=server.base_url, api_key="k")
+    client.responses.create(model="m", input=[{"role": "user", "content": "Capital of France?"}])
+    trace = _trace()
+    assert trace.info.request_preview == "Capital of France?"
+    assert trace.info.response_preview == "Paris is the answer"
+
+
+def test_a_streamed_response_is_recorded_as_the_response_it_ends_with(server, autologged):
+    client = openai.OpenAI(base_url=server.base_url, api_key="k")
+    with tracejudge.start_span("app"):
+        events = list(client.responses.create(model="m", input="Capital?", stream=True))
+    assert [e.type for e in events][-1] == "response.completed"  # passed through unchanged
+    span = _chat_span(_trace())
+    assert span.outputs["status"] == "completed"
+    assert span.outputs["output"][0]["content"][0]["text"] == "Paris is the answer"
+    assert span.attributes["tracejudge.chat.tokenUsage"]["total_tokens"] == 25
+
+
+def test_the_stream_helper_works_on_the_traced_stream(server, autologged):
+    client = openai.OpenAI(base_url=server.base_url, api_key="k")
+    with client.responses.stream(model="m", input="Capital?") as stream:
+        texts = [e.delta for e in stream if e.type == "response.output_text.delta"]
+        assert stream.get_final_response().output_text == "".join(texts) == "Paris is the answer"
+    span = _chat_span(_trace())
+    assert span.outputs["output"][0]["content"][0]["text"] == "Paris is the answer"
+
+
+def test_a_response_stream_left_early_keeps_the_text_that_arrived(server, autologged):
+    client = openai.OpenAI(base_url=server.base_url, api_key="k")
+    with tracejudge.start_span("app"):
+        for event in client.responses.create(model="m", input="Capital?", stream=True):
+            if getattr(event, "delta", None) == " is":
+                break
+    span = _chat_span(_trace())
+    assert span.attributes["stream_stopped_early"] is True
+    assert span.outputs["output"][0]["content"][0]["text"] == "Paris is"
+
+
+def test_async_responses_and_their_streams(server, autologged):
+    client = openai.AsyncOpenAI(base_url=server.base_url, api_key="k")
+
+    @tracejudge.trace
+    async def app() -> str:
+        first = await client.responses.create(model="m", input="Capital?")
+        stream = await client.responses.create(model="m", input="Capital?", stream=True)
+        deltas = [e.delta async for e in stream if e.type == "response.output_text.delta"]
+        return first.output_text + " / " + "".join(deltas)
+
+    assert asyncio.run(app()) == "Paris is the answer / Paris is the answer"
+    spans = [s for s in _trace().data.spans if s.name == "responses.create"]
+    assert len(spans) == 2
+    assert {s.outputs["output"][0]["content"][0]["text"] for s in spans} == {"Paris is the answer"}
+
+
+def test_judges_read_a_responses_trace_as_text(server, autologged):
+    """The judge is asked about the question and the answer, not about JSON payloads; the
+    trust score sees the app's instructions as its system prompt."""
+    client = openai.OpenAI(base_url=server.base_url, api_key="k")
+    client.responses.create(model="m", instructions="Answer briefly.", input="Capital of France?")
+    trace = _trace()
+    assert request_text(trace.data.spans[0].inputs) == "Capital of France?"
+    assert response_text(trace.data.spans[0].outputs) == "Paris is the answer"
+    messages, answer = llm_prompt_and_response(trace)
+    assert messages == [
+        {"role": "system", "content": "Answer briefly."},
+        {"role": "user", "content": "Capital of France?"},
+    ]
+    assert answer == "Paris is the answer"
+    with ChatServer(lambda request: Reply('{"rationale": "ok", "verdict": "yes"}')) as judge:
+        polite = Guidelines(
+            name="polite",
+            guidelines="Be polite.",
+            model=f"openai-compatible:/j?base_url={judge.base_url}",
+        )
+        result = tracejudge.evaluate([trace], scorers=[polite])
+        asked = judge.requests[0]["messages"][-1]["content"]
+    assert result.result_df["polite/value"][0] == "yes"
+    assert "Capital of France?" in asked and "Paris is the answer" in asked
+    assert '"output_text"' not in asked

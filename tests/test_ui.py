@@ -13,12 +13,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
+import openai
 import pytest
 from fastapi.testclient import TestClient
 
+import tracejudge
+import tracejudge.openai
 from tracejudge.entities import Span, SpanType
 from tracejudge.server.app import create_app
-from tracejudge.store import SqlTraceStore
+from tracejudge.store import SqlTraceStore, get_store
+from tracejudge.testing import ChatServer, Reply
 from tracejudge.testing.seed import XSS, Seeded, seed_rag_experiment
 from tracejudge.testing.server_process import ServerProcess
 from tracejudge.ui import views
@@ -76,6 +80,17 @@ def test_chat_messages_are_read_from_inputs_and_choices():
     assert views.chat_messages(out) == [{"role": "assistant", "content": "a"}]
     assert views.chat_messages({"messages": ["not a message"]}) is None
     assert views.chat_messages("text") is None
+    responses_call = {"model": "m", "instructions": "Be brief.", "input": "hi"}
+    assert views.chat_messages(responses_call) == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "hi"},
+    ]
+    assert views.chat_messages({"input": "an app function's argument", "k": 1}) is None
+    response = {
+        "object": "response",
+        "output": [{"type": "message", "content": [{"type": "output_text", "text": "a"}]}],
+    }
+    assert views.chat_messages(response) == [{"role": "assistant", "content": "a"}]
 
 
 def test_histogram_bins_scores_on_fixed_bins():
@@ -132,6 +147,23 @@ def test_every_page_renders_and_escapes_trace_content(seeded_store):
         assert "default-src 'self'" in response.headers["content-security-policy"]
     trace_page = client.get(f"/traces/{seeded.xss_trace_id}").text
     assert "&lt;script&gt;alert(&#34;xss&#34;)&lt;/script&gt;" in trace_page
+
+
+def test_a_responses_api_call_is_shown_as_a_conversation(sqlite_tracking):
+    """A call made with OpenAI's Responses API, recorded by autolog, reads on the trace page as
+    its instructions, question and answer, not as JSON."""
+    with ChatServer(lambda request: Reply("Paris is the answer")) as server:
+        tracejudge.openai.autolog()
+        try:
+            client = openai.OpenAI(base_url=server.base_url, api_key="k")
+            client.responses.create(model="m", instructions="Be brief.", input="Capital?")
+        finally:
+            tracejudge.openai.autolog(disable=True)
+    tracejudge.flush()
+    trace_id = tracejudge.get_last_active_trace_id()
+    page = TestClient(create_app(get_store())).get(f"/traces/{trace_id}").text
+    for role, text in (("system", "Be brief."), ("user", "Capital?"), ("assistant", "Paris")):
+        assert re.search(rf'class="msg {role}">.*?<div class="content">{text}', page), role
 
 
 def test_a_bad_filter_is_shown_inline_and_a_missing_trace_is_a_404_page(seeded_store):

@@ -1,4 +1,4 @@
-"""``tracejudge.openai.autolog()``: trace the official OpenAI client's chat completions."""
+"""``tracejudge.openai.autolog()``: trace the official OpenAI client's chat completions and Responses API calls."""
 
 from tracejudge.integrations.openai_autolog import autolog, is_enabled
 

@@ -69,9 +69,13 @@ def _row(index: int, record: Mapping[str, Any]) -> EvalRow:
     expectations = {k: _plain(v) for k, v in expectations.items() if not is_missing(v)}
     if trace is not None:
         # the trace speaks for its inputs and outputs; logged expectations apply unless the row overrides them
-        inputs = trace.data.inputs if is_missing(inputs) or trace.data.request is not None else inputs
+        inputs = (
+            trace.data.inputs if is_missing(inputs) or trace.data.request is not None else inputs
+        )
         outputs = (
-            trace.data.outputs if is_missing(outputs) or trace.data.response is not None else outputs
+            trace.data.outputs
+            if is_missing(outputs) or trace.data.response is not None
+            else outputs
         )
         expectations = {**logged_expectations(trace), **expectations}
     elif is_missing(inputs):

@@ -1,10 +1,11 @@
-"""Trace every chat completion made with the official ``openai`` client (v1 and later).
+"""Trace every model call made with the official ``openai`` client (v1 and later).
 
-``autolog()`` patches ``chat.completions.create`` on the sync and async resource classes,
-so clients created before or after the call are traced. Each call becomes a CHAT_MODEL span
-holding the whole request (every message, the system prompt included, model and
-parameters), the response and the token usage, nested under the current span. A streamed
-response is passed through chunk by chunk and recorded, once consumed, as one completion.
+``autolog()`` patches ``chat.completions.create`` and ``responses.create`` (the Responses
+API) on the sync and async resource classes, so clients created before or after the call are
+traced. Each call becomes a CHAT_MODEL span holding the whole request (every message, the
+system prompt or instructions included, model and parameters), the response and the token
+usage, nested under the current span. A streamed response is passed through chunk by chunk
+(event by event) and recorded, once consumed, as the one completion (response) it adds up to.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from tracejudge.entities import SpanType
 from tracejudge.entities._json import to_jsonable
@@ -24,14 +26,36 @@ from tracejudge.tracing.live_span import LiveSpan
 logger = logging.getLogger("tracejudge.integrations.openai")
 
 SPAN_NAME = "chat.completions.create"
+RESPONSES_SPAN_NAME = "responses.create"
 _PRIVATE_KWARGS = ("extra_headers", "extra_query", "timeout")
 _originals: dict[tuple[type, str], Any] = {}
 
 
-def _resource_classes() -> tuple[type, type]:
+class _Collector(Protocol):
+    def add(self, item: Any) -> None: ...
+    def result(self) -> Any: ...
+
+
+@dataclass(frozen=True)
+class _Endpoint:
+    """One traced method: its span name and how its streamed items add up to one result."""
+
+    span_name: str
+    collector: Callable[[], _Collector]
+    classes: Callable[[], tuple[type, type]]
+    """The sync and async resource classes whose ``create`` is patched."""
+
+
+def _chat_classes() -> tuple[type, type]:
     from openai.resources.chat.completions import AsyncCompletions, Completions
 
     return Completions, AsyncCompletions
+
+
+def _responses_classes() -> tuple[type, type]:
+    from openai.resources.responses import AsyncResponses, Responses
+
+    return Responses, AsyncResponses
 
 
 def _provider(resource: Any) -> str:
@@ -40,8 +64,8 @@ def _provider(resource: Any) -> str:
     return "openai" if "api.openai.com" in base_url or not base_url else base_url
 
 
-def _start(resource: Any, kwargs: dict[str, Any]) -> LiveSpan:
-    span = open_detached_span(SPAN_NAME, SpanType.CHAT_MODEL)
+def _start(resource: Any, kwargs: dict[str, Any], name: str) -> LiveSpan:
+    span = open_detached_span(name, SpanType.CHAT_MODEL)
     span.set_inputs({k: v for k, v in kwargs.items() if k not in _PRIVATE_KWARGS})
     span.set_attribute(c.LLM_MODEL, kwargs.get("model"))
     span.set_attribute(c.LLM_PROVIDER, _provider(resource))
@@ -54,8 +78,9 @@ def _usage_dict(usage: Any) -> dict[str, int] | None:
     data = to_jsonable(usage)
     if not isinstance(data, dict):
         return None
-    prompt = int(data.get("prompt_tokens") or 0)
-    completion = int(data.get("completion_tokens") or 0)
+    # chat completions name them prompt/completion tokens, the Responses API input/output
+    prompt = int(data.get("prompt_tokens") or data.get("input_tokens") or 0)
+    completion = int(data.get("completion_tokens") or data.get("output_tokens") or 0)
     return {
         "input_tokens": prompt,
         "output_tokens": completion,
@@ -118,7 +143,7 @@ class _ChunkCollector:
         except Exception:
             logger.debug("tracejudge could not read a streamed chunk", exc_info=True)
 
-    def completion(self) -> dict[str, Any]:
+    def result(self) -> dict[str, Any]:
         indexes = sorted(
             set(self.content) | set(self.finish) | set(self.role) | set(self.tool_calls)
         )
@@ -137,13 +162,52 @@ class _ChunkCollector:
         return out
 
 
+class _ResponseEventCollector:
+    """Keeps the response a Responses API stream ends with (its ``response.completed``,
+    ``.incomplete`` or ``.failed`` event); the text deltas, where it ends without one."""
+
+    def __init__(self) -> None:
+        self.response: Any = None
+        self.deltas: list[str] = []
+
+    def add(self, event: Any) -> None:
+        try:
+            kind = str(getattr(event, "type", ""))
+            if kind == "response.output_text.delta":
+                self.deltas.append(str(getattr(event, "delta", "") or ""))
+            elif getattr(event, "response", None) is not None:
+                self.response = event.response  # created, in progress, then the final one
+        except Exception:
+            logger.debug("tracejudge could not read a streamed event", exc_info=True)
+
+    def result(self) -> Any:
+        final = to_jsonable(self.response) if self.response is not None else {}
+        if not isinstance(final, dict):
+            final = {}
+        if not final.get("output") and self.deltas:  # the stream stopped before its end
+            text = "".join(self.deltas)
+            final["output"] = [
+                {
+                    "type": "message",
+                    "role": "assistant",
+                    "content": [{"type": "output_text", "text": text}],
+                }
+            ]
+        return final
+
+
+CHAT = _Endpoint(SPAN_NAME, _ChunkCollector, _chat_classes)
+RESPONSES = _Endpoint(RESPONSES_SPAN_NAME, _ResponseEventCollector, _responses_classes)
+_ENDPOINTS = (CHAT, RESPONSES)
+
+
 class _TracedStream:
     """Wraps a sync ``Stream``: yields its chunks unchanged and ends the span when it is done."""
 
-    def __init__(self, stream: Any, span: LiveSpan) -> None:
+    def __init__(self, stream: Any, span: LiveSpan, chunks: _Collector) -> None:
         self._stream = stream
         self._span: LiveSpan | None = span
-        self._chunks = _ChunkCollector()
+        self._chunks = chunks
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)
@@ -203,16 +267,16 @@ class _TracedStream:
         if exc is not None:
             _fail(span, exc)
         else:
-            _finish(span, self._chunks.completion())
+            _finish(span, self._chunks.result())
 
 
 class _TracedAsyncStream:
     """The async twin of :class:`_TracedStream`."""
 
-    def __init__(self, stream: Any, span: LiveSpan) -> None:
+    def __init__(self, stream: Any, span: LiveSpan, chunks: _Collector) -> None:
         self._stream = stream
         self._span: LiveSpan | None = span
-        self._chunks = _ChunkCollector()
+        self._chunks = chunks
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)
@@ -276,20 +340,20 @@ class _TracedAsyncStream:
         if exc is not None:
             _fail(span, exc)
         else:
-            _finish(span, self._chunks.completion())
+            _finish(span, self._chunks.result())
 
 
-def _patched_sync(original: Any) -> Any:
+def _patched_sync(original: Any, endpoint: _Endpoint) -> Any:
     @functools.wraps(original)
     def create(self: Any, *args: Any, **kwargs: Any) -> Any:
-        span = _start(self, kwargs)
+        span = _start(self, kwargs, endpoint.span_name)
         try:
             result = original(self, *args, **kwargs)
         except BaseException as exc:
             _fail(span, exc)
             raise
         if kwargs.get("stream"):
-            return _TracedStream(result, span)
+            return _TracedStream(result, span, endpoint.collector())
         _finish(span, result)
         return result
 
@@ -297,17 +361,17 @@ def _patched_sync(original: Any) -> Any:
     return create
 
 
-def _patched_async(original: Any) -> Any:
+def _patched_async(original: Any, endpoint: _Endpoint) -> Any:
     @functools.wraps(original)
     async def create(self: Any, *args: Any, **kwargs: Any) -> Any:
-        span = _start(self, kwargs)
+        span = _start(self, kwargs, endpoint.span_name)
         try:
             result = await original(self, *args, **kwargs)
         except BaseException as exc:
             _fail(span, exc)
             raise
         if kwargs.get("stream"):
-            return _TracedAsyncStream(result, span)
+            return _TracedAsyncStream(result, span, endpoint.collector())
         _finish(span, result)
         return result
 
@@ -316,16 +380,22 @@ def _patched_async(original: Any) -> Any:
 
 
 def autolog(disable: bool = False) -> None:
-    """Trace every ``chat.completions.create`` call (``disable=True`` removes the patch)."""
-    sync_cls, async_cls = _resource_classes()
-    for cls, patch in ((sync_cls, _patched_sync), (async_cls, _patched_async)):
-        key = (cls, "create")
-        if disable:
-            if key in _originals:
-                cls.create = _originals.pop(key)  # type: ignore[attr-defined]
-        elif key not in _originals:
-            _originals[key] = cls.create  # type: ignore[attr-defined]
-            cls.create = patch(cls.create)  # type: ignore[attr-defined]
+    """Trace every ``chat.completions.create`` and ``responses.create`` call
+    (``disable=True`` removes the patches)."""
+    for endpoint in _ENDPOINTS:
+        try:
+            sync_cls, async_cls = endpoint.classes()
+        except ImportError:  # an openai release without this API
+            logger.debug("openai has no %s to trace", endpoint.span_name)
+            continue
+        for cls, patch in ((sync_cls, _patched_sync), (async_cls, _patched_async)):
+            key = (cls, "create")
+            if disable:
+                if key in _originals:
+                    cls.create = _originals.pop(key)  # type: ignore[attr-defined]
+            elif key not in _originals:
+                _originals[key] = cls.create  # type: ignore[attr-defined]
+                cls.create = patch(cls.create, endpoint)  # type: ignore[attr-defined]
 
 
 def is_enabled() -> bool:

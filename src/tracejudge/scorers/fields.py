@@ -1,24 +1,34 @@
 """What scorers read from a row: the request and response as text, retrieved documents, the
-prompt the app's LLM saw."""
+prompt the app's LLM saw. Chat completions and OpenAI's Responses API (``input``,
+``instructions``, ``output`` items) are read alike."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from tracejudge.entities import Span, SpanType, Trace
+from tracejudge.entities.chat_payloads import (
+    completion_content,
+    content_text,
+    last_user_message,
+    output_text,
+    prompt_messages,
+)
 from tracejudge.judges.formatting import to_text
 
 _REQUEST_KEYS = ("question", "query", "request", "input", "prompt", "user_input", "message")
 _RESPONSE_KEYS = ("answer", "response", "output", "content", "text", "result")
 
 
+def _content_text(content: Any) -> str:
+    found = content_text(content)
+    return found if found is not None else to_text(content)
+
+
 def _last_user_message(messages: Any) -> str | None:
-    if isinstance(messages, Sequence) and not isinstance(messages, str):
-        for message in reversed(messages):
-            if isinstance(message, Mapping) and message.get("role") == "user":
-                return to_text(message.get("content"))
-    return None
+    message = last_user_message(messages)
+    return None if message is None else _content_text(message.get("content"))
 
 
 def request_text(inputs: Any) -> str:
@@ -26,6 +36,8 @@ def request_text(inputs: Any) -> str:
     user message; otherwise JSON."""
     if isinstance(inputs, str):
         return inputs
+    if (found := _last_user_message(inputs)) is not None:  # a list of messages (Responses input)
+        return found
     if isinstance(inputs, Mapping):
         if "messages" in inputs and (found := _last_user_message(inputs["messages"])) is not None:
             return found
@@ -49,17 +61,17 @@ def _plain(value: Any) -> Any:
 
 
 def response_text(outputs: Any) -> str:
-    """The answer shown to the user: a string as is; an OpenAI completion's message (object or
-    dict), as MLflow's scorers read it; a known key."""
+    """The answer shown to the user: a string as is; an OpenAI completion's message or a
+    Responses API response's output text (object or dict), as MLflow's scorers read them; a
+    known key."""
     outputs = _plain(outputs)
     if isinstance(outputs, str):
         return outputs
     if isinstance(outputs, Mapping):
-        choices = outputs.get("choices")
-        if isinstance(choices, Sequence) and choices and isinstance(choices[0], Mapping):
-            message = choices[0].get("message") or {}
-            if isinstance(message, Mapping) and message.get("content") is not None:
-                return str(message["content"])
+        if (content := completion_content(outputs)) is not None:
+            return _content_text(content)
+        if (text := output_text(outputs.get("output"))) is not None:
+            return text
         if len(outputs) == 1:
             return response_text(next(iter(outputs.values())))
         for key in _RESPONSE_KEYS:
@@ -86,14 +98,16 @@ def llm_prompt_and_response(trace: Trace | None) -> tuple[list[dict[str, Any]], 
     if span is None:
         return None
     inputs = span.inputs
-    messages = inputs.get("messages") if isinstance(inputs, Mapping) else None
-    if not isinstance(messages, Sequence) or isinstance(messages, str) or not messages:
-        prompt = inputs.get("prompt") if isinstance(inputs, Mapping) else inputs
-        if prompt is None:
-            return None
-        messages = [{"role": "user", "content": to_text(prompt)}]
+    if isinstance(inputs, Mapping):
+        messages = prompt_messages(inputs)
+        if messages is None and inputs.get("prompt") is not None:
+            messages = [{"role": "user", "content": to_text(inputs["prompt"])}]
+    else:
+        messages = None if inputs is None else [{"role": "user", "content": to_text(inputs)}]
+    if messages is None:
+        return None
     clean = [
-        {"role": str(m.get("role")), "content": to_text(m.get("content"))}
+        {"role": str(m.get("role")), "content": _content_text(m.get("content"))}
         for m in messages
         if isinstance(m, Mapping) and m.get("role")
     ]

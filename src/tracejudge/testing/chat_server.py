@@ -2,7 +2,8 @@
 
 It answers with scripted replies (status codes, ``Retry-After`` headers, malformed bodies,
 streamed chunks, delays), so clients can be tested over a real socket with the real
-``openai`` library. It also answers Anthropic's ``/v1/messages`` in the same way.
+``openai`` library. It also answers OpenAI's Responses API (``/v1/responses``) and
+Anthropic's ``/v1/messages`` in the same way.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from tracejudge.testing.responses_api import response_body, stream_events
 
 
 @dataclass
@@ -169,6 +172,8 @@ class ChatServer:
                     self._send_raw(reply.status, body.encode(), reply.headers)
                 elif self.path.rstrip("/").endswith("/messages"):
                     self._send(200, _anthropic_body(request, reply), reply.headers)
+                elif self.path.rstrip("/").endswith("/responses"):
+                    self._respond(request, reply)
                 elif request.get("stream"):
                     self._stream(request, reply)
                 else:
@@ -228,6 +233,20 @@ class ChatServer:
                 for event in events:
                     self._chunk(f"data: {json.dumps(event)}\n\n".encode())
                 self._chunk(b"data: [DONE]\n\n")
+                self._chunk(b"")
+
+            def _respond(self, request: dict[str, Any], reply: Reply) -> None:
+                """The Responses API: a whole response, or its events."""
+                if not request.get("stream"):
+                    body = response_body(request, reply.content, reply.usage)
+                    self._send(200, body, reply.headers)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                for name, data in stream_events(request, reply.content, reply.usage):
+                    self._chunk(f"event: {name}\ndata: {json.dumps(data)}\n\n".encode())
                 self._chunk(b"")
 
             def _chunk(self, data: bytes) -> None:

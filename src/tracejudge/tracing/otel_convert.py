@@ -26,6 +26,13 @@ from tracejudge.entities import (
     TraceState,
 )
 from tracejudge.entities._json import dumps
+from tracejudge.entities.chat_payloads import (
+    completion_content,
+    content_text,
+    last_user_message,
+    output_text,
+    prompt_messages,
+)
 from tracejudge.entities.trace import trace_id_from_otel
 from tracejudge.tracing import constants as c
 from tracejudge.tracing.payload import SpanPayload
@@ -134,20 +141,30 @@ def span_from_otel(otel: ReadableSpan, payload: SpanPayload | None = None) -> Sp
 
 
 def preview(value: Any) -> str | None:
-    """A short human-readable form of a request or response (the last user message of a chat)."""
+    """A short human-readable form of a request or response: the last user message of a chat
+    or Responses API request, the answer of a chat completion or a Responses API response."""
     if value is None:
         return None
     if isinstance(value, str):
         return value
     if isinstance(value, Mapping):
-        messages = value.get("messages")
-        if isinstance(messages, Sequence) and messages and not isinstance(messages, str):
-            for message in reversed(messages):
-                if isinstance(message, Mapping) and message.get("role") == "user":
-                    return str(message.get("content"))
+        if (found := _chat_text(value)) is not None:
+            return found
         if len(value) == 1:
             return preview(next(iter(value.values())))
     return dumps(value)
+
+
+def _chat_text(value: Mapping[str, Any]) -> str | None:
+    messages = prompt_messages(value)
+    user = last_user_message(messages) if messages is not None else None
+    if user is not None:
+        content = user.get("content")
+        return content_text(content) or str(content)
+    answer = completion_content(value)
+    if answer is not None:
+        return content_text(answer) or str(answer)
+    return output_text(value.get("output"))
 
 
 def _sum_token_usage(spans: Sequence[Span]) -> dict[str, int] | None:

@@ -16,6 +16,7 @@ from typing import Any
 
 from tracejudge.entities import Assessment, Feedback, Span, SpanType, TraceInfo
 from tracejudge.entities.assessment import numeric_value
+from tracejudge.entities.chat_payloads import output_text, prompt_messages
 from tracejudge.entities.span_tree import span_tree
 from tracejudge.judges.agreement import as_pass
 from tracejudge.tracing.constants import CHAT_TOKEN_USAGE
@@ -167,13 +168,16 @@ def _message(item: Any) -> dict[str, str] | None:
 
 
 def chat_messages(payload: Any) -> list[dict[str, str]] | None:
-    """Chat messages in a span's inputs (``messages``) or outputs (``choices[].message``)."""
+    """Chat messages in a span's inputs (``messages``; a Responses API call's instructions and
+    input) or outputs (``choices[].message``; a Responses API response's output text)."""
     candidates: Any = None
     if isinstance(payload, dict):
-        if isinstance(payload.get("messages"), list):
-            candidates = payload["messages"]
+        if (prompt := prompt_messages(payload)) is not None:
+            candidates = prompt
         elif isinstance(payload.get("choices"), list):
             candidates = [c.get("message") for c in payload["choices"] if isinstance(c, dict)]
+        elif (answer := output_text(payload.get("output"))) is not None:
+            candidates = [{"role": "assistant", "content": answer}]
     elif isinstance(payload, list):
         candidates = payload
     if not candidates:
