@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import gzip
 import json
+import socket
 import time
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -14,6 +16,7 @@ import pytest
 from tracejudge.entities import Trace, TraceData, TraceInfo
 from tracejudge.errors import DataRefusedError
 from tracejudge.store import HttpTraceStore
+from tracejudge.testing.server_process import ServerProcess
 from tracejudge.tracing.otlp_decode import parse_request
 
 
@@ -138,3 +141,24 @@ def test_otlp_bodies_of_every_odd_shape(http):
         t["info"]["name"] for t in http.post("/api/v1/traces/search", json={}).json()["traces"]
     }
     assert names == {"first", "second", "good"}
+
+
+def test_a_client_that_stalls_mid_body_gets_a_408_and_loses_its_connection(sqlite_uri, monkeypatch):
+    """uvicorn waits for a body for ever; every stalled client held a connection open."""
+    monkeypatch.setenv("TRACEJUDGE_SERVER_BODY_TIMEOUT_S", "1")
+    server = ServerProcess(sqlite_uri)
+    try:
+        address = urlsplit(server.url)
+        with socket.create_connection((address.hostname, address.port), timeout=60) as stalled:
+            stalled.sendall(
+                b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b'Content-Length: 1000\r\n\r\n{"resourceSpans": ['
+            )
+            answer = b""
+            while chunk := stalled.recv(4096):  # until the server closes the connection
+                answer += chunk
+        assert answer.startswith(b"HTTP/1.1 408") and b"RequestTimeoutError" in answer
+        healthy = httpx.post(f"{server.url}/v1/traces", json={"resourceSpans": []}, timeout=60)
+        assert healthy.status_code == 200  # a body that arrives is read as before
+    finally:
+        server.stop()

@@ -243,6 +243,13 @@ SERVER_MAX_BODY_BYTES = Setting[int | None](
     "a positive integer",
     "The largest request body a tracking-server worker accepts (set by 'tracejudge server').",
 )
+SERVER_BODY_TIMEOUT_S = Setting[float](
+    "TRACEJUDGE_SERVER_BODY_TIMEOUT_S",
+    _seconds,
+    30.0,
+    "seconds (0: no limit)",
+    "How long the tracking server waits for the next part of a request body before it answers 408 and closes the connection.",
+)
 RETENTION_S = Setting[float | None](
     "TRACEJUDGE_RETENTION",
     parse_duration,
@@ -269,5 +276,6 @@ ALL: tuple[Setting[Any], ...] = (
     SERVER_READ_TOKEN,
     SERVER_STORE_URI,
     SERVER_MAX_BODY_BYTES,
+    SERVER_BODY_TIMEOUT_S,
     RETENTION_S,
 )

@@ -10,6 +10,7 @@ suits the synchronous SQL store.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, TypeVar
 
 import orjson
@@ -20,6 +21,7 @@ from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from tracejudge import settings
 from tracejudge.entities import Assessment, EvaluationRun, Span, Trace
 from tracejudge.entities._json import json_bytes
 from tracejudge.errors import (
@@ -141,11 +143,16 @@ class CacheBody(_Body):
 class BodyLimit:
     """Refuse a request body over the limit with 413: before reading it when its Content-Length
     says so, else as soon as a chunked body passes the limit. The body is read here, whole,
-    before the route sees it (a route's own body parsing would turn the refusal into a 400)."""
+    before the route sees it (a route's own body parsing would turn the refusal into a 400).
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    A client that stops sending part-way through its body gets a 408 after ``idle_timeout``
+    seconds without a byte, and its connection is closed: the server behind (uvicorn) has no
+    such limit, and each stalled client held a connection open for ever."""
+
+    def __init__(self, app: ASGIApp, limit: int, idle_timeout: float | None = None) -> None:
         self.app = app
         self.limit = limit
+        self.idle_timeout = idle_timeout or None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -158,7 +165,11 @@ class BodyLimit:
         chunks: list[bytes] = []
         seen = 0
         while True:
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(receive(), self.idle_timeout)
+            except asyncio.TimeoutError:
+                await _stalled(send, self.idle_timeout)
+                return
             if message["type"] != "http.request":  # the client went away
                 return
             chunk = message.get("body", b"")
@@ -188,6 +199,18 @@ async def _too_large(send: Send, limit: int) -> None:
             "message": f"The request body is over the server's limit of {limit:,} bytes.",
         },
         status_code=413,
+    )
+    await response({"type": "http"}, _no_body, send)
+
+
+async def _stalled(send: Send, idle_timeout: float | None) -> None:
+    response = JSONResponse(
+        {
+            "error_code": "RequestTimeoutError",
+            "message": f"No part of the request body arrived for {idle_timeout:g} s.",
+        },
+        status_code=408,
+        headers={"Connection": "close"},
     )
     await response({"type": "http"}, _no_body, send)
 
@@ -456,7 +479,9 @@ def create_app(
     add_otlp_routes(app, store, max_body_bytes, metrics)
     app.state.ui_tokens = (tokens, read_only)
     add_ui(app, store)
-    app.add_middleware(BodyLimit, limit=max_body_bytes)
+    app.add_middleware(
+        BodyLimit, limit=max_body_bytes, idle_timeout=settings.SERVER_BODY_TIMEOUT_S.get()
+    )
     if tokens or read_only:  # before the body is read
         app.add_middleware(BearerTokens, tokens=tokens, read_only=read_only)
     app.add_middleware(MeasureRequests, metrics=metrics)  # outermost: it sees every refusal
