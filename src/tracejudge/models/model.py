@@ -91,16 +91,20 @@ class ChatModel:
         back to back, so a local model reuses the evaluation of their shared prompt prefix
         instead of having other work interleaved between them. Nested sessions are free.
         """
-        held = _held_slots.get()
-        if id(self) in held or blocks_a_loop():
+        if not self._needs_slot():
             yield
             return
         async with self.limiter.slot():
-            token = _held_slots.set(held | {id(self)})
+            token = _held_slots.set(_held_slots.get() | {id(self)})
             try:
                 yield
             finally:
                 _held_slots.reset(token)
+
+    def _needs_slot(self) -> bool:
+        """False inside this task's :meth:`session` (it holds one) and for a sync call made
+        inside a running loop (:func:`~tracejudge.models.sync.blocks_a_loop`)."""
+        return id(self) not in _held_slots.get() and not blocks_a_loop()
 
     async def achat(
         self,
@@ -211,11 +215,7 @@ class ChatModel:
     async def _call_with_retries(self, request: ChatRequest) -> ChatResult:
         attempt = 0
         while True:
-            slot = (
-                contextlib.nullcontext()
-                if id(self) in _held_slots.get() or blocks_a_loop()
-                else self.limiter.slot()
-            )
+            slot = self.limiter.slot() if self._needs_slot() else contextlib.nullcontext()
             async with slot:
                 started = time.perf_counter()  # after the wait for a slot: the call's own time
                 try:

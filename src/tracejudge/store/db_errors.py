@@ -25,9 +25,12 @@ def translate(exc: sa.SQLAlchemyError, what: str) -> StoreError | DataRefusedErr
     """The typed error for a SQLAlchemy failure during ``what``."""
     cause = getattr(exc, "orig", None) or exc
     detail = f"{type(cause).__name__}: {cause}".strip()
-    if isinstance(exc, (sa.IntegrityError, sa.DataError)) or _unbindable(exc):
-        return DataRefusedError(f"{what}: the store refused the data ({detail})")
-    if isinstance(cause, (OverflowError, UnicodeEncodeError)):  # refused by the driver
+    refused = (
+        isinstance(exc, (sa.IntegrityError, sa.DataError))
+        or _unbindable(exc)
+        or isinstance(cause, (OverflowError, UnicodeEncodeError))  # refused by the driver
+    )
+    if refused:
         return DataRefusedError(f"{what}: the store refused the data ({detail})")
     if type(cause).__name__ == "QueryCanceled":  # PostgreSQL's statement timeout
         return StoreError(
