@@ -194,10 +194,7 @@ class ChatServer:
                 self.wfile.write(body)
 
             def _stream(self, request: dict[str, Any], reply: Reply) -> None:
-                self.send_response(200)
-                self.send_header("Content-Type", "text/event-stream")
-                self.send_header("Transfer-Encoding", "chunked")
-                self.end_headers()
+                self._start_events()
                 words = reply.content.split(" ")
                 pieces = [w if i == 0 else " " + w for i, w in enumerate(words)]
                 base = {
@@ -241,13 +238,17 @@ class ChatServer:
                     body = response_body(request, reply.content, reply.usage)
                     self._send(200, body, reply.headers)
                     return
+                self._start_events()
+                for name, data in stream_events(request, reply.content, reply.usage):
+                    self._chunk(f"event: {name}\ndata: {json.dumps(data)}\n\n".encode())
+                self._chunk(b"")
+
+            def _start_events(self) -> None:
+                """Headers of a server-sent event stream, sent in chunks."""
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
                 self.send_header("Transfer-Encoding", "chunked")
                 self.end_headers()
-                for name, data in stream_events(request, reply.content, reply.usage):
-                    self._chunk(f"event: {name}\ndata: {json.dumps(data)}\n\n".encode())
-                self._chunk(b"")
 
             def _chunk(self, data: bytes) -> None:
                 self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
