@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import openai
+import pydantic
 import pytest
 
 import tracejudge
@@ -13,6 +14,7 @@ from tracejudge.entities import SpanStatusCode, TraceState
 from tracejudge.scorers import Guidelines
 from tracejudge.scorers.fields import llm_prompt_and_response, request_text, response_text
 from tracejudge.testing import ChatServer, Reply
+from tracejudge.testing.embeddings_api import DEFAULT_DIMENSIONS, vector_of
 
 MESSAGES = [
     {"role": "system", "content": "You answer in one word."},
@@ -293,3 +295,122 @@ def test_judges_read_a_responses_trace_as_text(server, autologged):
     assert result.result_df["polite/value"][0] == "yes"
     assert "Capital of France?" in asked and "Paris is the answer" in asked
     assert '"output_text"' not in asked
+
+
+# ---------------------------------------------------------------- structured outputs, embeddings
+
+
+class _Capital(pydantic.BaseModel):
+    city: str
+    country: str
+
+
+_CAPITAL_JSON = '{"city": "Paris", "country": "France"}'
+
+
+@pytest.mark.filterwarnings("error::UserWarning")  # pydantic's warning on dumping it, in the app
+def test_chat_completions_parse_is_traced_with_the_parsed_answer(autologged):
+    with ChatServer(lambda request: Reply(_CAPITAL_JSON, usage=(30, 9))) as server:
+        client = openai.OpenAI(base_url=server.base_url, api_key="k")
+
+        @tracejudge.trace
+        def app() -> _Capital:
+            reply = client.chat.completions.parse(
+                model="m", messages=MESSAGES, response_format=_Capital
+            )
+            return reply.choices[0].message.parsed
+
+        assert app() == _Capital(city="Paris", country="France")
+        sent = server.requests[0]["response_format"]
+    trace = _trace()
+    span = _chat_span(trace)
+    assert span.name == "chat.completions.parse" and span.parent_id == trace.data.spans[0].span_id
+    assert span.inputs["messages"] == MESSAGES
+    assert sent["type"] == "json_schema"  # the call went out as the library builds it
+    message = span.outputs["choices"][0]["message"]
+    assert message["content"] == _CAPITAL_JSON
+    assert message["parsed"] == {"city": "Paris", "country": "France"}
+    assert span.attributes["tracejudge.chat.tokenUsage"]["total_tokens"] == 39
+    assert response_text(span.outputs) == _CAPITAL_JSON
+
+
+def test_responses_parse_is_traced_once_and_async_too(autologged):
+    with ChatServer(lambda request: Reply(_CAPITAL_JSON)) as server:
+        client = openai.OpenAI(base_url=server.base_url, api_key="k")
+        aclient = openai.AsyncOpenAI(base_url=server.base_url, api_key="k")
+
+        @tracejudge.trace
+        def app() -> tuple[_Capital, _Capital]:
+            first = client.responses.parse(model="m", input="Capital?", text_format=_Capital)
+
+            async def second() -> _Capital:
+                reply = await aclient.responses.parse(
+                    model="m", input="Capital?", text_format=_Capital
+                )
+                return reply.output_parsed
+
+            return first.output_parsed, asyncio.run(second())
+
+        assert app() == (_Capital(city="Paris", country="France"),) * 2
+    spans = [s for s in _trace().data.spans if s.span_type == "CHAT_MODEL"]
+    assert [s.name for s in spans] == ["responses.parse"] * 2  # not also a responses.create
+    for span in spans:
+        assert span.inputs["input"] == "Capital?"
+        assert span.outputs["output"][0]["content"][0]["text"] == _CAPITAL_JSON
+
+
+def test_embeddings_are_an_embedding_span_with_dimensions_not_vectors(server, autologged):
+    client = openai.OpenAI(base_url=server.base_url, api_key="k")
+
+    @tracejudge.trace(span_type="RETRIEVER")
+    def retrieve(question: str) -> list[float]:
+        # the library asks for base64 and decodes it: the app gets its floats unchanged
+        return client.embeddings.create(model="emb", input=question).data[0].embedding
+
+    vector = retrieve("refund policy")
+    assert vector == pytest.approx(vector_of("refund policy", DEFAULT_DIMENSIONS), abs=1e-6)
+    span = next(s for s in _trace().data.spans if s.span_type == "EMBEDDING")
+    assert span.name == "embeddings.create"
+    assert span.inputs == {"model": "emb", "input": "refund policy"}
+    assert span.outputs["data"] == [
+        {"object": "embedding", "index": 0, "dimensions": DEFAULT_DIMENSIONS}
+    ]
+    assert span.attributes["tracejudge.chat.tokenUsage"] == {
+        "input_tokens": 2,
+        "output_tokens": 0,
+        "total_tokens": 2,
+    }
+
+
+def test_async_embeddings_of_a_batch(server, autologged):
+    client = openai.AsyncOpenAI(base_url=server.base_url, api_key="k")
+
+    async def embed() -> int:
+        reply = await client.embeddings.create(
+            model="emb", input=["one", "two", "three"], dimensions=4, encoding_format="float"
+        )
+        return len(reply.data)
+
+    assert asyncio.run(embed()) == 3
+    span = _trace().data.spans[0]
+    assert span.span_type == "EMBEDDING" and span.inputs["input"] == ["one", "two", "three"]
+    assert [d["dimensions"] for d in span.outputs["data"]] == [4, 4, 4]
+
+
+def test_disable_restores_every_patched_method(sqlite_tracking):
+    from openai.resources.chat.completions import Completions
+    from openai.resources.embeddings import AsyncEmbeddings, Embeddings
+    from openai.resources.responses import Responses
+
+    methods = [
+        (Completions, "create"),
+        (Completions, "parse"),
+        (Responses, "parse"),
+        (Embeddings, "create"),
+        (AsyncEmbeddings, "create"),
+    ]
+    before = [getattr(cls, name) for cls, name in methods]
+    tracejudge.openai.autolog()
+    assert all(getattr(getattr(c, n), "__tracejudge_patched__", False) for c, n in methods)
+    tracejudge.openai.autolog(disable=True)
+    assert [getattr(cls, name) for cls, name in methods] == before

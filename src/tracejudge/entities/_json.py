@@ -76,12 +76,22 @@ def _jsonable(value: Any, depth: int) -> Any:
         try:  # the lookup itself may raise (a proxy outside its context)
             convert = getattr(value, method, None)
             if callable(convert) and not isinstance(value, type):
-                return to_jsonable(convert(), nxt)
+                return to_jsonable(_quietly(convert), nxt)
         except Exception:
             pass
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: to_jsonable(getattr(value, f.name), nxt) for f in dataclasses.fields(value)}
     return _safe_repr(value)
+
+
+def _quietly(convert: Any) -> Any:
+    """``convert()`` without pydantic's serialisation warnings, which would reach the app's
+    output (a generic model such as openai's ``ParsedChatCompletion`` warns about its parsed
+    field on every dump); a ``to_dict`` that takes no ``warnings`` argument is called bare."""
+    try:
+        return convert(warnings=False)
+    except TypeError:
+        return convert()
 
 
 def _key(key: Any) -> str:

@@ -1,11 +1,14 @@
 """Trace every model call made with the official ``openai`` client (v1 and later).
 
-``autolog()`` patches ``chat.completions.create`` and ``responses.create`` (the Responses
-API) on the sync and async resource classes, so clients created before or after the call are
-traced. Each call becomes a CHAT_MODEL span holding the whole request (every message, the
-system prompt or instructions included, model and parameters), the response and the token
-usage, nested under the current span. A streamed response is passed through chunk by chunk
-(event by event) and recorded, once consumed, as the one completion (response) it adds up to.
+``autolog()`` patches ``chat.completions.create`` and ``.parse``, ``responses.create`` and
+``.parse`` (the Responses API, structured outputs) and ``embeddings.create`` on the sync and
+async resource classes, so clients created before or after the call are traced. Each chat or
+response call becomes a CHAT_MODEL span holding the whole request (every message, the system
+prompt or instructions included, model and parameters), the response and the token usage,
+nested under the current span. A streamed response is passed through chunk by chunk (event by
+event) and recorded, once consumed, as the one completion (response) it adds up to. An
+embeddings call becomes an EMBEDDING span with its inputs and usage; its vectors are recorded as
+their count and dimensions, not their values (kilobytes per input that no one reads in a trace).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ logger = logging.getLogger("tracejudge.integrations.openai")
 
 SPAN_NAME = "chat.completions.create"
 RESPONSES_SPAN_NAME = "responses.create"
+EMBEDDINGS_SPAN_NAME = "embeddings.create"
 _PRIVATE_KWARGS = ("extra_headers", "extra_query", "timeout")
 _originals: dict[tuple[type, str], Any] = {}
 
@@ -36,14 +40,23 @@ class _Collector(Protocol):
     def result(self) -> Any: ...
 
 
+def _as_recorded(response: Any) -> Any:
+    return response
+
+
 @dataclass(frozen=True)
 class _Endpoint:
-    """One traced method: its span name and how its streamed items add up to one result."""
+    """One traced method: its span name and type, and how its result is recorded (streamed
+    items gathered by ``collector`` into one result, which ``recorded`` turns into the span's
+    outputs)."""
 
     span_name: str
     collector: Callable[[], _Collector]
     classes: Callable[[], tuple[type, type]]
-    """The sync and async resource classes whose ``create`` is patched."""
+    """The sync and async resource classes whose ``method`` is patched."""
+    method: str = "create"
+    span_type: str = SpanType.CHAT_MODEL
+    recorded: Callable[[Any], Any] = _as_recorded
 
 
 def _chat_classes() -> tuple[type, type]:
@@ -58,14 +71,35 @@ def _responses_classes() -> tuple[type, type]:
     return Responses, AsyncResponses
 
 
+def _embeddings_classes() -> tuple[type, type]:
+    from openai.resources.embeddings import AsyncEmbeddings, Embeddings
+
+    return Embeddings, AsyncEmbeddings
+
+
+def _embeddings_recorded(response: Any) -> Any:
+    """The response with each vector replaced by its length."""
+    data = to_jsonable(response)
+    if not isinstance(data, dict) or not isinstance(data.get("data"), list):
+        return data
+    vectors = []
+    for item in data["data"]:
+        if isinstance(item, dict):
+            vector = item.get("embedding")
+            item = {k: v for k, v in item.items() if k != "embedding"}
+            item["dimensions"] = len(vector) if isinstance(vector, list) else None
+        vectors.append(item)
+    return {**data, "data": vectors}
+
+
 def _provider(resource: Any) -> str:
     client = getattr(resource, "_client", None)
     base_url = str(getattr(client, "base_url", "") or "")
     return "openai" if "api.openai.com" in base_url or not base_url else base_url
 
 
-def _start(resource: Any, kwargs: dict[str, Any], name: str) -> LiveSpan:
-    span = open_detached_span(name, SpanType.CHAT_MODEL)
+def _start(resource: Any, kwargs: dict[str, Any], endpoint: _Endpoint) -> LiveSpan:
+    span = open_detached_span(endpoint.span_name, endpoint.span_type)
     span.set_inputs({k: v for k, v in kwargs.items() if k not in _PRIVATE_KWARGS})
     span.set_attribute(c.LLM_MODEL, kwargs.get("model"))
     span.set_attribute(c.LLM_PROVIDER, _provider(resource))
@@ -198,7 +232,19 @@ class _ResponseEventCollector:
 
 CHAT = _Endpoint(SPAN_NAME, _ChunkCollector, _chat_classes)
 RESPONSES = _Endpoint(RESPONSES_SPAN_NAME, _ResponseEventCollector, _responses_classes)
-_ENDPOINTS = (CHAT, RESPONSES)
+_ENDPOINTS = (
+    CHAT,
+    _Endpoint("chat.completions.parse", _ChunkCollector, _chat_classes, method="parse"),
+    RESPONSES,
+    _Endpoint("responses.parse", _ResponseEventCollector, _responses_classes, method="parse"),
+    _Endpoint(
+        EMBEDDINGS_SPAN_NAME,
+        _ChunkCollector,  # never streamed
+        _embeddings_classes,
+        span_type=SpanType.EMBEDDING,
+        recorded=_embeddings_recorded,
+    ),
+)
 
 
 class _TracedStream:
@@ -345,8 +391,8 @@ class _TracedAsyncStream:
 
 def _patched_sync(original: Any, endpoint: _Endpoint) -> Any:
     @functools.wraps(original)
-    def create(self: Any, *args: Any, **kwargs: Any) -> Any:
-        span = _start(self, kwargs, endpoint.span_name)
+    def traced(self: Any, *args: Any, **kwargs: Any) -> Any:
+        span = _start(self, kwargs, endpoint)
         try:
             result = original(self, *args, **kwargs)
         except BaseException as exc:
@@ -354,17 +400,17 @@ def _patched_sync(original: Any, endpoint: _Endpoint) -> Any:
             raise
         if kwargs.get("stream"):
             return _TracedStream(result, span, endpoint.collector())
-        _finish(span, result)
+        _finish(span, endpoint.recorded(result))
         return result
 
-    create.__tracejudge_patched__ = True  # type: ignore[attr-defined]
-    return create
+    traced.__tracejudge_patched__ = True  # type: ignore[attr-defined]
+    return traced
 
 
 def _patched_async(original: Any, endpoint: _Endpoint) -> Any:
     @functools.wraps(original)
-    async def create(self: Any, *args: Any, **kwargs: Any) -> Any:
-        span = _start(self, kwargs, endpoint.span_name)
+    async def traced(self: Any, *args: Any, **kwargs: Any) -> Any:
+        span = _start(self, kwargs, endpoint)
         try:
             result = await original(self, *args, **kwargs)
         except BaseException as exc:
@@ -372,16 +418,16 @@ def _patched_async(original: Any, endpoint: _Endpoint) -> Any:
             raise
         if kwargs.get("stream"):
             return _TracedAsyncStream(result, span, endpoint.collector())
-        _finish(span, result)
+        _finish(span, endpoint.recorded(result))
         return result
 
-    create.__tracejudge_patched__ = True  # type: ignore[attr-defined]
-    return create
+    traced.__tracejudge_patched__ = True  # type: ignore[attr-defined]
+    return traced
 
 
 def autolog(disable: bool = False) -> None:
-    """Trace every ``chat.completions.create`` and ``responses.create`` call
-    (``disable=True`` removes the patches)."""
+    """Trace every call of the methods listed in the module's docstring (``disable=True``
+    removes the patches)."""
     for endpoint in _ENDPOINTS:
         try:
             sync_cls, async_cls = endpoint.classes()
@@ -389,13 +435,13 @@ def autolog(disable: bool = False) -> None:
             logger.debug("openai has no %s to trace", endpoint.span_name)
             continue
         for cls, patch in ((sync_cls, _patched_sync), (async_cls, _patched_async)):
-            key = (cls, "create")
+            key = (cls, endpoint.method)
             if disable:
                 if key in _originals:
-                    cls.create = _originals.pop(key)  # type: ignore[attr-defined]
-            elif key not in _originals:
-                _originals[key] = cls.create  # type: ignore[attr-defined]
-                cls.create = patch(cls.create, endpoint)  # type: ignore[attr-defined]
+                    setattr(cls, endpoint.method, _originals.pop(key))
+            elif key not in _originals and hasattr(cls, endpoint.method):
+                _originals[key] = getattr(cls, endpoint.method)
+                setattr(cls, endpoint.method, patch(_originals[key], endpoint))
 
 
 def is_enabled() -> bool:

@@ -2,8 +2,8 @@
 
 It answers with scripted replies (status codes, ``Retry-After`` headers, malformed bodies,
 streamed chunks, delays), so clients can be tested over a real socket with the real
-``openai`` library. It also answers OpenAI's Responses API (``/v1/responses``) and
-Anthropic's ``/v1/messages`` in the same way.
+``openai`` library. It also answers OpenAI's Responses API (``/v1/responses``), its embeddings
+(``/v1/embeddings``) and Anthropic's ``/v1/messages`` in the same way.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from tracejudge.testing.embeddings_api import embeddings_body
 from tracejudge.testing.responses_api import response_body, stream_events
 
 
@@ -174,6 +175,8 @@ class ChatServer:
                     self._send(200, _anthropic_body(request, reply), reply.headers)
                 elif self.path.rstrip("/").endswith("/responses"):
                     self._respond(request, reply)
+                elif self.path.rstrip("/").endswith("/embeddings"):
+                    self._send(200, embeddings_body(request), reply.headers)
                 elif request.get("stream"):
                     self._stream(request, reply)
                 else:
