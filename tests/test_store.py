@@ -541,3 +541,62 @@ def test_a_damaged_span_row_is_a_store_error_naming_its_trace(tmp_path, payload)
     with pytest.raises(StoreError, match=trace.info.trace_id):
         store.get_trace(trace.info.trace_id)
     assert store.get_trace(trace.info.trace_id, include_spans=False) is not None
+
+
+def _current(sql_store, trace_id, name):
+    """The stored (assessment id, value) rows of a trace's ``name`` marked latest."""
+    a = schema.assessments.c
+    with sql_store.engine.connect() as conn:
+        return sorted(
+            conn.execute(
+                schema.assessments.select()
+                .with_only_columns(a.assessment_id, a.numeric_value)
+                .where(a.trace_id == trace_id, a.name == name, a.latest)
+            ).all()
+        )
+
+
+def test_the_current_verdict_is_marked_as_it_is_written_not_updated_after(sql_store):
+    """A new trace's verdicts are written once with their ``latest`` mark (an update of that
+    indexed column would write every assessment index again); later writes flip only the
+    stored rows whose mark changes, and a retried write does not make a second current one."""
+    exp = sql_store.get_or_create_experiment("latest-marks").experiment_id
+    trace = make_trace(exp)
+    tid = trace.info.trace_id
+    trace.info.assessments = [
+        Feedback("trust", 0.1, assessment_id="a-old", create_time_ms=1_000),
+        Feedback("trust", 0.9, assessment_id="a-new", create_time_ms=2_000),
+        Feedback("trust", 0.0, assessment_id="a-void", create_time_ms=3_000, valid=False),
+        Feedback("grounded", 1.0, assessment_id="a-g", create_time_ms=1_500),
+    ]
+    updates: list[str] = []
+
+    def count_updates(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("UPDATE ASSESSMENTS"):
+            updates.append(statement)
+
+    event.listen(sql_store.engine, "before_cursor_execute", count_updates)
+    try:
+        sql_store.log_traces([trace])
+        assert updates == []
+        assert _current(sql_store, tid, "trust") == [("a-new", 0.9)]
+        assert _current(sql_store, tid, "grounded") == [("a-g", 1.0)]
+
+        newer = Feedback("trust", 0.5, trace_id=tid, assessment_id="a-newer", create_time_ms=4_000)
+        sql_store.log_assessments([newer])
+        assert len(updates) == 1  # a-new loses its mark; a-newer is written with it
+        assert _current(sql_store, tid, "trust") == [("a-newer", 0.5)]
+        sql_store.log_assessments([newer])  # a retried write replaces, keeps one current
+        assert _current(sql_store, tid, "trust") == [("a-newer", 0.5)]
+
+        both = [
+            Feedback("trust", 0.3, trace_id=tid, assessment_id="a-5", create_time_ms=5_000),
+            Feedback("trust", 0.7, trace_id=tid, assessment_id="a-6", create_time_ms=6_000),
+        ]
+        sql_store.log_assessments(both)
+        assert _current(sql_store, tid, "trust") == [("a-6", 0.7)]
+    finally:
+        event.remove(sql_store.engine, "before_cursor_execute", count_updates)
+    assert [t.info.trace_id for t in sql_store.search_traces([exp], "feedback.trust = 0.7")] == [
+        tid
+    ]

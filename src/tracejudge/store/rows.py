@@ -71,7 +71,7 @@ def assessment_row(a: Assessment) -> dict[str, Any]:
         "error_json": json.dumps(a.error.to_dict()) if a.error else None,
         "metadata_json": json.dumps(a.metadata) if a.metadata else None,
         "valid": bool(a.valid),
-        "latest": False,  # set by the store once the row is written
+        "latest": False,  # the store marks the newest valid one before writing it
         "overrides": a.overrides,
         "create_time_ms": a.create_time_ms,
         "last_update_time_ms": a.last_update_time_ms,

@@ -179,13 +179,21 @@ class SqlTraceStore:
         return changes
 
     @staticmethod
-    def _refresh_latest(conn: Connection, changed: Iterable[Assessment]) -> None:
-        """Re-mark the newest valid assessment of each (trace, kind, name) touched as ``latest``.
+    def _refresh_latest(
+        conn: Connection, changed: Iterable[Assessment], incoming: Sequence[dict[str, Any]] = ()
+    ) -> None:
+        """Mark the newest valid assessment of each (trace, kind, name) touched as ``latest``.
 
-        The touched traces' assessments are read by trace id and only the rows whose mark
-        changes are written, by primary key: both are index lookups on any database and any
-        statistics, so a write costs the same in an empty store and in a full one (a single
-        ``UPDATE … = (SELECT … LIMIT 1)`` let PostgreSQL pick a plan that grew with the table).
+        With ``incoming`` (assessment rows about to be written, ``changed`` their assessments),
+        called before the write: their marks are set in the rows, so each is written once
+        rather than inserted and then updated (an update of an indexed column writes every
+        index of the table again), and only stored rows whose mark changes are updated.
+        Without it, called after a change (an update, a delete), it re-marks what is stored.
+
+        The touched traces' assessments are read by trace id and written by primary key: both
+        are index lookups on any database and any statistics, so a write costs the same in an
+        empty store and in a full one (a single ``UPDATE … = (SELECT … LIMIT 1)`` let
+        PostgreSQL pick a plan that grew with the table).
         """
         keys = {
             (
@@ -198,22 +206,37 @@ class SqlTraceStore:
         if not keys:
             return
         a = s.assessments.c
-        found: dict[tuple[Any, ...], list[Any]] = defaultdict(list)
+        replaced = {row["assessment_id"] for row in incoming}
+        peers: dict[tuple[Any, ...], dict[Any, tuple[bool, Any, bool | None]]] = defaultdict(dict)
         columns = (a.assessment_id, a.trace_id, a.kind, a.name, a.valid, a.latest, a.create_time_ms)
         for chunk in _chunks(sorted({t for t, _, _ in keys if t is not None})):
             for r in conn.execute(select(*columns).where(a.trace_id.in_(chunk))):
-                if (r.trace_id, r.kind, r.name) in keys:
-                    found[(r.trace_id, r.kind, r.name)].append(r)
-        flips = []
-        for peers in found.values():
-            valid = [r for r in peers if r.valid]
-            newest = (
-                max(valid, key=lambda r: (r.create_time_ms, r.assessment_id)) if valid else None
+                if (r.trace_id, r.kind, r.name) in keys and r.assessment_id not in replaced:
+                    peers[(r.trace_id, r.kind, r.name)][r.assessment_id] = (
+                        bool(r.valid),
+                        r.create_time_ms,
+                        bool(r.latest),
+                    )
+        for row in incoming:  # not stored yet (or replacing the stored row): no stored mark
+            name = sanitize.fit_value(s.assessments, "name", row["name"])
+            peers[(row["trace_id"], row["kind"], name)][row["assessment_id"]] = (
+                bool(row["valid"]),
+                row["create_time_ms"],
+                None,
             )
-            for r in peers:
-                want = newest is not None and r.assessment_id == newest.assessment_id
-                if bool(r.latest) != want:
-                    flips.append({"p_id": r.assessment_id, "p_latest": want})
+        marks: dict[Any, bool] = {}
+        for members in peers.values():
+            valid = [(created, aid) for aid, (ok, created, _) in members.items() if ok]
+            newest = max(valid)[1] if valid else None
+            marks.update((aid, aid == newest) for aid in members)
+        for row in incoming:
+            row["latest"] = marks[row["assessment_id"]]
+        flips = [
+            {"p_id": aid, "p_latest": marks[aid]}
+            for members in peers.values()
+            for aid, (_, _, stored) in members.items()
+            if stored is not None and stored != marks[aid]
+        ]
         if flips:
             conn.execute(
                 update(s.assessments)
@@ -356,13 +379,13 @@ class SqlTraceStore:
         assessment_rows = [rows.assessment_row(a) for a in stamped]
         with self.engine.begin() as conn:
             self._require_experiments(conn, (t.info.experiment_id for t in traces))
+            self._refresh_latest(conn, stamped, assessment_rows)
             changes = self._upsert(conn, s.traces, trace_rows, ["trace_id"])
             changes += self._upsert(conn, s.spans, span_rows, ["trace_id", "span_id"])
             changes += self._upsert(conn, s.trace_tags, tag_rows, ["trace_id", "key"])
             changes += self._upsert(conn, s.trace_metadata, meta_rows, ["trace_id", "key"])
             changes += self._upsert(conn, s.assessments, assessment_rows, ["assessment_id"])
             self._upsert(conn, s.trace_metadata, _sanitized_notes(changes), ["trace_id", "key"])
-            self._refresh_latest(conn, stamped)
 
     @wrap_db_errors
     def log_spans(self, trace_id: str, spans: Sequence[Span]) -> None:
@@ -716,8 +739,8 @@ class SqlTraceStore:
                 self._require_trace(conn, trace_id)
             if stored:  # an upsert on the id: a retried write replaces, it does not duplicate
                 rows_ = [rows.assessment_row(a) for a in stored]
+                self._refresh_latest(conn, stored, rows_)
                 self._upsert(conn, s.assessments, rows_, ["assessment_id"])
-                self._refresh_latest(conn, stored)
         return stored
 
     def log_assessment(self, assessment: Assessment) -> Assessment:
