@@ -27,6 +27,7 @@ from tracejudge.evaluation import (
 from tracejudge.store import get_tracking_uri, set_tracking_uri
 from tracejudge.tracing import (
     Client,
+    continue_trace,
     delete_traces,
     flush,
     get_active_trace_id,
@@ -34,6 +35,7 @@ from tracejudge.tracing import (
     get_experiment_by_name,
     get_export_stats,
     get_last_active_trace_id,
+    get_tracing_context_headers,
     search_traces,
     set_experiment,
     start_span,
@@ -85,6 +87,7 @@ __all__ = [
     "TraceQuery",
     "__version__",
     "compare_runs",
+    "continue_trace",
     "delete_assessment",
     "delete_trace_tag",
     "delete_traces",
@@ -98,6 +101,7 @@ __all__ = [
     "get_last_active_trace_id",
     "get_run",
     "get_trace",
+    "get_tracing_context_headers",
     "get_tracking_uri",
     "log_expectation",
     "log_feedback",

@@ -38,6 +38,7 @@ from tracejudge.server.metrics import MeasureRequests, ServerMetrics
 from tracejudge.server.monitor_api import add_monitor_routes, monitor_metrics
 from tracejudge.server.otlp import add_otlp_routes
 from tracejudge.store.base import TraceStore
+from tracejudge.tracing.trace_merge import merge_part
 from tracejudge.ui.pages import add_ui
 
 API = "/api/v1"
@@ -339,6 +340,14 @@ def create_app(
         store.log_traces(traces)
         metrics.ingested(len(traces), sum(len(t.data.spans) for t in traces))
         return {"logged": len(traces)}
+
+    @app.post(f"{API}/traces/merge", response_model=None)
+    def merge_traces(body: TracesBody) -> dict[str, Any]:
+        """Parts of distributed traces, each merged into what the store holds of it."""
+        parts = [_entity(Trace, t, wire.trace_shape()) for t in body.traces]
+        store.merge_traces(parts, merge_part)
+        metrics.ingested(len(parts), sum(len(t.data.spans) for t in parts))
+        return {"merged": len(parts)}
 
     @app.post(f"{API}/traces/search", response_model=None)
     def search_traces(body: SearchBody) -> dict[str, Any]:

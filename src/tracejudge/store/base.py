@@ -44,6 +44,14 @@ class TraceStore(Protocol):
     def log_spans(self, trace_id: str, spans: Sequence[Span]) -> None:
         """Add spans that finished after their trace was written."""
 
+    def merge_traces(
+        self, parts: Sequence[Trace], merge: Callable[[Trace | None, Trace], Trace]
+    ) -> None:
+        """Write parts of traces that several processes write (distributed tracing): each is
+        ``merge(stored trace or None, part)``, read and written in one step that no other
+        writer of the trace interleaves with. (A store behind a tracking server merges with
+        the server's own rule, :func:`tracejudge.tracing.trace_merge.merge_part`.)"""
+
     def get_trace(self, trace_id: str, include_spans: bool = True) -> Trace | None: ...
 
     def get_traces(self, trace_ids: Sequence[str], include_spans: bool = True) -> list[Trace]:

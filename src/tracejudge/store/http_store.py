@@ -182,6 +182,13 @@ class HttpTraceStore:
         stamped = [_with_stamped_assessments(t) for t in traces]
         self._call("POST", "/traces/batch", {"traces": [t.to_dict() for t in stamped]})
 
+    def merge_traces(
+        self, parts: Sequence[Trace], merge: Callable[[Trace | None, Trace], Trace]
+    ) -> None:
+        """The server merges each part with its own rule (``merge`` is not sent)."""
+        stamped = [_with_stamped_assessments(t) for t in parts]
+        self._call("POST", "/traces/merge", {"traces": [t.to_dict() for t in stamped]})
+
     def log_spans(self, trace_id: str, spans: Sequence[Span]) -> None:
         self._call(
             "POST", f"/traces/{_segment(trace_id)}/spans", {"spans": [s.to_dict() for s in spans]}

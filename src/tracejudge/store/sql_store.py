@@ -9,6 +9,7 @@ import math
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
@@ -51,7 +52,12 @@ from tracejudge.store import schema as s
 from tracejudge.store.base import GC_BATCH, PagedList
 from tracejudge.store.dataset_sql import SqlDatasetStore
 from tracejudge.store.db_errors import wrap_db_errors
-from tracejudge.store.engine import create_store_engine, migrate, plan_as_short_query
+from tracejudge.store.engine import (
+    create_store_engine,
+    immediate_transaction,
+    migrate,
+    plan_as_short_query,
+)
 from tracejudge.store.filter_sql import to_sql
 from tracejudge.store.monitor_sql import SqlMonitorStore
 from tracejudge.store.plan_hints import NotIndexed
@@ -71,6 +77,19 @@ token then continues), so that no request asks the database for an unbounded LIM
 SANITIZED_METADATA_KEY = "tracejudge.sanitized"
 """Trace metadata naming the values the store changed to fit (NUL replaced, text clipped)."""
 _UPDATABLE = {"value", "rationale", "metadata", "valid", "error", "source", "span_id", "run_id"}
+
+
+@dataclass
+class _TraceRows:
+    """Traces as the rows of each table, built before the write transaction opens."""
+
+    experiments: set[str]
+    traces: list[dict[str, Any]]
+    spans: list[dict[str, Any]]
+    tags: list[dict[str, Any]]
+    metadata: list[dict[str, Any]]
+    stamped: list[Assessment]
+    assessments: list[dict[str, Any]]
 
 
 def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
@@ -356,6 +375,26 @@ class SqlTraceStore:
 
     @wrap_db_errors
     def log_traces(self, traces: Sequence[Trace]) -> None:
+        written = self._rows_of(traces)
+        with self.engine.begin() as conn:
+            self._write_rows(conn, written)
+
+    @wrap_db_errors
+    def merge_traces(
+        self, parts: Sequence[Trace], merge: Callable[[Trace | None, Trace], Trace]
+    ) -> None:
+        ids = list(dict.fromkeys(p.info.trace_id for p in parts))
+        # PostgreSQL: the traces' advisory locks; SQLite: the write lock, taken before the read
+        transaction = (
+            immediate_transaction(self.engine) if self.dialect == "sqlite" else self.engine.begin()
+        )
+        with self.trace_locks(ids), transaction as conn:
+            merged = {t.info.trace_id: t for t in self._read_traces(conn, ids)}
+            for part in parts:
+                merged[part.info.trace_id] = merge(merged.get(part.info.trace_id), part)
+            self._write_rows(conn, self._rows_of([merged[i] for i in ids]))
+
+    def _rows_of(self, traces: Sequence[Trace]) -> _TraceRows:
         trace_rows: list[dict[str, Any]] = []
         span_rows: list[dict[str, Any]] = []
         tag_rows: list[dict[str, Any]] = []
@@ -377,15 +416,20 @@ class SqlTraceStore:
             )
             stamped.extend(a.stamped(info.trace_id) for a in info.assessments)
         assessment_rows = [rows.assessment_row(a) for a in stamped]
-        with self.engine.begin() as conn:
-            self._require_experiments(conn, (t.info.experiment_id for t in traces))
-            self._refresh_latest(conn, stamped, assessment_rows)
-            changes = self._upsert(conn, s.traces, trace_rows, ["trace_id"])
-            changes += self._upsert(conn, s.spans, span_rows, ["trace_id", "span_id"])
-            changes += self._upsert(conn, s.trace_tags, tag_rows, ["trace_id", "key"])
-            changes += self._upsert(conn, s.trace_metadata, meta_rows, ["trace_id", "key"])
-            changes += self._upsert(conn, s.assessments, assessment_rows, ["assessment_id"])
-            self._upsert(conn, s.trace_metadata, _sanitized_notes(changes), ["trace_id", "key"])
+        experiments = {t.info.experiment_id for t in traces}
+        return _TraceRows(
+            experiments, trace_rows, span_rows, tag_rows, meta_rows, stamped, assessment_rows
+        )
+
+    def _write_rows(self, conn: Connection, written: _TraceRows) -> None:
+        self._require_experiments(conn, written.experiments)
+        self._refresh_latest(conn, written.stamped, written.assessments)
+        changes = self._upsert(conn, s.traces, written.traces, ["trace_id"])
+        changes += self._upsert(conn, s.spans, written.spans, ["trace_id", "span_id"])
+        changes += self._upsert(conn, s.trace_tags, written.tags, ["trace_id", "key"])
+        changes += self._upsert(conn, s.trace_metadata, written.metadata, ["trace_id", "key"])
+        changes += self._upsert(conn, s.assessments, written.assessments, ["assessment_id"])
+        self._upsert(conn, s.trace_metadata, _sanitized_notes(changes), ["trace_id", "key"])
 
     @wrap_db_errors
     def log_spans(self, trace_id: str, spans: Sequence[Span]) -> None:
@@ -443,13 +487,17 @@ class SqlTraceStore:
 
     @wrap_db_errors
     def get_traces(self, trace_ids: Sequence[str], include_spans: bool = True) -> list[Trace]:
-        wanted = list(dict.fromkeys(trace_ids))
-        found: list[Any] = []
         with self.engine.connect() as conn:
-            for chunk in _chunks(wanted):
-                query = select(s.traces).where(s.traces.c.trace_id.in_(chunk))
-                found.extend(conn.execute(query).mappings())
-            return self._load_details(conn, found, include_spans)
+            return self._read_traces(conn, trace_ids, include_spans)
+
+    def _read_traces(
+        self, conn: Connection, trace_ids: Sequence[str], include_spans: bool = True
+    ) -> list[Trace]:
+        found: list[Any] = []
+        for chunk in _chunks(list(dict.fromkeys(trace_ids))):
+            query = select(s.traces).where(s.traces.c.trace_id.in_(chunk))
+            found.extend(conn.execute(query).mappings())
+        return self._load_details(conn, found, include_spans)
 
     @wrap_db_errors
     def search_traces(

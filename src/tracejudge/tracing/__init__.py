@@ -1,6 +1,12 @@
 """The tracing SDK: spans on OpenTelemetry, background export, search and assessments."""
 
 from tracejudge.tracing.client import Client, delete_traces, search_traces, trace_stats
+from tracejudge.tracing.distributed import (
+    continue_trace,
+    get_tracing_context_headers,
+    get_tracing_context_headers_for_http_request,
+    set_tracing_context_from_http_request_headers,
+)
 from tracejudge.tracing.experiment import get_experiment_by_name, set_experiment
 from tracejudge.tracing.export import ExportStats
 from tracejudge.tracing.fluent import (
@@ -24,6 +30,7 @@ __all__ = [
     "LiveSpan",
     "NoOpSpan",
     "add_span_processor",
+    "continue_trace",
     "delete_traces",
     "flush",
     "get_active_trace_id",
@@ -32,9 +39,12 @@ __all__ = [
     "get_export_stats",
     "get_last_active_trace_id",
     "get_tracer_provider",
+    "get_tracing_context_headers",
+    "get_tracing_context_headers_for_http_request",
     "keep_every_trace",
     "search_traces",
     "set_experiment",
+    "set_tracing_context_from_http_request_headers",
     "start_span",
     "trace",
     "trace_stats",

@@ -29,6 +29,7 @@ from tracejudge.process_exit import at_process_exit
 from tracejudge.store import get_store
 from tracejudge.tracing.otel_convert import SpanRecord, assemble_trace, span_from_record
 from tracejudge.tracing.payload import SpanPayload
+from tracejudge.tracing.trace_merge import merge_part
 
 logger = logging.getLogger("tracejudge.tracing")
 
@@ -56,7 +57,8 @@ class ExportItem:
     """The finished spans of one trace bound for one store, with what the trace was given.
 
     When ``late_trace_id`` is set the spans belong to a trace already written (children that
-    ended after their root) and are appended to it.
+    ended after their root) and are appended to it. A ``shared`` trace (distributed tracing:
+    other processes write parts of it) is merged into what the store holds of it.
     """
 
     store_uri: str
@@ -67,6 +69,7 @@ class ExportItem:
     metadata: dict[str, str] = field(default_factory=dict)
     overrides: dict[str, Any] = field(default_factory=dict)
     late_trace_id: str | None = None
+    shared: bool = False
 
     @property
     def size(self) -> int:
@@ -182,22 +185,27 @@ class TraceExporter:
         for item in batch:
             by_store[item.store_uri].append(item)
         for uri, items in by_store.items():
-            whole = [i for i in items if i.late_trace_id is None]
-            if whole:
-                self._write_traces(uri, whole)
+            for shared in (False, True):
+                whole = [i for i in items if i.late_trace_id is None and i.shared == shared]
+                if whole:
+                    self._write_traces(uri, whole, shared)
             for item in items:
                 if item.late_trace_id is not None:
                     self._write_late_spans(uri, item)
 
-    def _write_traces(self, uri: str, items: list[ExportItem]) -> None:
-        """Write the traces in one transaction. While the store cannot be reached, hold them and
-        try again (for up to ``TRACEJUDGE_EXPORT_RETRY_S``); if the store refuses the batch,
-        write them one by one, so that only the traces it refuses are dropped (and counted)."""
+    def _write_traces(self, uri: str, items: list[ExportItem], shared: bool = False) -> None:
+        """Write the traces in one transaction (``shared``: each merged into what the store
+        holds of it). While the store cannot be reached, hold them and try again (for up to
+        ``TRACEJUDGE_EXPORT_RETRY_S``); if the store refuses the batch, write them one by one,
+        so that only the traces it refuses are dropped (and counted)."""
         try:
             store = get_store(uri)
         except Exception as exc:
             self._dropped(len(items), uri, exc)
             return
+        log_traces = (
+            functools.partial(store.merge_traces, merge=merge_part) if shared else store.log_traces
+        )
         traces = []
         for item in items:
             try:
@@ -209,7 +217,7 @@ class TraceExporter:
         if not traces:
             return
         try:
-            self._patiently(uri, functools.partial(store.log_traces, traces))
+            self._patiently(uri, functools.partial(log_traces, traces))
             self.stats.exported += len(traces)
             return
         except StoreUnavailableError as exc:  # down for longer than we hold traces
@@ -221,7 +229,7 @@ class TraceExporter:
                 return
         for trace in traces:
             try:
-                self._patiently(uri, functools.partial(store.log_traces, [trace]))
+                self._patiently(uri, functools.partial(log_traces, [trace]))
                 self.stats.exported += 1
             except Exception as exc:
                 self._dropped(1, uri, exc, trace.info.trace_id)

@@ -13,10 +13,16 @@ the app's own traces stay as they were, but it is the root of a tracejudge trace
 with a fresh trace id and the parent's ids in its metadata: several such traces inside one
 request (or concurrently in it) share the app's trace id and must not be merged, and before
 this they were not stored at all. Their spans are keyed by that root's span id instead.
+
+The exception is a remote parent the app named on purpose, with
+:func:`tracejudge.tracing.distributed.continue_trace` (distributed tracing): there the spans
+join the caller's trace, their local root keeping the caller's span as its parent, and the
+trace is *shared*: each process writes its part, merged with what the store holds of it.
 """
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import os
 import threading
@@ -41,7 +47,12 @@ from tracejudge.tracing.sampling import keeps
 logger = logging.getLogger("tracejudge.tracing")
 
 TraceKey = int | tuple[str, int]
-"""A trace's OpenTelemetry trace id, or ``("under-foreign-span", root span id)``."""
+"""A trace's OpenTelemetry trace id, or ``("under-foreign-span" | "continued", root span id)``."""
+
+continued_parent: contextvars.ContextVar[SpanContext | None] = contextvars.ContextVar(
+    "tracejudge_continued_parent", default=None
+)
+"""The remote span that ``continue_trace`` made the parent of the spans begun in its block."""
 
 _REMEMBERED_TRACES = 10_000
 """Written traces remembered for children that end after their root (then half are forgotten);
@@ -59,7 +70,12 @@ class TraceBuffer:
     recorded: bool = True
     """False for a trace that head sampling leaves out (:mod:`.sampling`): nothing is written."""
     root_span_id: int | None = None
-    """Set for a trace begun under another SDK's span: its root, whose parent is not stored."""
+    """Set for a trace begun under another SDK's span (its root, whose parent is not stored)
+    or continued from a remote caller (its local root, whose parent, the caller's span, is)."""
+    shared: bool = False
+    """Written by more than one process (distributed tracing): merged into what is stored."""
+    continued: bool = False
+    """Continues a remote caller's trace: its local root keeps the caller's span as parent."""
     spans: list[SpanRecord] = field(default_factory=list)
     payloads: dict[int, SpanPayload] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
@@ -128,6 +144,17 @@ class TraceAssembler(SpanProcessor):
             return
         if trace_id in self._written:
             return  # a child started after its root ended: appended to the stored trace
+        remote = continued_parent.get()
+        if remote is not None and (remote.trace_id, remote.span_id) == (
+            parent.trace_id,
+            parent.span_id,
+        ):  # the caller's trace, continued here: its part is stored under the caller's id
+            buffer = self._new_buffer(trace_id)
+            buffer.root_span_id, buffer.shared, buffer.continued = span_id, True, True
+            key = ("continued", span_id)
+            self._live[key] = buffer
+            self._key_of[span_id] = key
+            return
         # the first tracejudge span under another SDK's span, or a remote one
         buffer = self._new_buffer(time_ordered_int())
         buffer.root_span_id = span_id
@@ -216,7 +243,7 @@ class TraceAssembler(SpanProcessor):
                     if under_foreign
                     else record.parent_id is None
                 )
-                if under_foreign:  # stored under the trace's own id, its root parentless
+                if under_foreign and not buffer.continued:  # its own id, its root parentless
                     record = record._replace(
                         trace_id=buffer.trace_id, parent_id=None if is_root else record.parent_id
                     )
@@ -268,6 +295,7 @@ class TraceAssembler(SpanProcessor):
                 buffer.tags,
                 buffer.metadata,
                 buffer.overrides,
+                shared=buffer.shared,
             )
         )
 
