@@ -198,7 +198,13 @@ def test_genai_json_spans_arriving_out_of_order_make_one_trace(tracking_server, 
         (b"{not json", {"Content-Type": "application/json"}, "OTLP/JSON"),
         (b"<xml/>", {"Content-Type": "text/xml"}, "Content-Type"),
         (b"plain", {"Content-Type": "application/json", "Content-Encoding": "gzip"}, "decompress"),
+        (  # thousands of tiny gzip members: refused at once, not decompressed one by one
+            gzip.compress(b"\0" * 2000) * 8000,
+            {"Content-Type": "application/x-protobuf", "Content-Encoding": "gzip"},
+            "members",
+        ),
     ],
+    ids=["protobuf", "json", "content-type", "not-gzip", "gzip-members"],
 )
 def test_bad_otlp_bodies_get_a_400_and_change_nothing(tracking_server, body, headers, needle):
     with httpx.Client(base_url=tracking_server) as http:
@@ -303,3 +309,12 @@ def test_a_lone_surrogate_escape_in_otlp_json_gets_a_400(tracking_server):
         assert reply.status_code == 400
         assert "surrogate" in reply.json()["message"] and "name" in reply.json()["message"]
         assert http.post("/api/v1/traces/search", json={}).json()["traces"] == []
+
+
+def test_a_gzip_body_of_several_members_is_their_concatenation():
+    from tracejudge.tracing.otlp_decode import MAX_GZIP_MEMBERS, decompress
+
+    members = [gzip.compress(f"part {i};".encode()) for i in range(MAX_GZIP_MEMBERS)]
+    assert decompress(b"".join(members), "gzip", 10_000) == b"".join(
+        f"part {i};".encode() for i in range(MAX_GZIP_MEMBERS)
+    )

@@ -43,12 +43,18 @@ def add_otlp_routes(
     @app.post("/v1/traces", tags=["OTLP"], response_model=None)
     async def export_traces(request: Request) -> Response:
         """OTLP/HTTP trace export (protobuf or JSON; gzip accepted)."""
-        body = decompress(
-            await request.body(), request.headers.get("content-encoding"), max_body_bytes
-        )
-        parsed = parse_request(body, request.headers.get("content-type"))
+        body = await request.body()
         rejected: list[str] = []
-        records = span_records(parsed, rejected)
+        # decoding is CPU work of up to the body limit: off the event loop, which serves the
+        # other clients meanwhile
+        records = await run_in_threadpool(
+            _decoded,
+            body,
+            request.headers.get("content-encoding"),
+            request.headers.get("content-type"),
+            max_body_bytes,
+            rejected,
+        )
         if rejected and not records:  # nothing usable: the request is the client's error
             raise InvalidArgumentError(rejected[0])
         experiment = request.headers.get(EXPERIMENT_HEADER)
@@ -65,6 +71,17 @@ def add_otlp_routes(
                 json_format.MessageToJson(answer, indent=None), media_type="application/json"
             )
         return Response(answer.SerializeToString(), media_type="application/x-protobuf")
+
+
+def _decoded(
+    body: bytes,
+    encoding: str | None,
+    content_type: str | None,
+    max_body_bytes: int,
+    rejected: list[str],
+) -> list[tuple[SpanRecord, dict[str, Any]]]:
+    parsed = parse_request(decompress(body, encoding, max_body_bytes), content_type)
+    return span_records(parsed, rejected)
 
 
 _STRIPES = [threading.Lock() for _ in range(64)]

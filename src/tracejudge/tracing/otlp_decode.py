@@ -27,6 +27,11 @@ _STATUS = {0: StatusCode.UNSET, 1: StatusCode.OK, 2: StatusCode.ERROR}
 _ID_FIELDS = ("traceId", "spanId", "parentSpanId")
 
 
+MAX_GZIP_MEMBERS = 64
+"""Gzip members a body may hold (an exporter sends one): each costs a decompressor, so a body
+of thousands of tiny members would cost CPU out of proportion to its size."""
+
+
 def decompress(body: bytes, encoding: str | None, max_bytes: int) -> bytes:
     """The body without its ``Content-Encoding`` (gzip or deflate), at most ``max_bytes`` long."""
     encoding = (encoding or "").strip().lower()
@@ -34,13 +39,19 @@ def decompress(body: bytes, encoding: str | None, max_bytes: int) -> bytes:
         return body
     if encoding not in ("gzip", "deflate"):
         raise InvalidArgumentError(f"Unsupported Content-Encoding {encoding!r}; use gzip.")
-    out = b""
+    parts: list[bytes] = []
+    size = 0
     rest = body
     try:
         while rest:  # a gzip body may be several members one after another (RFC 1952)
+            if len(parts) == MAX_GZIP_MEMBERS:
+                raise InvalidArgumentError(
+                    f"The gzip body has more than {MAX_GZIP_MEMBERS} members; send one."
+                )
             inflater = zlib.decompressobj(wbits=31 if encoding == "gzip" else 15)
-            out += inflater.decompress(rest, max_bytes + 1 - len(out))
-            if len(out) > max_bytes:
+            parts.append(inflater.decompress(rest, max_bytes + 1 - size))
+            size += len(parts[-1])
+            if size > max_bytes:
                 raise RequestTooLargeError(
                     f"The decompressed body is over the server's limit of {max_bytes:,} bytes."
                 )
@@ -51,7 +62,7 @@ def decompress(body: bytes, encoding: str | None, max_bytes: int) -> bytes:
                 raise InvalidArgumentError(f"The {encoding} body has data after its end.")
     except (zlib.error, gzip.BadGzipFile) as exc:
         raise InvalidArgumentError(f"The {encoding} body does not decompress: {exc}") from None
-    return out
+    return b"".join(parts)
 
 
 def parse_request(body: bytes, content_type: str | None) -> ExportTraceServiceRequest:
