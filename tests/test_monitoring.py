@@ -345,7 +345,14 @@ def test_registering_and_monitoring_through_the_tracking_server(tracking_server)
             f"{tracking_server}/api/v1/monitor/claim", json={"scorer": "x"}, timeout=60
         )
         assert bad.status_code == 400 and bad.json()["error_code"] == "InvalidArgumentError"
-        for changes in ({"filter_string": "tag.env = "}, {"sample_rate": 2}):  # past the client
+        for changes in (  # past the client: a wrong type would break the monitor thread
+            {"filter_string": "tag.env = "},
+            {"sample_rate": 2},
+            {"max_calls_per_hour": "lots"},
+            {"max_cost_per_day": "cheap"},
+            {"alert_below": "high"},
+            {"status": {"not": "a status"}},
+        ):
             refused = httpx.post(
                 f"{tracking_server}/api/v1/monitor/scorers/update",
                 json={"experiment_id": "1", "name": "says_yes", "changes": changes},

@@ -176,7 +176,8 @@ class Monitor:
         return report
 
     def run_forever(self, poll_s: float = 5.0, stop: threading.Event | None = None) -> None:
-        """Passes until ``stop`` is set; a pass that fails (store down) is logged and retried."""
+        """Passes until ``stop`` is set; a pass that fails (store down, or an unexpected
+        error) is logged and retried."""
         stop = stop or threading.Event()
         while not stop.is_set():
             try:
@@ -184,6 +185,9 @@ class Monitor:
                 busy = any(p.read >= self.options.batch for p in report.scorers)
             except TraceJudgeError as exc:
                 logger.warning("monitor pass failed: %s", exc)
+                busy = False
+            except Exception:  # a bug must not end monitoring for every scorer, silently
+                logger.exception("monitor pass failed unexpectedly; trying again")
                 busy = False
             if not busy:  # a full batch means more is waiting: go on at once
                 stop.wait(poll_s)

@@ -27,21 +27,6 @@ from tracejudge.store import schema as s
 from tracejudge.store.db_errors import wrap_db_errors
 from tracejudge.store.filter_sql import to_sql
 
-UPDATABLE = frozenset(
-    {
-        "status",
-        "sample_rate",
-        "filter_string",
-        "max_calls_per_hour",
-        "max_cost_per_day",
-        "alert_below",
-        "alert_webhook",
-        "failures",
-        "backoff_until_ms",
-        "last_error",
-    }
-)
-"""What ``update`` may change in place; a new definition is a new version (``register``)."""
 FINISHED = ("done", "failed")
 CLAIM_CHUNK = 500
 """Claims inserted per statement (9 parameters each: under SQLite's limit of 32,766)."""
@@ -73,14 +58,45 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
+def _number(value: Any, low: float | None = None, high: float | None = None) -> bool:
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and value == value  # not NaN
+        and (low is None or value >= low)
+        and (high is None or value <= high)
+    )
+
+
+_SETTING_CHECKS: dict[str, tuple[Any, str]] = {
+    "status": (lambda v: isinstance(v, str) and v in {x.value for x in ScorerStatus}, "a status"),
+    "sample_rate": (lambda v: _number(v, 0, 1), "a number in [0, 1]"),
+    "filter_string": (lambda v: v is None or isinstance(v, str), "a filter string or null"),
+    "max_calls_per_hour": (
+        lambda v: v is None or (_number(v, 0) and float(v).is_integer()),
+        "a whole number ≥ 0 or null",
+    ),
+    "max_cost_per_day": (lambda v: v is None or _number(v, 0), "a number ≥ 0 or null"),
+    "alert_below": (lambda v: v is None or _number(v, 0, 1), "a number in [0, 1] or null"),
+    "alert_webhook": (lambda v: v is None or isinstance(v, str), "a URL or null"),
+    "failures": (lambda v: _number(v, 0) and float(v).is_integer(), "a whole number ≥ 0"),
+    "backoff_until_ms": (lambda v: v is None or _number(v, 0), "a time in ms or null"),
+    "last_error": (lambda v: v is None or isinstance(v, str), "a string or null"),
+}
+"""What each setting may be. Checked by the store, whichever client sent it (the REST API
+included): a wrong type written once would break the monitor thread and every page that
+reads the setting, for every experiment."""
+UPDATABLE = frozenset(_SETTING_CHECKS)
+"""What ``update`` may change in place; a new definition is a new version (``register``)."""
+
+
 def _check_changes(changes: dict[str, Any]) -> None:
-    """The store's own check of what ``update`` writes, whichever client sent it (the REST API
-    included): a filter that does not parse or a sample rate outside [0, 1] is refused."""
-    rate = changes.get("sample_rate")
-    if rate is not None and (
-        isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate <= 1
-    ):
-        raise InvalidArgumentError(f"sample_rate must be a number in [0, 1], not {rate!r}.")
+    """InvalidArgumentError for a setting of the wrong type or range, or a filter that does
+    not parse."""
+    for key, value in changes.items():
+        check, wanted = _SETTING_CHECKS[key]
+        if not check(value):
+            raise InvalidArgumentError(f"{key} must be {wanted}, not {value!r}.")
     if changes.get("filter_string"):
         parse_filter(str(changes["filter_string"]))
 
@@ -114,6 +130,7 @@ class SqlMonitorStore:
         unknown = sorted(set(settings) - UPDATABLE)
         if unknown:
             raise InvalidArgumentError(f"Unknown scorer setting(s) {unknown}.")
+        _check_changes(settings)
         key = _experiment_key(experiment_id)
         text = json.dumps(definition, sort_keys=True)
         now = _now_ms()
