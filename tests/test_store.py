@@ -600,3 +600,31 @@ def test_the_current_verdict_is_marked_as_it_is_written_not_updated_after(sql_st
     assert [t.info.trace_id for t in sql_store.search_traces([exp], "feedback.trust = 0.7")] == [
         tid
     ]
+
+
+def test_concurrent_verdicts_of_one_name_leave_one_current(sql_store):
+    """Writers adding a verdict of the same name to the same traces at once: each trace ends
+    with exactly one current verdict, and a search ordered by it lists each trace once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    exp = sql_store.get_or_create_experiment("races").experiment_id
+    traces = [make_trace(exp) for _ in range(20)]
+    sql_store.log_traces(traces)
+    ids = [t.info.trace_id for t in traces]
+
+    def writer(k: int) -> None:
+        for tid in ids:
+            sql_store.log_assessments([Feedback("score", k / 10, trace_id=tid)])
+
+    with ThreadPoolExecutor(6) as pool:
+        list(pool.map(writer, range(6)))
+    a = schema.assessments.c
+    with sql_store.engine.connect() as conn:
+        current = conn.execute(
+            schema.assessments.select()
+            .with_only_columns(a.trace_id)
+            .where(a.name == "score", a.latest)
+        ).all()
+    assert sorted(r.trace_id for r in current) == sorted(ids)
+    listed = sql_store.search_traces([exp], None, ["feedback.score ASC"], 100)
+    assert sorted(t.info.trace_id for t in listed) == sorted(ids)

@@ -225,10 +225,20 @@ class SqlTraceStore:
         if not keys:
             return
         a = s.assessments.c
+        trace_ids = sorted({t for t, _, _ in keys if t is not None})
+        if conn.dialect.name == "postgresql":  # writers of one trace's verdicts take turns
+            t = s.traces.c
+            for chunk in _chunks(trace_ids):
+                conn.execute(
+                    select(t.trace_id)
+                    .where(t.trace_id.in_(chunk))
+                    .order_by(t.trace_id)
+                    .with_for_update()
+                ).all()
         replaced = {row["assessment_id"] for row in incoming}
         peers: dict[tuple[Any, ...], dict[Any, tuple[bool, Any, bool | None]]] = defaultdict(dict)
         columns = (a.assessment_id, a.trace_id, a.kind, a.name, a.valid, a.latest, a.create_time_ms)
-        for chunk in _chunks(sorted({t for t, _, _ in keys if t is not None})):
+        for chunk in _chunks(trace_ids):
             for r in conn.execute(select(*columns).where(a.trace_id.in_(chunk))):
                 if (r.trace_id, r.kind, r.name) in keys and r.assessment_id not in replaced:
                     peers[(r.trace_id, r.kind, r.name)][r.assessment_id] = (
@@ -376,7 +386,7 @@ class SqlTraceStore:
     @wrap_db_errors
     def log_traces(self, traces: Sequence[Trace]) -> None:
         written = self._rows_of(traces)
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             self._write_rows(conn, written)
 
     @wrap_db_errors
@@ -385,14 +395,20 @@ class SqlTraceStore:
     ) -> None:
         ids = list(dict.fromkeys(p.info.trace_id for p in parts))
         # PostgreSQL: the traces' advisory locks; SQLite: the write lock, taken before the read
-        transaction = (
-            immediate_transaction(self.engine) if self.dialect == "sqlite" else self.engine.begin()
-        )
-        with self.trace_locks(ids), transaction as conn:
+        with self.trace_locks(ids), self._writing() as conn:
             merged = {t.info.trace_id: t for t in self._read_traces(conn, ids)}
             for part in parts:
                 merged[part.info.trace_id] = merge(merged.get(part.info.trace_id), part)
             self._write_rows(conn, self._rows_of([merged[i] for i in ids]))
+
+    def _writing(self) -> contextlib.AbstractContextManager[Connection]:
+        """A write transaction. On SQLite it takes the write lock at its start, so that what
+        it reads before writing (the verdicts whose ``latest`` mark it sets) cannot change in
+        between: the driver's own transactions begin at the first write, and two writers that
+        both read first each marked their own verdict as the current one."""
+        if self.dialect == "sqlite":
+            return immediate_transaction(self.engine)
+        return self.engine.begin()
 
     def _rows_of(self, traces: Sequence[Trace]) -> _TraceRows:
         trace_rows: list[dict[str, Any]] = []
@@ -781,7 +797,7 @@ class SqlTraceStore:
             if not a.trace_id:
                 raise InvalidArgumentError("An assessment to log needs its trace_id.")
             stored.append(a.stamped(a.trace_id))
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             for trace_id in {a.trace_id for a in stored}:
                 assert trace_id is not None
                 self._require_trace(conn, trace_id)
@@ -826,7 +842,7 @@ class SqlTraceStore:
             raise InvalidArgumentError(
                 f"Cannot update {', '.join(sorted(unknown))}; updatable fields: {', '.join(sorted(_UPDATABLE))}."
             )
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             current = self._fetch_assessment(conn, trace_id, assessment_id)
             data = current.to_dict()
             for key, value in changes.items():
@@ -849,7 +865,7 @@ class SqlTraceStore:
 
     @wrap_db_errors
     def delete_assessment(self, trace_id: str, assessment_id: str) -> None:
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             gone = self._fetch_assessment(conn, trace_id, assessment_id)
             conn.execute(
                 delete(s.assessments).where(s.assessments.c.assessment_id == assessment_id)
@@ -861,7 +877,7 @@ class SqlTraceStore:
         self, trace_id: str, assessment_id: str, replacement: Assessment
     ) -> Assessment:
         """Store ``replacement`` and mark the old assessment invalid, in one transaction."""
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             old = self._fetch_assessment(conn, trace_id, assessment_id)
             if old.kind != replacement.kind:
                 raise InvalidArgumentError(
