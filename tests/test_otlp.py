@@ -14,7 +14,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 import tracejudge
-from tracejudge.entities import SpanType
+from tracejudge.entities import SpanType, TraceState
 from tracejudge.models import reset_models
 from tracejudge.scorers import RetrievalGroundedness
 from tracejudge.scorers.fields import llm_prompt_and_response, retriever_span
@@ -318,3 +318,46 @@ def test_a_gzip_body_of_several_members_is_their_concatenation():
     assert decompress(b"".join(members), "gzip", 10_000) == b"".join(
         f"part {i};".encode() for i in range(MAX_GZIP_MEMBERS)
     )
+
+
+def test_a_trace_sent_in_pieces_keeps_what_its_root_gave_and_sums_its_usage(
+    tracking_server, sqlite_uri
+):
+    """The root first with a client request id and an error state set through the REST API,
+    then two LLM spans in later requests: the trace keeps its root's fields, counts every
+    span's tokens, and each request writes only the spans it brought."""
+    from factories import make_trace
+
+    trace = make_trace(state=TraceState.ERROR)
+    trace.info.client_request_id = "req-42"
+    trace.info.request_preview = "custom preview"
+    trace_hex, root_hex = trace.info.trace_id[3:], trace.data.spans[0].span_id
+    with httpx.Client(base_url=tracking_server, timeout=60) as http:
+        assert http.post("/api/v1/traces/batch", json={"traces": [trace.to_dict()]}).is_success
+        for i, tokens in enumerate((100, 10)):
+            llm = _genai_span(
+                trace_hex,
+                f"cee19b7ec3c1b1{i:02x}",
+                root_hex,
+                f"llm {i}",
+                **{
+                    "gen_ai.operation.name": "chat",
+                    "gen_ai.usage.input_tokens": tokens,
+                    "gen_ai.usage.output_tokens": tokens // 2,
+                },
+            )
+            assert http.post("/v1/traces", json=llm).status_code == 200
+    store = SqlTraceStore(sqlite_uri)
+    try:
+        stored = store.get_trace(trace.info.trace_id)
+        assert stored.info.state == TraceState.ERROR
+        assert stored.info.client_request_id == "req-42"
+        assert stored.info.request_preview == "custom preview"
+        assert json.loads(stored.info.trace_metadata["tracejudge.trace.tokenUsage"]) == {
+            "input_tokens": 110,
+            "output_tokens": 55,
+            "total_tokens": 165,
+        }
+        assert len(stored.data.spans) == len(trace.data.spans) + 2
+    finally:
+        store.close()

@@ -345,9 +345,9 @@ def create_app(
     def merge_traces(body: TracesBody) -> dict[str, Any]:
         """Parts of distributed traces, each merged into what the store holds of it."""
         parts = [_entity(Trace, t, wire.trace_shape()) for t in body.traces]
-        store.merge_traces(parts, merge_part)
-        metrics.ingested(len(parts), sum(len(t.data.spans) for t in parts))
-        return {"merged": len(parts)}
+        new = store.merge_traces(parts, merge_part)
+        metrics.ingested(new, sum(len(t.data.spans) for t in parts))
+        return {"merged": len(parts), "new": new}
 
     @app.post(f"{API}/traces/search", response_model=None)
     def search_traces(body: SearchBody) -> dict[str, Any]:

@@ -4,15 +4,14 @@ Point an app's standard exporter at the server (``OTEL_EXPORTER_OTLP_TRACES_ENDP
 http://host:5000/v1/traces``); name the experiment with the ``x-tracejudge-experiment`` header
 or the resource attribute ``tracejudge.experiment`` (else the default experiment). Spans of one
 trace may arrive over several requests and in any order: each request's spans are merged with
-what the store already holds of their trace, and the trace is assembled again, its request and
-response taken from its root. OpenInference and GenAI attributes are mapped onto span types,
+what the store already holds of their trace (:mod:`tracejudge.tracing.trace_merge`): the
+trace's request, response, timing and state come from its root, and until the root arrives the
+trace is in progress. OpenInference and GenAI attributes are mapped onto span types,
 inputs, outputs and documents (:mod:`tracejudge.tracing.genai_conventions`).
 """
 
 from __future__ import annotations
 
-import contextlib
-import threading
 from collections import defaultdict
 from typing import Any
 
@@ -23,13 +22,13 @@ from starlette.concurrency import run_in_threadpool
 
 from tracejudge.entities import Span, Trace
 from tracejudge.entities.experiment import DEFAULT_EXPERIMENT_ID
-from tracejudge.entities.trace import trace_id_from_otel
 from tracejudge.errors import InvalidArgumentError
 from tracejudge.server.metrics import ServerMetrics
 from tracejudge.store.base import TraceStore
 from tracejudge.tracing.genai_conventions import apply_conventions
 from tracejudge.tracing.otel_convert import SpanRecord, assemble_trace, span_from_record
 from tracejudge.tracing.otlp_decode import decompress, parse_request, span_records
+from tracejudge.tracing.trace_merge import merge_part
 
 EXPERIMENT_HEADER = "x-tracejudge-experiment"
 EXPERIMENT_RESOURCE_ATTRIBUTE = "tracejudge.experiment"
@@ -84,29 +83,12 @@ def _decoded(
     return span_records(parsed, rejected)
 
 
-_STRIPES = [threading.Lock() for _ in range(64)]
-"""Requests carrying spans of the same trace merge one after the other (a read-merge-write):
-these locks within a process, the store's ``trace_locks`` across processes on PostgreSQL."""
-
-
 def ingest(
     store: TraceStore, records: list[tuple[SpanRecord, dict[str, Any]]], experiment: str | None
 ) -> int:
-    """Write the spans, merged into their traces; returns how many of the traces are new."""
-    trace_ids = {trace_id_from_otel(record.trace_id) for record, _ in records}
-    stripes = sorted({hash(t) % len(_STRIPES) for t in trace_ids})
-    with contextlib.ExitStack() as held:
-        for index in stripes:  # always in the same order: no deadlock between requests
-            held.enter_context(_STRIPES[index])
-        across_processes = getattr(store, "trace_locks", None)  # PostgreSQL: other replicas too
-        if across_processes is not None:
-            held.enter_context(across_processes(trace_ids))
-        return _ingest(store, records, experiment)
-
-
-def _ingest(
-    store: TraceStore, records: list[tuple[SpanRecord, dict[str, Any]]], experiment: str | None
-) -> int:
+    """Write the spans, each trace's merged into what the store holds of it (in one step per
+    request that no other writer of those traces interleaves with: another request, another
+    server process); returns how many of the traces are new."""
     by_trace: dict[str, list[Span]] = defaultdict(list)
     homes: dict[str, str | None] = {}
     services: dict[str, str] = {}
@@ -121,43 +103,18 @@ def _ingest(
             services.setdefault(span.trace_id, service)
     if not by_trace:
         return 0
-    # what the store already holds of these traces, in one round trip
-    existing = {t.info.trace_id: t for t in store.get_traces(list(by_trace))}
     experiment_ids: dict[str | None, str] = {None: DEFAULT_EXPERIMENT_ID}
-    traces: list[Trace] = []
+    parts: list[Trace] = []
     for trace_id, spans in by_trace.items():
         home = homes[trace_id]
         if home not in experiment_ids:
             assert home is not None
             experiment_ids[home] = store.get_or_create_experiment(home).experiment_id
-        traces.append(
-            _merged(
-                existing.get(trace_id),
-                spans,
-                experiment_ids[home],
-                services.get(trace_id),
-            )
-        )
-    store.log_traces(traces)
-    return len(by_trace) - len(existing)
-
-
-def _merged(
-    existing: Trace | None, spans: list[Span], experiment_id: str, service: str | None
-) -> Trace:
-    known: dict[str, Span] = {}
-    tags: dict[str, str] = {}
-    metadata: dict[str, str] = {}
-    if existing is not None:
-        known = {s.span_id: s for s in existing.data.spans}
-        tags, metadata = dict(existing.info.tags), dict(existing.info.trace_metadata)
-        experiment_id = existing.info.experiment_id  # a trace stays where it first landed
-    for span in spans:
-        known[span.span_id] = span
-    if service:
-        metadata.setdefault("service.name", service)
-    metadata.setdefault("tracejudge.source", "otlp")
-    return assemble_trace(list(known.values()), experiment_id, tags, metadata)
+        metadata = {"tracejudge.source": "otlp"}
+        if trace_id in services:
+            metadata["service.name"] = services[trace_id]
+        parts.append(assemble_trace(spans, experiment_ids[home], {}, metadata))
+    return store.merge_traces(parts, merge_part)
 
 
 def _text(value: Any) -> str | None:

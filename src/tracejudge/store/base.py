@@ -46,11 +46,13 @@ class TraceStore(Protocol):
 
     def merge_traces(
         self, parts: Sequence[Trace], merge: Callable[[Trace | None, Trace], Trace]
-    ) -> None:
-        """Write parts of traces that several processes write (distributed tracing): each is
-        ``merge(stored trace or None, part)``, read and written in one step that no other
-        writer of the trace interleaves with. (A store behind a tracking server merges with
+    ) -> int:
+        """Write parts of traces that arrive in pieces (distributed tracing, OTLP batches):
+        each is ``merge(stored trace or None, part)``, read and written in one step that no
+        other writer of the trace interleaves with; only the parts' spans are written again.
+        Returns how many of the traces are new. (A store behind a tracking server merges with
         the server's own rule, :func:`tracejudge.tracing.trace_merge.merge_part`.)"""
+        ...
 
     def get_trace(self, trace_id: str, include_spans: bool = True) -> Trace | None: ...
 

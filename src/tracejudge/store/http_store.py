@@ -184,10 +184,11 @@ class HttpTraceStore:
 
     def merge_traces(
         self, parts: Sequence[Trace], merge: Callable[[Trace | None, Trace], Trace]
-    ) -> None:
+    ) -> int:
         """The server merges each part with its own rule (``merge`` is not sent)."""
         stamped = [_with_stamped_assessments(t) for t in parts]
-        self._call("POST", "/traces/merge", {"traces": [t.to_dict() for t in stamped]})
+        reply = self._call("POST", "/traces/merge", {"traces": [t.to_dict() for t in stamped]})
+        return int(reply["new"])
 
     def log_spans(self, trace_id: str, spans: Sequence[Span]) -> None:
         self._call(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import hashlib
 import math
@@ -155,8 +156,10 @@ class SqlTraceStore:
 
     @contextlib.contextmanager
     def trace_locks(self, trace_ids: Iterable[str]) -> Iterator[None]:
-        """Hold a lock per trace across every process using this database (PostgreSQL advisory
-        locks; SQLite serialises its writers already), for a read-merge-write of those traces."""
+        """Hold a lock per trace across every process using this database, for a
+        read-merge-write of those traces (PostgreSQL advisory locks; on SQLite nothing: the
+        write transaction of :meth:`merge_traces` takes the database's write lock before it
+        reads)."""
         if self.dialect != "postgresql":
             yield
             return
@@ -392,14 +395,27 @@ class SqlTraceStore:
     @wrap_db_errors
     def merge_traces(
         self, parts: Sequence[Trace], merge: Callable[[Trace | None, Trace], Trace]
-    ) -> None:
+    ) -> int:
         ids = list(dict.fromkeys(p.info.trace_id for p in parts))
         # PostgreSQL: the traces' advisory locks; SQLite: the write lock, taken before the read
         with self.trace_locks(ids), self._writing() as conn:
             merged = {t.info.trace_id: t for t in self._read_traces(conn, ids)}
+            new = len(ids) - len(merged)
+            arrived: dict[str, dict[str, Span]] = defaultdict(dict)
             for part in parts:
                 merged[part.info.trace_id] = merge(merged.get(part.info.trace_id), part)
-            self._write_rows(conn, self._rows_of([merged[i] for i in ids]))
+                arrived[part.info.trace_id].update((sp.span_id, sp) for sp in part.data.spans)
+            # the trace's own row again, but only the spans that came: a trace exported in
+            # many batches would otherwise rewrite (and reindex) all its spans each time
+            written = [
+                Trace(
+                    merged[i].info,
+                    dataclasses.replace(merged[i].data, spans=[*arrived[i].values()]),
+                )
+                for i in ids
+            ]
+            self._write_rows(conn, self._rows_of(written))
+        return new
 
     def _writing(self) -> contextlib.AbstractContextManager[Connection]:
         """A write transaction. On SQLite it takes the write lock at its start, so that what
