@@ -63,10 +63,21 @@ def test_numbers_past_64_bits_and_wrong_types_are_refused_with_the_request(http)
         assert _client_error(http.post(batch, json={"traces": [trace]}))
     assert _client_error(http.post("/api/v1/runs/search", json={"max_results": 2**63}))
     assert _client_error(http.get("/api/v1/experiments/99999999999999999999999"))
+    # values that were stored as sent and then broke every read of their trace or run
+    tid = "tr-" + "6" * 32
+    assert http.post(batch, json={"traces": [_trace(tid)]}).status_code == 200
+    for odd in ({"valid": "false"}, {"create_time_ms": "yesterday"}):
+        feedback = {"kind": "feedback", "name": "q", "value": 1, "trace_id": tid, **odd}
+        assert _client_error(
+            http.post("/api/v1/assessments/batch", json={"assessments": [feedback]})
+        )
+    for scorers in (["a"], [{"no": "name"}]):
+        run = {"run_id": "run-x", "experiment_id": "0", "name": "r", "scorers": scorers}
+        assert _client_error(http.post("/api/v1/runs", json={"run": run}))
     good = _trace("tr-" + "5" * 32)
     assert http.post(batch, json={"traces": [good]}).status_code == 200
     stored = http.post("/api/v1/traces/search", json={}).json()["traces"]
-    assert [t["info"]["trace_id"] for t in stored] == [good["info"]["trace_id"]]
+    assert sorted(t["info"]["trace_id"] for t in stored) == [good["info"]["trace_id"], tid]
     assert http.get("/experiments/0/traces").status_code == 200  # every read still works
 
 

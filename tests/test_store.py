@@ -628,3 +628,36 @@ def test_concurrent_verdicts_of_one_name_leave_one_current(sql_store):
     assert sorted(r.trace_id for r in current) == sorted(ids)
     listed = sql_store.search_traces([exp], None, ["feedback.score ASC"], 100)
     assert sorted(t.info.trace_id for t in listed) == sorted(ids)
+
+
+def test_a_verdict_or_span_cannot_move_to_another_trace(store):
+    """An assessment id already on one trace, or a span naming another trace than the one it
+    is sent with, is refused: stored, it would leave the first trace without its verdict or
+    put the span where no one looks for it."""
+    first, second = make_trace(), make_trace()
+    store.log_traces([first, second])
+    fb = store.log_assessment(Feedback("q", 0.2, trace_id=first.info.trace_id))
+    moved = Feedback("q", 0.9, trace_id=second.info.trace_id, assessment_id=fb.assessment_id)
+    with pytest.raises(InvalidArgumentError, match="belongs to trace"):
+        store.log_assessments([moved])
+    assert store.get_assessment(first.info.trace_id, fb.assessment_id).value == 0.2
+    with pytest.raises(InvalidArgumentError, match="belongs to trace"):
+        store.log_spans(first.info.trace_id, second.data.spans)
+    stray = make_trace()
+    stray.data.spans = second.data.spans
+    with pytest.raises(InvalidArgumentError, match="belongs to trace"):
+        store.log_traces([stray])
+    assert store.get_trace(stray.info.trace_id) is None
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("valid", "false"), ("create_time_ms", "yesterday"), ("create_time_ms", 1.5)],
+)
+def test_assessment_fields_of_the_wrong_type_are_refused(field, value):
+    from tracejudge.entities import Assessment
+
+    data = Feedback("q", 1, trace_id="tr-" + "1" * 32).to_dict()
+    data[field] = value
+    with pytest.raises(TypeError, match=field):
+        Assessment.from_dict(data)

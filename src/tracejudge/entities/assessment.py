@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, ClassVar
 
+from tracejudge.entities._fields import flag, optional_int
 from tracejudge.entities._json import to_jsonable
 from tracejudge.entities.ids import time_ordered_hex
 from tracejudge.errors import InvalidArgumentError
@@ -294,10 +295,10 @@ class Assessment:
             metadata=dict(data.get("metadata") or {}),
             error=AssessmentError.from_dict(data["error"]) if data.get("error") else None,
             assessment_id=data.get("assessment_id"),
-            create_time_ms=data.get("create_time_ms"),
-            last_update_time_ms=data.get("last_update_time_ms"),
+            create_time_ms=optional_int(data, "create_time_ms"),
+            last_update_time_ms=optional_int(data, "last_update_time_ms"),
             overrides=data.get("overrides"),
-            valid=bool(data.get("valid", True)),
+            valid=flag(data, "valid", True),
         )
 
     def stamped(self, trace_id: str) -> Assessment:

@@ -7,6 +7,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from tracejudge.entities._fields import optional_int
+
 
 class RunStatus(str, enum.Enum):
     RUNNING = "RUNNING"
@@ -70,8 +72,8 @@ class EvaluationRun:
             name=data["name"],
             status=RunStatus(data.get("status") or "RUNNING"),
             start_time=int(data.get("start_time") or 0),
-            end_time=data.get("end_time"),
-            scorers=list(data.get("scorers") or []),
+            end_time=optional_int(data, "end_time"),
+            scorers=_scorers(data.get("scorers")),
             judge_models=list(data.get("judge_models") or []),
             usage=dict(data.get("usage") or {}),
             metrics={k: float(v) for k, v in (data.get("metrics") or {}).items()},
@@ -80,3 +82,12 @@ class EvaluationRun:
             plan=data.get("plan"),
             dataset=data.get("dataset"),
         )
+
+
+def _scorers(value: Any) -> list[dict[str, Any]]:
+    """A run's scorers: a list of objects, each with its ``name`` (pages list them by it)."""
+    scorers = list(value or [])
+    for item in scorers:
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+            raise TypeError(f"each of a run's scorers must be an object with a name, not {item!r}")
+    return scorers

@@ -6,6 +6,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
+from tracejudge.entities._fields import optional_int
 from tracejudge.entities._json import dumps, to_jsonable
 
 
@@ -136,8 +137,8 @@ class Span:
             parent_id=data.get("parent_id"),
             name=data["name"],
             span_type=data.get("span_type") or SpanType.UNKNOWN,
-            start_time_ns=int(data.get("start_time_ns") or 0),
-            end_time_ns=data.get("end_time_ns"),
+            start_time_ns=optional_int(data, "start_time_ns") or 0,
+            end_time_ns=optional_int(data, "end_time_ns"),
             status=SpanStatus.from_dict(data.get("status") or {}),
             inputs=data.get("inputs"),
             outputs=data.get("outputs"),

@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from tracejudge.entities._fields import optional_int
 from tracejudge.entities._json import loads
 from tracejudge.entities.assessment import Assessment, Expectation, Feedback
 from tracejudge.entities.ids import time_ordered_hex
@@ -92,7 +93,7 @@ class TraceInfo:
             trace_id=data["trace_id"],
             experiment_id=str(data["experiment_id"]),
             request_time=int(data["request_time"]),
-            execution_duration=data.get("execution_duration"),
+            execution_duration=optional_int(data, "execution_duration"),
             state=TraceState(data.get("state") or "OK"),
             name=data.get("name"),
             request_preview=data.get("request_preview"),

@@ -80,6 +80,30 @@ SANITIZED_METADATA_KEY = "tracejudge.sanitized"
 _UPDATABLE = {"value", "rationale", "metadata", "valid", "error", "source", "span_id", "run_id"}
 
 
+def _refuse_moves(conn: Connection, incoming: Sequence[dict[str, Any]]) -> None:
+    """InvalidArgumentError for an assessment id already stored on another trace: its upsert
+    would move the verdict to this trace and leave the other's current verdict unmarked."""
+    home = {row["assessment_id"]: row["trace_id"] for row in incoming}
+    a = s.assessments.c
+    for chunk in _chunks(sorted(home)):
+        query = select(a.assessment_id, a.trace_id).where(a.assessment_id.in_(chunk))
+        for found in conn.execute(query):
+            if found.trace_id != home[found.assessment_id]:
+                raise InvalidArgumentError(
+                    f"Assessment {found.assessment_id!r} belongs to trace {found.trace_id!r}, "
+                    f"not {home[found.assessment_id]!r}; log a new assessment instead."
+                )
+
+
+def _check_span_homes(trace_id: str, spans: Iterable[Span]) -> None:
+    """InvalidArgumentError for a span that names another trace than the one it is sent with."""
+    for span in spans:
+        if span.trace_id != trace_id:
+            raise InvalidArgumentError(
+                f"Span {span.span_id!r} belongs to trace {span.trace_id!r}, not {trace_id!r}."
+            )
+
+
 @dataclass
 class _TraceRows:
     """Traces as the rows of each table, built before the write transaction opens."""
@@ -239,6 +263,7 @@ class SqlTraceStore:
                     .with_for_update()
                 ).all()
         replaced = {row["assessment_id"] for row in incoming}
+        _refuse_moves(conn, incoming)
         peers: dict[tuple[Any, ...], dict[Any, tuple[bool, Any, bool | None]]] = defaultdict(dict)
         columns = (a.assessment_id, a.trace_id, a.kind, a.name, a.valid, a.latest, a.create_time_ms)
         for chunk in _chunks(trace_ids):
@@ -437,6 +462,7 @@ class SqlTraceStore:
             info = trace.info
             if not str(info.experiment_id).isdigit():
                 raise ExperimentNotFoundError(f"No experiment with id {info.experiment_id!r}.")
+            _check_span_homes(info.trace_id, trace.data.spans)
             trace_rows.append(rows.trace_row(trace))
             span_rows.extend(rows.span_row(sp) for sp in trace.data.spans)
             tag_rows.extend(
@@ -467,6 +493,7 @@ class SqlTraceStore:
     def log_spans(self, trace_id: str, spans: Sequence[Span]) -> None:
         with self.engine.begin() as conn:
             self._require_trace(conn, trace_id)
+            _check_span_homes(trace_id, spans)
             self._upsert(
                 conn, s.spans, [rows.span_row(sp) for sp in spans], ["trace_id", "span_id"]
             )
