@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 
@@ -15,6 +18,7 @@ import tracejudge
 from tracejudge.entities import Span, SpanStatus, SpanStatusCode, SpanType
 from tracejudge.entities.span_tree import span_tree
 from tracejudge.errors import InvalidArgumentError
+from tracejudge.store import SqlTraceStore
 from tracejudge.tracing.provider import get_assembler
 
 
@@ -242,3 +246,145 @@ def test_a_span_tree_thousands_of_levels_deep():
     tree = span_tree(list(reversed(spans)))
     assert [(s.name, depth) for s, depth in tree[:2]] == [("s0", 0), ("s1", 1)]
     assert tree[-1][1] == 4999
+
+
+def _run_script(code: str, uri: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        env={**os.environ, "TRACEJUDGE_TRACKING_URI": uri, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_spans_ending_at_and_after_exit_neither_hang_nor_vanish(sqlite_uri):
+    """A traced generator left open and an object whose ``__del__`` is traced end their spans
+    while the interpreter shuts down (no thread can start then: the process hung for good);
+    a trace begun in an exit handler that runs after tracejudge's flush is still written."""
+    done = _run_script(
+        """
+        import atexit
+
+        def late_goodbye():
+            goodbye()
+
+        atexit.register(late_goodbye)  # registered first: runs after tracejudge's own flush
+        import tracejudge
+
+        @tracejudge.trace
+        def goodbye():
+            return "bye"
+
+        @tracejudge.trace
+        def stream():
+            yield 1
+            yield 2
+
+        class Client:
+            @tracejudge.trace
+            def close(self):
+                return None
+
+            def __del__(self):
+                self.close()
+
+        CLIENT = Client()
+        opened = stream()
+        next(opened)
+
+        @tracejudge.trace
+        def answer():
+            return "ok"
+
+        answer()
+        print("end of script", flush=True)
+        """,
+        sqlite_uri,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "end of script" in done.stdout
+    store = SqlTraceStore(sqlite_uri)
+    try:
+        names = {t.info.name for t in store.search_traces(max_results=10)}
+    finally:
+        store.close()
+    assert {"answer", "goodbye"} <= names
+
+
+def test_an_unusable_tracking_uri_counts_its_traces_as_dropped(tmp_path):
+    done = _run_script(
+        """
+        import tracejudge
+
+        @tracejudge.trace
+        def f():
+            return 1
+
+        f()
+        tracejudge.flush()
+        stats = tracejudge.get_export_stats()
+        print(stats.dropped_store_error, stats.last_error.split(":")[0])
+        """,
+        "file",
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["1", "InvalidTrackingURIError"]
+
+
+def test_values_sharing_members_and_cycles_are_recorded_at_once(sqlite_tracking):
+    """Two dicts that refer to each other twice each: walked path by path, that was 2**50
+    steps in the caller's thread."""
+    a: dict = {}
+    b = {"next": a, "prev": a}
+    a.update(next=b, prev=b)
+
+    @tracejudge.trace
+    def walk(graph):
+        return "ok"
+
+    assert walk(a) == "ok"
+    recorded = _last_trace().data.spans[0].inputs["graph"]
+    assert recorded["next"]["next"] == "<cycle>"
+
+
+def test_an_error_rising_through_a_deep_traced_recursion_is_recorded_once_per_level(
+    sqlite_tracking,
+):
+    """Every level records the error, with the stack as the deepest traced level saw it (the
+    call path above it is the span tree): formatting the whole traceback again at each level
+    was quadratic in the depth."""
+
+    @tracejudge.trace
+    def walk(n):
+        if n == 0:
+            raise ValueError("not found")
+        return walk(n - 1)
+
+    with pytest.raises(ValueError):
+        walk(300)
+    spans = _last_trace().data.spans
+    assert len(spans) == 301
+    stacks = {
+        e.attributes["exception.stacktrace"]
+        for s in spans
+        for e in s.events
+        if e.name == "exception"
+    }
+    assert len(stacks) == 1 and "ValueError: not found" in stacks.pop()
+
+
+def test_a_late_span_of_a_forgotten_trace_is_counted(sqlite_tracking, monkeypatch):
+    from tracejudge.tracing import processor
+
+    monkeypatch.setattr(processor, "_REMEMBERED_TRACES", 4)
+    get_assembler()._written.clear()  # what earlier tests' traces left
+    before = tracejudge.get_export_stats().late_spans_lost
+    with tracejudge.start_span("request"):
+        background = tracejudge.start_span("background")
+        background.__enter__()
+    for _ in range(8):  # its trace is written, then forgotten
+        with tracejudge.start_span("other"):
+            pass
+    background.__exit__(None, None, None)
+    assert tracejudge.get_export_stats().late_spans_lost == before + 1

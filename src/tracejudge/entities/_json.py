@@ -33,55 +33,89 @@ _MAX_DEPTH = 50
 _MAX_INT_BITS = 10_000
 """Integers wider than this are stored as a description: Python refuses to write an integer of
 more than 4,300 digits (about 14,000 bits) as text, and no reader wants it."""
+_MAX_NODES = 100_000
+"""Containers and objects converted in one value at most (members past it are cut)."""
 
 
-def to_jsonable(value: Any, _depth: int = 0) -> Any:
+def to_jsonable(value: Any) -> Any:
     """Return a structure of dicts, lists and primitives that ``json.dumps`` accepts; never
-    raises (a value that resists every conversion becomes its description)."""
-    try:
-        return _jsonable(value, _depth)
-    except Exception:  # a hostile object: raising properties, keys or members
-        return _safe_repr(value)
+    raises (a value that resists every conversion becomes its description). A value that
+    contains itself has ``"<cycle>"`` where it recurs, and one of more than ``_MAX_NODES``
+    members in all is cut there (``"<…>"``): shared members are walked once per reference,
+    so a few objects referring to each other twice each would otherwise be walked 2**depth
+    times."""
+    return _Walk().convert(value, 0)
 
 
-def _jsonable(value: Any, depth: int) -> Any:
-    if isinstance(value, _PRIMITIVES):
-        if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
-            return None  # JSON has no NaN or infinity (orjson writes null too)
-        if isinstance(value, int) and value.bit_length() > _MAX_INT_BITS:
-            return f"<int of {value.bit_length():,} bits>"
-        return value
-    if depth > _MAX_DEPTH:
+class _Walk:
+    """One conversion: the containers on the current path, and the members left to convert."""
+
+    __slots__ = ("budget", "path")
+
+    def __init__(self) -> None:
+        self.budget = _MAX_NODES
+        self.path: set[int] = set()
+
+    def convert(self, value: Any, depth: int) -> Any:
+        try:
+            return self._jsonable(value, depth)
+        except Exception:  # a hostile object: raising properties, keys or members
+            return _safe_repr(value)
+
+    def _jsonable(self, value: Any, depth: int) -> Any:
+        if isinstance(value, _PRIMITIVES):
+            if isinstance(value, float) and (
+                value != value or value in (float("inf"), float("-inf"))
+            ):
+                return None  # JSON has no NaN or infinity (orjson writes null too)
+            if isinstance(value, int) and value.bit_length() > _MAX_INT_BITS:
+                return f"<int of {value.bit_length():,} bits>"
+            return value
+        if depth > _MAX_DEPTH:
+            return _safe_repr(value)
+        self.budget -= 1
+        if self.budget < 0:
+            return "<…>"
+        if id(value) in self.path:
+            return "<cycle>"
+        self.path.add(id(value))
+        try:
+            return self._container(value, depth + 1)
+        finally:
+            self.path.discard(id(value))
+
+    def _container(self, value: Any, nxt: int) -> Any:
+        if isinstance(value, Mapping):
+            return {_key(k): self.convert(v, nxt) for k, v in value.items()}
+        if isinstance(value, (list, tuple, set, frozenset)):
+            items: Any = value
+            if isinstance(value, (set, frozenset)):
+                try:
+                    items = sorted(value, key=repr)
+                except Exception:  # a member whose repr raises: the set's own order
+                    items = list(value)
+            return [self.convert(v, nxt) for v in items]
+        if isinstance(value, enum.Enum):
+            return self.convert(value.value, nxt)
+        if isinstance(value, (_dt.datetime, _dt.date, _dt.time)):
+            return value.isoformat()
+        if isinstance(value, (uuid.UUID, decimal.Decimal)):
+            return str(value)
+        if isinstance(value, (bytes, bytearray)):
+            return {"__bytes_b64__": base64.b64encode(bytes(value)).decode("ascii")}
+        for method in ("to_dict", "model_dump"):  # model_dump: pydantic v2
+            try:  # the lookup itself may raise (a proxy outside its context)
+                convert = getattr(value, method, None)
+                if callable(convert) and not isinstance(value, type):
+                    return self.convert(_quietly(convert), nxt)
+            except Exception:
+                pass
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            return {
+                f.name: self.convert(getattr(value, f.name), nxt)
+                for f in dataclasses.fields(value)
+            }
         return _safe_repr(value)
-    nxt = depth + 1
-    if isinstance(value, Mapping):
-        return {_key(k): to_jsonable(v, nxt) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        items: Any = value
-        if isinstance(value, (set, frozenset)):
-            try:
-                items = sorted(value, key=repr)
-            except Exception:  # a member whose repr raises: the set's own order
-                items = list(value)
-        return [to_jsonable(v, nxt) for v in items]
-    if isinstance(value, enum.Enum):
-        return to_jsonable(value.value, nxt)
-    if isinstance(value, (_dt.datetime, _dt.date, _dt.time)):
-        return value.isoformat()
-    if isinstance(value, (uuid.UUID, decimal.Decimal)):
-        return str(value)
-    if isinstance(value, (bytes, bytearray)):
-        return {"__bytes_b64__": base64.b64encode(bytes(value)).decode("ascii")}
-    for method in ("to_dict", "model_dump"):  # model_dump: pydantic v2
-        try:  # the lookup itself may raise (a proxy outside its context)
-            convert = getattr(value, method, None)
-            if callable(convert) and not isinstance(value, type):
-                return to_jsonable(_quietly(convert), nxt)
-        except Exception:
-            pass
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_jsonable(getattr(value, f.name), nxt) for f in dataclasses.fields(value)}
-    return _safe_repr(value)
 
 
 def _quietly(convert: Any) -> Any:

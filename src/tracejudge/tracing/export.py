@@ -15,6 +15,7 @@ import functools
 import logging
 import os
 import queue
+import sys
 import threading
 import time
 from collections import defaultdict
@@ -85,13 +86,19 @@ class ExportStats:
     exported: int = 0
     dropped_queue_full: int = 0
     dropped_store_error: int = 0
+    dropped_at_exit: int = 0
+    """Traces whose root ended while the interpreter was shutting down (a generator or an
+    object finalised then): no thread can write them any more."""
+    late_spans_lost: int = 0
+    """Spans that ended after their trace was written and forgotten (after more than
+    ``processor._REMEMBERED_TRACES`` other traces): not appended to it."""
     retries: int = 0
     """Writes tried again because the store was unavailable (nothing lost by these)."""
     last_error: str | None = None
 
     @property
     def dropped(self) -> int:
-        return self.dropped_queue_full + self.dropped_store_error
+        return self.dropped_queue_full + self.dropped_store_error + self.dropped_at_exit
 
 
 class TraceExporter:
@@ -108,6 +115,8 @@ class TraceExporter:
         self._last_warning = 0.0
         self._resumed = threading.Event()
         self._resumed.set()
+        self.exit_flushed = False
+        """Set once the flush at process exit has run: later traces are written one by one."""
 
     @contextlib.contextmanager
     def paused(self) -> Iterator[None]:
@@ -124,6 +133,9 @@ class TraceExporter:
     # ------------------------------------------------------------- caller side
 
     def submit(self, item: ExportItem) -> None:
+        if sys.is_finalizing():  # no thread can start now: Thread.start() would never return
+            self.stats.dropped_at_exit += max(item.size, 1)
+            return
         if self._thread is None or not self._thread.is_alive():
             self._start()
         try:
@@ -131,6 +143,9 @@ class TraceExporter:
         except queue.Full:
             self.stats.dropped_queue_full += max(item.size, 1)
             self._warn_dropped("the export queue is full (the store cannot keep up)")
+            return
+        if self.exit_flushed:  # ended in an exit handler after ours: written before it returns
+            self.flush(timeout=settings.EXIT_FLUSH_TIMEOUT_S.get_or_default())
 
     def flush(self, timeout: float | None = 30.0) -> bool:
         """Wait until every submitted trace is written or dropped; False if ``timeout`` passed first."""
@@ -319,6 +334,7 @@ def _flush_at_exit() -> None:
     exporter = _exporter
     if exporter is None:  # nothing was ever traced
         return
+    exporter.exit_flushed = True
     if not exporter.flush(timeout=settings.EXIT_FLUSH_TIMEOUT_S.get_or_default()):
         logger.warning(
             "tracejudge: traces still unwritten at exit after the flush timeout were lost"

@@ -8,6 +8,7 @@ traced application.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import traceback
@@ -25,6 +26,8 @@ from tracejudge.tracing.payload import SpanPayload
 from tracejudge.tracing.provider import attributes_mirrored, get_assembler
 
 logger = logging.getLogger("tracejudge.tracing")
+
+_STACK_ATTRIBUTE = "__tracejudge_stack__"
 
 _OTEL_STATUS = {
     SpanStatusCode.OK: StatusCode.OK,
@@ -216,7 +219,7 @@ class LiveSpan:
         try:
             self._otel.set_status(Status(StatusCode.ERROR, f"{kind}: {message}"))
             try:  # a message may still fail in the formatting of the stack (its __str__ again)
-                stack = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+                stack = _stack_text(exc)
             except Exception:
                 stack = f"{kind}: {message}"
             self._otel.add_event(
@@ -293,3 +296,18 @@ class NoOpSpan(LiveSpan):
 
     def end(self, end_time_ns: int | None = None) -> None:
         return None
+
+
+def _stack_text(exc: BaseException) -> str:
+    """The exception's stack trace as the first span to record it saw it: from that span's
+    frame down to the raise. The spans it rises through afterwards record the same text (their
+    own place in the call path is the span tree): formatting the traceback again at every
+    level cost time and stored text growing with the square of the depth (17 s for an error
+    rising through 1,000 levels of a traced recursion)."""
+    cached = exc.__dict__.get(_STACK_ATTRIBUTE) if hasattr(exc, "__dict__") else None
+    if isinstance(cached, str):
+        return cached
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    with contextlib.suppress(Exception):  # an exception type that takes no attributes
+        exc.__dict__[_STACK_ATTRIBUTE] = text
+    return text

@@ -34,6 +34,7 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace import Span as SdkSpan
 from opentelemetry.trace import SpanContext
 
+from tracejudge import settings
 from tracejudge.entities.ids import time_ordered_int
 from tracejudge.entities.trace import trace_id_from_otel
 from tracejudge.store import get_tracking_uri
@@ -166,9 +167,11 @@ class TraceAssembler(SpanProcessor):
 
     @staticmethod
     def _new_buffer(trace_id: int) -> TraceBuffer:
-        return TraceBuffer(
-            get_tracking_uri(), active_experiment_name(), trace_id, recorded=keeps(trace_id)
-        )
+        try:
+            uri = get_tracking_uri()
+        except Exception:  # an unusable URI in the environment: the trace is kept, and its
+            uri = settings.TRACKING_URI.get() or ""  # write fails as a counted, warned drop
+        return TraceBuffer(uri, active_experiment_name(), trace_id, recorded=keeps(trace_id))
 
     def _key(self, trace_id: int, span_id: int) -> TraceKey:
         if self._key_of:
@@ -237,6 +240,8 @@ class TraceAssembler(SpanProcessor):
                 late = self._late_item(key, record)
                 if late is not None:
                     get_exporter().submit(late)
+                elif self._orphan_payloads.pop(record.span_id, None) is not None:
+                    self._lost_late_span(record)
             else:
                 is_root = (
                     record.span_id == buffer.root_span_id
@@ -270,6 +275,21 @@ class TraceAssembler(SpanProcessor):
             payloads={record.span_id: payload} if payload else {},
             late_trace_id=trace_id_from_otel(stored_id),
         )
+
+    @staticmethod
+    def _lost_late_span(record: SpanRecord) -> None:
+        """(Under the lock.) A span of a recorded trace that ended after its trace was written
+        and forgotten: counted, and warned about, rather than lost in silence."""
+        stats = get_exporter().stats
+        stats.late_spans_lost += 1
+        if stats.late_spans_lost == 1 or stats.late_spans_lost % 1000 == 0:
+            logger.warning(
+                "tracejudge lost %d span(s) that ended after more than %d other traces had "
+                "finished since their own (the last: %r)",
+                stats.late_spans_lost,
+                _REMEMBERED_TRACES,
+                record.name,
+            )
 
     def _close(self, key: TraceKey, buffer: TraceBuffer) -> None:
         """(Under the lock.) The root ended: the trace is remembered as written, so that its
