@@ -112,8 +112,7 @@ class _Walk:
                 pass
         if dataclasses.is_dataclass(value) and not isinstance(value, type):
             return {
-                f.name: self.convert(getattr(value, f.name), nxt)
-                for f in dataclasses.fields(value)
+                f.name: self.convert(getattr(value, f.name), nxt) for f in dataclasses.fields(value)
             }
         return _safe_repr(value)
 
