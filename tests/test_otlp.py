@@ -361,3 +361,42 @@ def test_a_trace_sent_in_pieces_keeps_what_its_root_gave_and_sums_its_usage(
         assert len(stored.data.spans) == len(trace.data.spans) + 2
     finally:
         store.close()
+
+
+def test_string_attributes_of_other_sdks_stay_strings():
+    """Only what tracejudge writes as JSON (objects, arrays, quoted strings) is decoded: a
+    user id "123" or a nickname "null" from another SDK is kept as the string it is."""
+    from opentelemetry.trace import StatusCode
+
+    from tracejudge.tracing.otel_convert import SpanRecord, span_from_record
+
+    sent = {
+        "user.id": "123",
+        "flag": "true",
+        "nick": "null",
+        "blob": '{"a": 1}',
+        "n": 7,
+        "tracejudge.spanInputs": '"42"',  # tracejudge's own, JSON: the string "42"
+    }
+    record = SpanRecord(
+        trace_id=1,
+        span_id=2,
+        parent_id=None,
+        name="s",
+        start_time_ns=1,
+        end_time_ns=2,
+        status_code=StatusCode.OK,
+        status_description=None,
+        attributes=sent,
+        events=[("e", 1, {"code": "404"})],
+    )
+    span = span_from_record(record)
+    assert span.attributes == {
+        "user.id": "123",
+        "flag": "true",
+        "nick": "null",
+        "blob": {"a": 1},
+        "n": 7,
+    }
+    assert span.inputs == "42"
+    assert span.events[0].attributes == {"code": "404"}

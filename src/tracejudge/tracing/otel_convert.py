@@ -56,6 +56,15 @@ def decode_attribute(value: Any) -> Any:
     return value
 
 
+def decode_foreign_attribute(value: Any) -> Any:
+    """An attribute of a span that may come from any SDK: a string is decoded only when it is
+    a JSON object, array or quoted string (what tracejudge writes for those); ``"123"``,
+    ``"true"`` or ``"null"`` from another SDK are strings and stay strings."""
+    if isinstance(value, str) and value[:1] not in ("{", "[", '"'):
+        return value
+    return decode_attribute(value)
+
+
 class SpanRecord(NamedTuple):
     """The fields of a finished OpenTelemetry span that a trace needs, as one flat tuple.
 
@@ -101,18 +110,21 @@ def record_from_otel(otel: ReadableSpan) -> SpanRecord:
 
 def span_from_record(record: SpanRecord, payload: SpanPayload | None = None) -> Span:
     """A Span entity; ``payload`` is what a tracejudge span carried (type, inputs, outputs…)."""
-    attrs = dict(record.attributes or {})
+    raw = dict(record.attributes or {})
+    reserved = {key: raw.pop(key, None) for key in c.RESERVED_ATTRIBUTES}  # JSON, tracejudge's
+    # the span's own OpenTelemetry attributes (any SDK's), then what tracejudge wrote (JSON)
+    attrs = {k: decode_foreign_attribute(v) for k, v in raw.items()}
     if payload is not None:
-        attrs.update(payload.attributes)
+        attrs.update((k, decode_attribute(v)) for k, v in payload.attributes.items())
+        for key in c.RESERVED_ATTRIBUTES:
+            attrs.pop(key, None)
         span_type: Any = payload.span_type
         inputs = None if payload.inputs is None else orjson.loads(payload.inputs)
         outputs = None if payload.outputs is None else orjson.loads(payload.outputs)
-        for key in c.RESERVED_ATTRIBUTES:
-            attrs.pop(key, None)
     else:
-        inputs = decode_attribute(attrs.pop(c.SPAN_INPUTS, None))
-        outputs = decode_attribute(attrs.pop(c.SPAN_OUTPUTS, None))
-        span_type = decode_attribute(attrs.pop(c.SPAN_TYPE, None)) or SpanType.UNKNOWN
+        inputs = decode_attribute(reserved[c.SPAN_INPUTS])
+        outputs = decode_attribute(reserved[c.SPAN_OUTPUTS])
+        span_type = decode_attribute(reserved[c.SPAN_TYPE]) or SpanType.UNKNOWN
     code = _STATUS[record.status_code]
     if code == SpanStatusCode.UNSET and record.end_time_ns is not None:
         code = SpanStatusCode.OK
@@ -127,9 +139,9 @@ def span_from_record(record: SpanRecord, payload: SpanPayload | None = None) -> 
         status=SpanStatus(code, record.status_description or ""),
         inputs=inputs,
         outputs=outputs,
-        attributes={k: decode_attribute(v) for k, v in attrs.items()},
+        attributes=attrs,
         events=[
-            SpanEvent(name, ts, {k: decode_attribute(v) for k, v in ev_attrs.items()})
+            SpanEvent(name, ts, {k: decode_foreign_attribute(v) for k, v in ev_attrs.items()})
             for name, ts, ev_attrs in record.events
         ],
     )
