@@ -62,6 +62,7 @@ def test_numbers_past_64_bits_and_wrong_types_are_refused_with_the_request(http)
     for trace in refused:
         assert _client_error(http.post(batch, json={"traces": [trace]}))
     assert _client_error(http.post("/api/v1/runs/search", json={"max_results": 2**63}))
+    assert _client_error(http.post("/api/v1/runs/search", json={"max_results": -1}))
     assert _client_error(http.get("/api/v1/experiments/99999999999999999999999"))
     # values that were stored as sent and then broke every read of their trace or run
     tid = "tr-" + "6" * 32

@@ -1004,6 +1004,10 @@ class SqlTraceStore:
         self, experiment_ids: Sequence[str] | None = None, max_results: int = 1000
     ) -> list[EvaluationRun]:
         """Runs, newest first."""
+        if isinstance(max_results, bool) or not isinstance(max_results, int) or max_results < 1:
+            raise InvalidArgumentError(
+                f"max_results must be a positive integer, not {max_results!r}."
+            )
         query = select(s.runs).order_by(s.runs.c.start_time.desc(), s.runs.c.run_id.desc())
         if experiment_ids:
             query = query.where(
