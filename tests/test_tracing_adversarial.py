@@ -388,3 +388,16 @@ def test_a_late_span_of_a_forgotten_trace_is_counted(sqlite_tracking, monkeypatc
             pass
     background.__exit__(None, None, None)
     assert tracejudge.get_export_stats().late_spans_lost == before + 1
+
+
+def test_a_generator_that_reuses_its_buffer_is_recorded_as_it_was_consumed(sqlite_tracking):
+    @tracejudge.trace
+    def growing():
+        buffer: list[int] = []
+        for i in range(3):
+            buffer.append(i)
+            yield buffer
+
+    seen = [list(chunk) for chunk in growing()]
+    assert seen == [[0], [0, 1], [0, 1, 2]]
+    assert _last_trace().data.spans[0].outputs == seen

@@ -18,6 +18,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace as otel_trace
 
 from tracejudge.entities import SpanStatusCode, SpanType, TraceState
+from tracejudge.entities._json import to_jsonable
 from tracejudge.tracing import constants as c
 from tracejudge.tracing.export import ExportStats, get_exporter
 from tracejudge.tracing.live_span import (
@@ -313,6 +314,15 @@ def open_detached_span(name: str, span_type: str, attrs: dict[str, str] | None =
         return NoOpSpan()
 
 
+_IMMUTABLE = (str, bytes, int, float, bool, type(None))
+
+
+def _snapshot(item: Any) -> Any:
+    """A yielded item as it is now: a generator may yield one buffer it keeps changing, and
+    the span's outputs, written when the stream ends, must show what the consumer saw."""
+    return item if isinstance(item, _IMMUTABLE) else to_jsonable(item)
+
+
 def _wrap_generator(
     fn: Any, name: str, span_type: str, attrs: dict[str, str], capture: _InputCapture
 ) -> Callable[..., Any]:
@@ -327,7 +337,7 @@ def _wrap_generator(
                 gen = fn(*args, **kwargs)
                 item = next(gen)
             while True:
-                items.append(item)
+                items.append(_snapshot(item))
                 try:
                     sent = yield item
                 except GeneratorExit:
@@ -374,7 +384,7 @@ def _wrap_async_generator(
                 agen = fn(*args, **kwargs)
                 item = await agen.__anext__()
             while True:
-                items.append(item)
+                items.append(_snapshot(item))
                 try:
                     sent = yield item
                 except GeneratorExit:
