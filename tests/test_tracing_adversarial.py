@@ -401,3 +401,39 @@ def test_a_generator_that_reuses_its_buffer_is_recorded_as_it_was_consumed(sqlit
     seen = [list(chunk) for chunk in growing()]
     assert seen == [[0], [0, 1], [0, 1, 2]]
     assert _last_trace().data.spans[0].outputs == seen
+
+
+def test_an_async_function_behind_a_plain_decorator_is_traced_while_it_runs(sqlite_tracking):
+    """``@trace`` over a sync decorator of an ``async def`` gets a coroutine back: its span
+    lasts until the coroutine is awaited to the end, holds its result, and is the parent of the
+    spans begun while it runs. A sync wrapper that runs the coroutine itself is left alone."""
+    import asyncio
+    import functools
+
+    def plain(fn):
+        @functools.wraps(fn)
+        def wrapper(*args):
+            return fn(*args)
+
+        return wrapper
+
+    @tracejudge.trace(span_type=SpanType.RETRIEVER)
+    async def search(q):
+        await asyncio.sleep(0)
+        return ["doc"]
+
+    @tracejudge.trace
+    @plain
+    async def answer(q):
+        return f"{len(await search(q))} doc"
+
+    @tracejudge.trace
+    def runs_it_itself(q):
+        return asyncio.run(search(q))
+
+    assert asyncio.run(answer("q")) == "1 doc"
+    spans = {s.name: s for s in _last_trace().data.spans}
+    assert spans["answer"].outputs == "1 doc"
+    assert spans["search"].parent_id == spans["answer"].span_id
+    assert runs_it_itself("q") == ["doc"]
+    assert _last_trace().data.spans[0].outputs == ["doc"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import types
 from collections.abc import AsyncGenerator, Callable, Generator, Mapping
 from types import TracebackType
 from typing import Any, TypeVar, overload
@@ -40,7 +41,16 @@ _LIVE_SPAN_KEY = otel_context.create_key("tracejudge-live-span")
 class _SpanScope:
     """Opens a span, makes it current for the block, and ends it with the block's outcome."""
 
-    __slots__ = ("_attributes", "_context", "_inputs", "_name", "_span_type", "_token", "span")
+    __slots__ = (
+        "_attributes",
+        "_context",
+        "_inputs",
+        "_name",
+        "_open",
+        "_span_type",
+        "_token",
+        "span",
+    )
 
     def __init__(
         self, name: str, span_type: str, attributes: dict[str, str], inputs: Any = NO_INPUTS
@@ -51,6 +61,7 @@ class _SpanScope:
         self._inputs = inputs
         self._token: object | None = None
         self._context: object | None = None  # the context the block made current
+        self._open = False
         self.span: LiveSpan | None = None
 
     def __enter__(self) -> LiveSpan:
@@ -73,6 +84,11 @@ class _SpanScope:
             self.span = NoOpSpan()
         return self.span
 
+    def keep_open(self) -> None:
+        """Leave the span open when the block ends (its context is restored all the same):
+        whoever called this ends it."""
+        self._open = True
+
     def __exit__(
         self,
         exc_type: type[BaseException] | None,
@@ -84,7 +100,8 @@ class _SpanScope:
             return
         if exc is not None:
             span.record_exception(exc)
-        span.end()
+        if not self._open:
+            span.end()
         token, self._token = self._token, None
         if token is None:
             return
@@ -255,13 +272,33 @@ def _wrap_function(
 ) -> Callable[..., Any]:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        with _SpanScope(name, span_type, attrs, capture(args, kwargs)) as span:
+        scope = _SpanScope(name, span_type, attrs, capture(args, kwargs))
+        with scope as span:
             result = fn(*args, **kwargs)
+            if isinstance(result, types.CoroutineType) and not span.outputs_set:
+                # an ``async def`` behind a plain decorator: the work runs when it is awaited
+                scope.keep_open()
+                return _ending_when_done(result, span)
             if not span.outputs_set:
                 span.set_outputs(result)
             return result
 
     return wrapper
+
+
+async def _ending_when_done(coro: Any, span: LiveSpan) -> Any:
+    """Await ``coro`` with ``span`` current, then give the span its outcome and end it."""
+    try:
+        with _Reactivate(span):
+            result = await coro
+    except BaseException as exc:
+        span.record_exception(exc)
+        span.end()
+        raise
+    if not span.outputs_set:
+        span.set_outputs(result)
+    span.end()
+    return result
 
 
 def _wrap_coroutine(
