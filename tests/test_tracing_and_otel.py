@@ -134,6 +134,29 @@ def test_a_child_outliving_its_root_under_an_app_span_is_appended(sqlite_trackin
     assert straggler.trace_id == trace_id
 
 
+def test_a_child_begun_after_its_root_ended_under_an_app_span_is_appended(
+    sqlite_tracking, app_tracer
+):
+    """Background work scheduled by a request starts its span once the request's ended: it
+    still joins the request's trace (it began a trace of its own)."""
+    from opentelemetry import context as otel_context
+
+    tracer, _ = app_tracer
+    with tracer.start_as_current_span("GET /ask"):
+        with tracejudge.start_span("request") as root:
+            later = otel_context.get_current()  # what a scheduled callback would run in
+        trace_id = root.trace_id
+    token = otel_context.attach(later)
+    try:
+        with tracejudge.start_span("audit"):
+            pass
+    finally:
+        otel_context.detach(token)
+    spans = {s.name: s for s in _stored(trace_id).data.spans}
+    assert spans["audit"].parent_id == spans["request"].span_id
+    assert len(tracejudge.search_traces(return_type="list")) == 1
+
+
 def test_traces_outside_any_app_span_keep_their_opentelemetry_trace_id(sqlite_tracking):
     with tracejudge.start_span("plain") as span:
         otel_id = span.otel_trace_id

@@ -102,6 +102,9 @@ class TraceAssembler(SpanProcessor):
         """Open spans of traces begun under another SDK's span: span id -> their trace's key."""
         self._orphan_payloads: dict[int, SpanPayload] = {}
         """Payloads of spans still open when their trace was written (they end late)."""
+        self._ended_key_of: dict[int, TraceKey] = {}
+        """Ended spans of written traces begun under another SDK's span -> their trace's key,
+        for a child that starts after its root ended (it is appended to that trace)."""
         self.last_trace_id: str | None = None
         self._last_in_thread = threading.local()
         if hasattr(os, "register_at_fork"):
@@ -117,6 +120,7 @@ class TraceAssembler(SpanProcessor):
         self._live = {}
         self._key_of = {}
         self._orphan_payloads = {}
+        self._ended_key_of = {}
 
     def last_trace_id_in_thread(self) -> str | None:
         """The trace that finished most recently in the calling thread."""
@@ -139,7 +143,7 @@ class TraceAssembler(SpanProcessor):
             return
         if trace_id in self._live:  # a child in a live trace: the common case
             return
-        key = self._key_of.get(parent.span_id)
+        key = self._key_of.get(parent.span_id) or self._ended_key_of.get(parent.span_id)
         if key is not None:  # a child in a trace begun under another SDK's span
             self._key_of[span_id] = key
             return
@@ -301,6 +305,11 @@ class TraceAssembler(SpanProcessor):
         if len(self._written) > _REMEMBERED_TRACES:
             for old in list(self._written)[: _REMEMBERED_TRACES // 2]:
                 del self._written[old]
+        if isinstance(key, tuple):  # its spans' parents are found by span id, not trace id
+            self._ended_key_of.update((r.span_id, key) for r in buffer.spans)
+            if len(self._ended_key_of) > _REMEMBERED_TRACES:
+                for old_span in list(self._ended_key_of)[: _REMEMBERED_TRACES // 2]:
+                    del self._ended_key_of[old_span]
         if len(buffer.payloads) > len(buffer.spans):  # some spans are still open
             ended = {r.span_id for r in buffer.spans}
             for span_id, payload in buffer.payloads.items():
