@@ -143,12 +143,19 @@ def test_otlp_bodies_of_every_odd_shape(http):
     garbage = gzip.compress(first) + b"junk"
     assert _client_error(http.post("/v1/traces", content=garbage, headers=gzipped))
     # one span with an invalid trace id among good ones: the good ones are kept
+    # spans with an invalid trace id, an end before the start, a time no column holds,
+    # among good ones: the good ones are kept, the others named in the partial success
     mixed = _otlp_span("e" * 32, "f" * 16, "good")
-    bad_span = dict(mixed["resourceSpans"][0]["scopeSpans"][0]["spans"][0], traceId="0" * 32)
-    mixed["resourceSpans"][0]["scopeSpans"][0]["spans"].append(bad_span)
+    spans = mixed["resourceSpans"][0]["scopeSpans"][0]["spans"]
+    for fault in (
+        {"traceId": "0" * 32},
+        {"spanId": "1" * 16, "endTimeUnixNano": "1600000000000000000"},
+        {"spanId": "2" * 16, "startTimeUnixNano": str(2**63)},
+    ):
+        spans.append(dict(spans[0], **fault))
     partial = http.post("/v1/traces", json=mixed)
     assert partial.status_code == 200
-    assert partial.json()["partialSuccess"]["rejectedSpans"] == "1"
+    assert partial.json()["partialSuccess"]["rejectedSpans"] == "3"
     names = {
         t["info"]["name"] for t in http.post("/api/v1/traces/search", json={}).json()["traces"]
     }

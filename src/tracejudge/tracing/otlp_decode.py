@@ -160,15 +160,31 @@ def span_records(
     return out
 
 
+_MAX_TIME_NS = 2**63 - 1
+"""The last nanosecond a signed 64-bit column holds (the year 2262)."""
+
+
+def _times(span: Any) -> tuple[int, int | None]:
+    """The span's start and end (None: not ended); InvalidArgumentError for a time no column
+    holds or an end before the start (a duration no one can sort by)."""
+    start, end = int(span.start_time_unix_nano), int(span.end_time_unix_nano) or None
+    if start > _MAX_TIME_NS or (end is not None and end > _MAX_TIME_NS):
+        raise InvalidArgumentError(f"Span {span.name!r} has a time after the year 2262.")
+    if end is not None and end < start:
+        raise InvalidArgumentError(f"Span {span.name!r} ends before it starts.")
+    return start, end
+
+
 def _record(span: Any) -> SpanRecord:
     parent = span.parent_span_id
+    start, end = _times(span)
     return SpanRecord(
         trace_id=_id(span.trace_id, 16, "trace id"),
         span_id=_id(span.span_id, 8, "span id"),
         parent_id=_id(parent, 8, "parent span id") if parent else None,
         name=span.name or "span",
-        start_time_ns=int(span.start_time_unix_nano),
-        end_time_ns=int(span.end_time_unix_nano) or None,
+        start_time_ns=start,
+        end_time_ns=end,
         status_code=_STATUS.get(span.status.code, StatusCode.UNSET),
         status_description=span.status.message or None,
         attributes=attributes(span.attributes) or None,
