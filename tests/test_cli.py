@@ -199,6 +199,31 @@ def test_evaluate_command(filled, monkeypatch):
     reset_models()
 
 
+def test_evaluate_exits_1_when_every_verdict_failed_and_shows_names_with_a_slash(
+    filled, monkeypatch
+):
+    from tracejudge.models import reset_models
+    from tracejudge.testing import ChatServer, Reply
+
+    uri, _ = filled
+    monkeypatch.setenv("TRACEJUDGE_PROGRESS", "0")
+    monkeypatch.setenv("COLUMNS", "200")
+    reset_models()
+    args = ["evaluate", "--experiment", "rag", "--scorers", "safety", "--show", "0"]
+    with ChatServer(lambda request: Reply(status=500)) as down:
+        judge = f"openai-compatible:/j?base_url={down.base_url}&max_retries=0"
+        failed = run(uri, *args, "--model", judge)
+    assert failed.exit_code == 1 and "No verdict was scored" in failed.output
+    with ChatServer(lambda request: Reply('{"rationale": "ok", "verdict": "yes"}')) as up:
+        judge = f"openai-compatible:/j?base_url={up.base_url}"
+        scored = run(uri, *args, "--model", judge, "--guideline", "tone/v2=Be polite.")
+    assert scored.exit_code == 0, scored.output
+    row = next(line for line in scored.output.splitlines() if line.startswith("│ tone/v2"))
+    assert "100%" in row  # its figures, not an empty row named "tone"
+    assert run(uri, *args, "--show", "-2").exit_code == 2
+    reset_models()
+
+
 @pytest.mark.parametrize(
     ("args", "needle"),
     [

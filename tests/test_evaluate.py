@@ -170,6 +170,70 @@ def test_list_of_traces_and_list_of_dicts_and_frames(judge):
     assert frame.result_df["correctness/value"].tolist() == ["yes", "no"]
 
 
+def test_a_trace_repeated_in_the_data_is_scored_once_on_its_own_trace(caplog):
+    """Repeats anywhere (search results concatenated, say): every trace gets one verdict, on
+    itself, and each result row is its own trace's (a repeat before the last row crashed the
+    run and put verdicts on other rows)."""
+    traces = []
+    for i in range(3):
+        with tracejudge.start_span("app") as span:
+            span.set_inputs({"q": i})
+        tracejudge.flush()
+        traces.append(tracejudge.get_trace(span.trace_id))
+
+    @scorer
+    def echo(inputs):
+        return inputs["q"]
+
+    t0, t1, t2 = traces
+    result = tracejudge.evaluate([t0, t1, t0, t2, t1], scorers=[echo])
+    assert result.result_df["echo/value"].tolist() == [0, 1, 2]
+    assert result.result_df["trace_id"].tolist() == [t.info.trace_id for t in traces]
+    for i, trace in enumerate(traces):
+        stored = tracejudge.get_trace(trace.info.trace_id).search_assessments("echo")
+        assert [a.value for a in stored] == [i]
+    assert "row(s) 2, 4 repeat a trace" in caplog.text
+
+
+def test_a_verdict_named_after_another_scorer_is_an_error_not_mixed_in():
+    @scorer
+    def alpha(outputs):
+        return Feedback("beta", 0.0)  # the name of the other scorer
+
+    @scorer
+    def beta(outputs):
+        return 1.0
+
+    result = tracejudge.evaluate([{"inputs": {"q": "x"}, "outputs": "y"}], scorers=[alpha, beta])
+    assert result.metrics["beta/mean"] == 1.0 and result.metrics["beta/count"] == 1
+    assert result.metrics["alpha/error_count"] == 1
+    assert "VERDICT_NAME_TAKEN" in str(result.result_df["alpha/error"][0])
+
+
+def test_a_streaming_predict_fn_is_judged_on_what_it_streamed():
+    import numpy as np
+
+    def app(question):
+        yield "Paris "
+        yield "is the capital."
+
+    async def app_async(question):
+        for part in ("Paris ", "is the capital."):
+            yield part
+
+    @scorer
+    def long_enough(outputs):
+        return np.bool_(len(outputs) > 10)  # a numpy bool is a verdict like any bool
+
+    for fn in (app, app_async):
+        result = tracejudge.evaluate(
+            [{"inputs": {"question": "capital?"}}], scorers=[long_enough], predict_fn=fn
+        )
+        assert result.result_df["long_enough/value"].tolist() == [True]
+        stored = tracejudge.get_trace(result.result_df["trace_id"][0])
+        assert stored.data.spans[0].outputs == "Paris is the capital."
+
+
 def test_expectations_logged_on_a_trace_are_used(judge):
     df = traced_rows(1, 0)
     trace_id = df.trace_id[0]

@@ -6,7 +6,7 @@ import click
 from rich.console import Console
 
 from tracejudge.cli.traces import experiment_ids_for
-from tracejudge.entities import Trace
+from tracejudge.entities import EvaluationRun, Trace
 from tracejudge.errors import InvalidArgumentError
 from tracejudge.evaluation import EvaluationResult, RayExecutor, TraceQuery, evaluate
 from tracejudge.evaluation.batched import DEFAULT_BATCH_SIZE
@@ -78,7 +78,11 @@ def build_scorers(
     help="Row x scorer tasks at once (per worker on Ray).",
 )
 @click.option(
-    "--show", default=10, show_default=True, help="How many of the worst traces to print."
+    "--show",
+    default=10,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="How many of the worst traces to print.",
 )
 @click.option(
     "--from-mlflow",
@@ -215,6 +219,19 @@ def evaluate_command(
             )
         )
     print_worst(console, result, _order([s.name for s in scorers]), show)
+    _fail_if_nothing_scored(result.run)
+
+
+def _fail_if_nothing_scored(run: EvaluationRun) -> None:
+    """Exit 1 when every verdict of the run is an error (a judge down for the whole run): a
+    script that checks the exit code must not take that run for a result."""
+    counts = [v for k, v in run.metrics.items() if k.endswith("/count")]
+    errors = sum(v for k, v in run.metrics.items() if k.endswith("/error_count"))
+    if errors and not any(counts):
+        raise click.ClickException(
+            f"No verdict was scored: all {errors:.0f} failed (each error is recorded on its "
+            "trace, with the run)."
+        )
 
 
 def _order(names: list[str]) -> str:
@@ -241,5 +258,6 @@ def _report_batched(
             f"The worst first: tracejudge traces search --experiment "
             f"'{experiment}' --order-by 'feedback.{order} ASC' --format table"
         )
-        return
-    print_worst(console, result, order, show)
+    else:
+        print_worst(console, result, order, show)
+    _fail_if_nothing_scored(result.run)

@@ -160,6 +160,8 @@ _INT64 = 2**63
 def _check_value(value: Any) -> Any:
     """A value both databases store and compare alike: finite numbers within 64 bits (NaN would
     filter differently on SQLite and PostgreSQL; 10**400 fits neither), strings, JSON."""
+    if type(value).__module__ == "numpy" and getattr(value, "shape", None) == ():
+        value = value.item()  # a numpy scalar: numpy's bool (``mean > 3``) is no number
     if value is None or isinstance(value, (bool, str)):
         return value
     if isinstance(value, numbers.Integral):

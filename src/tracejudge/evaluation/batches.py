@@ -84,6 +84,7 @@ async def score_batch(
     (bad model URI, rejected key) propagates; any other scorer failure is that verdict's error."""
     outcome = BatchOutcome()
     writer = FeedbackWriter(store)
+    names = {s.name for s in scorers}
     traces = await asyncio.to_thread(store.get_traces, list(trace_ids))
     outcome.traces = len(traces)
     outcome.missing = len(set(trace_ids)) - len(traces)
@@ -95,7 +96,7 @@ async def score_batch(
             outcome.metrics.add_all(done)
             return
         async with gate:
-            feedbacks = await score_row(row_from_trace(trace), scorer, run_id)
+            feedbacks = await score_row(row_from_trace(trace), scorer, run_id, names)
         for index, feedback in enumerate(feedbacks):
             feedback.assessment_id = verdict_id(
                 run_id, scorer.name, trace.info.trace_id, feedback, index

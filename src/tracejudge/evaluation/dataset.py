@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -156,18 +157,22 @@ def _once_per_trace(rows: list[EvalRow]) -> list[EvalRow]:
     """The rows without a second row for a trace already in them (concatenated search results,
     say): a run judges each trace once, so no trace gets two verdicts of one scorer from it."""
     seen: set[str] = set()
-    kept = []
+    kept, dropped = [], []
     for row in rows:
         trace_id = row.trace_id
         if trace_id is not None:
             if trace_id in seen:
+                dropped.append(row.index)
                 continue
             seen.add(trace_id)
         kept.append(row)
-    if len(kept) < len(rows):
-        logger.warning(
-            "evaluate(): %d row(s) repeat a trace given earlier in the data; each trace is "
-            "scored once",
-            len(rows) - len(kept),
-        )
-    return kept
+    if not dropped:
+        return kept
+    logger.warning(
+        "evaluate(): row(s) %s repeat a trace given earlier in the data; each trace is scored "
+        "once, and the rows that are left are numbered 0 to %d",
+        ", ".join(map(str, dropped[:20])) + (", …" if len(dropped) > 20 else ""),
+        len(kept) - 1,
+    )
+    # a row's index is its place among the rows scored (its verdicts' slot in the results)
+    return [dataclasses.replace(row, index=i) for i, row in enumerate(kept)]

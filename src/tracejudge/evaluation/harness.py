@@ -10,7 +10,7 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -190,6 +190,7 @@ class Evaluation:
                     outputs = await asyncio.to_thread(fn, **kwargs)
                 if inspect.isawaitable(outputs):  # an async callable object, or a wrapped one
                     outputs = await outputs
+                outputs = await _drained(outputs)
             except Exception as exc:
                 logger.warning(
                     "predict_fn failed on row %d: %s: %s", row.index, type(exc).__name__, exc
@@ -270,10 +271,11 @@ class Evaluation:
     async def score(self, progress: RunProgress) -> None:
         progress.phase("score", "scoring", len(self.rows) * len(self.scorers))
         gate = asyncio.Semaphore(self.max_concurrency)
+        names = {s.name for s in self.scorers}
 
         async def one(row: EvalRow, scorer: Scorer) -> None:
             async with gate:
-                feedbacks = await score_row(row, scorer, self.run.run_id)
+                feedbacks = await score_row(row, scorer, self.run.run_id, names)
             self.feedback[row.index].extend(feedbacks)
             if self.writer.add(feedbacks):
                 await asyncio.to_thread(self.writer.flush)
@@ -355,10 +357,13 @@ SCORER_KEY = "scorer"
 """Feedback metadata key naming the scorer, on verdicts whose name is not the scorer's."""
 
 
-async def score_row(row: EvalRow, scorer: Scorer, run_id: str) -> list[Feedback]:
+async def score_row(
+    row: EvalRow, scorer: Scorer, run_id: str, others: Collection[str] = ()
+) -> list[Feedback]:
     """``scorer``'s verdicts on ``row``, stamped with its trace and the run. A scorer failing on
     a row is that verdict's error; a configuration error (see :data:`CONFIGURATION_ERRORS`)
-    propagates, since it would fail every row alike."""
+    propagates, since it would fail every row alike. A verdict named after another scorer of
+    the run (``others``) is an error: its value would be counted in that scorer's metrics."""
     try:
         value = await scorer.ascore(
             inputs=row.inputs,
@@ -375,12 +380,42 @@ async def score_row(row: EvalRow, scorer: Scorer, run_id: str) -> list[Feedback]
         feedbacks = [
             Feedback(scorer.name, None, source=source, error=AssessmentError.from_exception(exc))
         ]
+    feedbacks = [_unless_taken(f, scorer, others) for f in feedbacks]
     for feedback in feedbacks:
         feedback.trace_id = row.trace_id
         feedback.run_id = run_id
         if feedback.name != scorer.name:  # so that a resumed run finds it as this scorer's
             feedback.metadata = {**(feedback.metadata or {}), SCORER_KEY: scorer.name}
     return feedbacks
+
+
+async def _drained(outputs: Any) -> Any:
+    """A predict_fn's streamed answer as what it adds up to: the chunks joined when they are
+    text, else the list of them (judging the generator object would judge its repr)."""
+    chunks: list[Any]
+    if inspect.isasyncgen(outputs):
+        chunks = [chunk async for chunk in outputs]
+    elif inspect.isgenerator(outputs):
+        chunks = await asyncio.to_thread(list, outputs)
+    else:
+        return outputs
+    return "".join(chunks) if all(isinstance(c, str) for c in chunks) else chunks
+
+
+def _unless_taken(feedback: Feedback, scorer: Scorer, others: Collection[str]) -> Feedback:
+    if feedback.name == scorer.name or feedback.name not in others:
+        return feedback
+    return Feedback(
+        scorer.name,
+        None,
+        source=AssessmentSource(AssessmentSourceType.CODE, scorer.name),
+        error=AssessmentError(
+            "VERDICT_NAME_TAKEN",
+            f"Scorer {scorer.name!r} returned a verdict named {feedback.name!r}, the name of "
+            "another scorer of this run: it would be counted as that scorer's. Name it "
+            "differently.",
+        ),
+    )
 
 
 def _own_copy(inputs: Mapping[str, Any]) -> dict[str, Any]:

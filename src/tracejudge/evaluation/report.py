@@ -14,7 +14,7 @@ from tracejudge.evaluation.result import EvaluationResult
 
 
 def print_run_summary(console: Console, run: EvaluationRun) -> None:
-    names = sorted({key.split("/")[0] for key in run.metrics})
+    names = sorted({key.rsplit("/", 1)[0] for key in run.metrics})  # a name may hold "/"
     table = Table(title=f"Run {run.name} ({run.run_id}): {run.status.value}, {run.row_count} rows")
     for column in ("scorer", "mean", "pass rate", "min", "p90", "scored", "errors"):
         table.add_column(column, justify="left" if column == "scorer" else "right")
