@@ -217,7 +217,11 @@ def test_evaluate_exits_1_when_every_verdict_failed_and_shows_names_with_a_slash
     with ChatServer(lambda request: Reply('{"rationale": "ok", "verdict": "yes"}')) as up:
         judge = f"openai-compatible:/j?base_url={up.base_url}"
         scored = run(uri, *args, "--model", judge, "--guideline", "tone/v2=Be polite.")
+        alone = ["evaluate", "--experiment", "rag", "--guideline", "tone=Be polite."]
+        only_guideline = run(uri, *alone, "--model", judge, "--show", "0")
     assert scored.exit_code == 0, scored.output
+    assert only_guideline.exit_code == 0, only_guideline.output
+    assert "with tone\n" in only_guideline.output  # no trust score nobody asked for
     row = next(line for line in scored.output.splitlines() if line.startswith("│ tone/v2"))
     assert "100%" in row  # its figures, not an empty row named "tone"
     assert run(uri, *args, "--show", "-2").exit_code == 2
@@ -305,3 +309,6 @@ def test_datasets_add_traces_show_export_and_list(filled):
     assert "prod-set" in listed.output and "4" in listed.output
     missing = run(uri, "datasets", "show", "nope")
     assert missing.exit_code == 1 and "DatasetNotFoundError" in missing.output
+    none = run(uri, "datasets", "add-traces", "empty-set", "--filter", "tag.env = 'none'")
+    assert none.exit_code == 1 and "No traces match" in none.output
+    assert "empty-set" not in run(uri, "datasets", "list").output

@@ -77,7 +77,7 @@ def export(name: str) -> None:
 @click.argument("name")
 @experiments_option
 @click.option("--filter", "filter_string", default=None, help="Filter language, as in search.")
-@click.option("--max-results", type=int, default=1000, show_default=True)
+@click.option("--max-results", type=click.IntRange(min=1), default=1000, show_default=True)
 def add_traces(
     name: str, experiments: tuple[str, ...], filter_string: str | None, max_results: int
 ) -> None:
@@ -88,6 +88,8 @@ def add_traces(
     found = client.search_all(
         ids, filter_string=filter_string, max_results=max_results, include_spans=False
     )
+    if not found:  # nothing to add: no empty dataset made, and a script sees the miss
+        raise click.ClickException("No traces match; the dataset is unchanged.")
     try:
         dataset: EvaluationDataset = get_dataset(name=name)
     except DatasetNotFoundError:

@@ -21,8 +21,12 @@ WORST_FROM_STORE_LIMIT = 5000
 
 
 def build_scorers(
-    names: str, guidelines: tuple[str, ...], model: str | None, preset: str
+    names: str | None, guidelines: tuple[str, ...], model: str | None, preset: str
 ) -> list[Scorer]:
+    """The scorers asked for; with neither ``--scorers`` nor ``--guideline``, the trust score
+    (a guideline alone is not charged for a trust score nobody asked for)."""
+    if names is None:
+        names = "" if guidelines else "trustworthiness"
     scorers: list[Scorer] = []
     for name in [n.strip() for n in names.split(",") if n.strip()]:
         scorers.append(builtin_scorer(name, model, preset))
@@ -57,9 +61,9 @@ def build_scorers(
 @click.option(
     "--scorers",
     "scorer_names",
-    default="trustworthiness",
-    show_default=True,
-    help=f"Comma-separated: {', '.join(sorted(BUILTIN_SCORERS))}.",
+    default=None,
+    help=f"Comma-separated: {', '.join(sorted(BUILTIN_SCORERS))} "
+    "(default: trustworthiness, unless --guideline is given).",
 )
 @click.option(
     "--guideline", "guidelines", multiple=True, help='A guideline scorer: NAME="text" (repeatable).'
@@ -135,7 +139,7 @@ def evaluate_command(
     experiments: tuple[str, ...],
     filter_string: str | None,
     max_results: int | None,
-    scorer_names: str,
+    scorer_names: str | None,
     guidelines: tuple[str, ...],
     model: str | None,
     preset: str,
