@@ -368,3 +368,15 @@ def test_a_key_revoked_mid_run_leaves_no_error_verdicts_behind():
     ]
     assert stored, "the verdicts reached before the 401 are kept"
     assert [f.error for f in stored if f.error is not None] == []
+
+
+def test_an_error_raised_through_run_sync_carries_no_unrelated_context():
+    """Its stored stack trace began with "no running event loop", from the loop probe."""
+    from tracejudge.models.sync import run_sync
+
+    async def boom():
+        raise ValueError("the scorer's own error")
+
+    with pytest.raises(ValueError) as raised:
+        run_sync(boom())
+    assert raised.value.__context__ is None

@@ -83,6 +83,10 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     try:
         asyncio.get_running_loop()
     except RuntimeError:
+        in_a_loop = False
+    else:
+        in_a_loop = True
+    if not in_a_loop:  # run outside the except block: errors would chain "no running loop"
         return asyncio.run(_interruptible(coro))
     context = contextvars.copy_context()
     context.run(_blocking_a_loop.set, True)
