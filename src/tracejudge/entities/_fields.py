@@ -16,9 +16,8 @@ def optional_int(data: dict[str, Any], key: str) -> int | None:
     value = data.get(key)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{key} must be an integer, not {value!r}")
-    if isinstance(value, float) and not value.is_integer():
+    whole = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+    if isinstance(value, bool) or not whole:
         raise TypeError(f"{key} must be an integer, not {value!r}")
     return int(value)
 

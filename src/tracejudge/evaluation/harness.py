@@ -376,10 +376,7 @@ async def score_row(
     except CONFIGURATION_ERRORS:
         raise
     except Exception as exc:
-        source = AssessmentSource(AssessmentSourceType.CODE, scorer.name)
-        feedbacks = [
-            Feedback(scorer.name, None, source=source, error=AssessmentError.from_exception(exc))
-        ]
+        feedbacks = [_scorer_error(scorer, AssessmentError.from_exception(exc))]
     feedbacks = [_unless_taken(f, scorer, others) for f in feedbacks]
     for feedback in feedbacks:
         feedback.trace_id = row.trace_id
@@ -402,14 +399,18 @@ async def _drained(outputs: Any) -> Any:
     return "".join(chunks) if all(isinstance(c, str) for c in chunks) else chunks
 
 
+def _scorer_error(scorer: Scorer, error: AssessmentError) -> Feedback:
+    """The verdict a scorer failed to give on a row: its error, under the scorer's name."""
+    source = AssessmentSource(AssessmentSourceType.CODE, scorer.name)
+    return Feedback(scorer.name, None, source=source, error=error)
+
+
 def _unless_taken(feedback: Feedback, scorer: Scorer, others: Collection[str]) -> Feedback:
     if feedback.name == scorer.name or feedback.name not in others:
         return feedback
-    return Feedback(
-        scorer.name,
-        None,
-        source=AssessmentSource(AssessmentSourceType.CODE, scorer.name),
-        error=AssessmentError(
+    return _scorer_error(
+        scorer,
+        AssessmentError(
             "VERDICT_NAME_TAKEN",
             f"Scorer {scorer.name!r} returned a verdict named {feedback.name!r}, the name of "
             "another scorer of this run: it would be counted as that scorer's. Name it "

@@ -95,6 +95,12 @@ def _refuse_moves(conn: Connection, incoming: Sequence[dict[str, Any]]) -> None:
                 )
 
 
+def _require_positive(name: str, value: Any) -> None:
+    """InvalidArgumentError unless ``value`` is an integer ≥ 1 (a bool is not)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidArgumentError(f"{name} must be a positive integer, not {value!r}.")
+
+
 def _check_span_homes(trace_id: str, spans: Iterable[Span]) -> None:
     """InvalidArgumentError for a span that names another trace than the one it is sent with."""
     for span in spans:
@@ -106,7 +112,8 @@ def _check_span_homes(trace_id: str, spans: Iterable[Span]) -> None:
 
 @dataclass
 class _TraceRows:
-    """Traces as the rows of each table, built before the write transaction opens."""
+    """Traces as the rows of each table (``log_traces`` builds them before its write
+    transaction opens)."""
 
     experiments: set[str]
     traces: list[dict[str, Any]]
@@ -568,10 +575,7 @@ class SqlTraceStore:
         page_token: str | None = None,
         include_spans: bool = True,
     ) -> PagedList[Trace]:
-        if isinstance(max_results, bool) or not isinstance(max_results, int) or max_results < 1:
-            raise InvalidArgumentError(
-                f"max_results must be a positive integer, not {max_results!r}."
-            )
+        _require_positive("max_results", max_results)
         max_results = min(max_results, MAX_PAGE_SIZE)  # a page beyond this is read in pages
         if isinstance(order_by, str):
             order_by = [order_by]
@@ -703,12 +707,8 @@ class SqlTraceStore:
         and its writers waited up to 0.7 s behind a batch of 1,000; PostgreSQL, 7,500/s.
         Later writes reuse the space at once; :meth:`reclaim_space` gives it back sooner.
         """
-        if batch_size is not None and (
-            isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
-        ):
-            raise InvalidArgumentError(
-                f"batch_size must be a positive integer, not {batch_size!r}."
-            )
+        if batch_size is not None:
+            _require_positive("batch_size", batch_size)
         t = s.traces.c
         query = select(t.trace_id).where(t.timestamp_ms < int(before_ms))
         if experiment_ids:
@@ -1004,10 +1004,7 @@ class SqlTraceStore:
         self, experiment_ids: Sequence[str] | None = None, max_results: int = 1000
     ) -> list[EvaluationRun]:
         """Runs, newest first."""
-        if isinstance(max_results, bool) or not isinstance(max_results, int) or max_results < 1:
-            raise InvalidArgumentError(
-                f"max_results must be a positive integer, not {max_results!r}."
-            )
+        _require_positive("max_results", max_results)
         query = select(s.runs).order_by(s.runs.c.start_time.desc(), s.runs.c.run_id.desc())
         if experiment_ids:
             query = query.where(

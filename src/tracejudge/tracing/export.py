@@ -218,7 +218,7 @@ class TraceExporter:
         except Exception as exc:
             self._dropped(len(items), uri, exc)
             return
-        log_traces = (
+        write = (
             functools.partial(store.merge_traces, merge=merge_part) if shared else store.log_traces
         )
         traces = []
@@ -232,7 +232,7 @@ class TraceExporter:
         if not traces:
             return
         try:
-            self._patiently(uri, functools.partial(log_traces, traces))
+            self._patiently(uri, functools.partial(write, traces))
             self.stats.exported += len(traces)
             return
         except StoreUnavailableError as exc:  # down for longer than we hold traces
@@ -244,7 +244,7 @@ class TraceExporter:
                 return
         for trace in traces:
             try:
-                self._patiently(uri, functools.partial(log_traces, [trace]))
+                self._patiently(uri, functools.partial(write, [trace]))
                 self.stats.exported += 1
             except Exception as exc:
                 self._dropped(1, uri, exc, trace.info.trace_id)

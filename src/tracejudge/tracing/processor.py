@@ -60,6 +60,14 @@ _REMEMBERED_TRACES = 10_000
 as many payloads of such children are kept until they end."""
 
 
+def _forget_older_half(remembered: dict[Any, Any]) -> None:
+    """(Under the lock.) Once ``remembered`` holds more than ``_REMEMBERED_TRACES`` entries,
+    drop the older half (dicts keep insertion order)."""
+    if len(remembered) > _REMEMBERED_TRACES:
+        for old in list(remembered)[: _REMEMBERED_TRACES // 2]:
+            del remembered[old]
+
+
 @dataclass
 class TraceBuffer:
     """What is known of one live trace until its root span ends."""
@@ -202,9 +210,7 @@ class TraceAssembler(SpanProcessor):
     def _keep_orphan(self, span_id: int, payload: SpanPayload) -> None:
         """(Under the lock.) A payload for a span that will end after its trace was written."""
         self._orphan_payloads[span_id] = payload
-        if len(self._orphan_payloads) > _REMEMBERED_TRACES:  # spans that never end
-            for old in list(self._orphan_payloads)[: _REMEMBERED_TRACES // 2]:
-                del self._orphan_payloads[old]
+        _forget_older_half(self._orphan_payloads)  # spans that never end
 
     def stored_trace_id(self, trace_id: int, span_id: int) -> int:
         """The id that the trace of an open span is stored under."""
@@ -302,14 +308,10 @@ class TraceAssembler(SpanProcessor):
         if not buffer.recorded:  # sampled out: its late children find nothing either
             return
         self._written[key] = (buffer.store_uri, buffer.experiment_name, buffer.trace_id)
-        if len(self._written) > _REMEMBERED_TRACES:
-            for old in list(self._written)[: _REMEMBERED_TRACES // 2]:
-                del self._written[old]
+        _forget_older_half(self._written)
         if isinstance(key, tuple):  # its spans' parents are found by span id, not trace id
             self._ended_key_of.update((r.span_id, key) for r in buffer.spans)
-            if len(self._ended_key_of) > _REMEMBERED_TRACES:
-                for old_span in list(self._ended_key_of)[: _REMEMBERED_TRACES // 2]:
-                    del self._ended_key_of[old_span]
+            _forget_older_half(self._ended_key_of)
         if len(buffer.payloads) > len(buffer.spans):  # some spans are still open
             ended = {r.span_id for r in buffer.spans}
             for span_id, payload in buffer.payloads.items():
